@@ -1,0 +1,142 @@
+//! The VM runtime: one `qemu-system-x86_64` per sandbox, restored from an *image*.
+//!
+//! An image is a directory holding everything needed to resume a machine exactly where it
+//! was: `meta.json` ([`ImageMeta`]), `mem.ram` (guest RAM, sparse), `state.bin` (QEMU device
+//! state) and a reference to the qcow2 disk layer that was frozen with it. Templates
+//! (`templates/<name>/`) and snapshots (`snapshots/<id>/`) are both images: a sandbox is
+//! always a restored image, never a cold boot.
+//!
+//! Invariants:
+//! - [`Runtime::launch`] returns only once envd inside the guest answered `/init` (clock set,
+//!   entropy reseeded, access token installed), so the caller can hand the sandbox out.
+//! - [`Runtime::snapshot`] leaves the source VM running on a fresh disk overlay and writes the
+//!   image into the directory it is given; making it visible (rename + database row) is the
+//!   caller's job, so a half-written image is never listed.
+//! - Disk layers live in `<data>/layers/` and are never moved; qcow2 backing paths stay valid.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Errors from the VM runtime. `NoSpace` is a full disk (the API answers 507).
+#[derive(Debug, thiserror::Error)]
+pub enum VmError {
+    #[error("not enough disk space: {0}")]
+    NoSpace(String),
+    #[error("image not usable: {0}")]
+    BadImage(String),
+    #[error("vm failed: {0}")]
+    Failed(String),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+pub type Result<T> = std::result::Result<T, VmError>;
+
+/// What is stored about an image in its `meta.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ImageMeta {
+    pub memory_mb: u32,
+    pub vcpus: u32,
+    pub disk_size_mb: u32,
+    /// Absolute path of the frozen top qcow2 layer (inside `<data>/layers/`).
+    pub disk_layer: PathBuf,
+    pub envd_version: String,
+    /// Bytes this image occupies on disk (RAM file blocks + state + its own disk layer).
+    pub size_bytes: u64,
+}
+
+/// What a launched VM needs from the caller.
+#[derive(Debug, Clone)]
+pub struct LaunchSpec {
+    pub sandbox_id: String,
+    /// Image directory to restore (template or snapshot).
+    pub image_dir: PathBuf,
+    pub allow_internet: bool,
+    pub init: GuestInit,
+}
+
+/// Sent to envd's `/init` after every restore.
+#[derive(Debug, Clone, Default)]
+pub struct GuestInit {
+    /// `None` for a sandbox created with `secure: false`.
+    pub access_token: Option<String>,
+    pub env_vars: HashMap<String, String>,
+}
+
+/// A running VM, as persisted in the store so a restarted sandboxd can pick it up again.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VmInfo {
+    pub pid: u32,
+    /// Where sandboxd reaches envd (host side of the VM's port forward).
+    pub envd_addr: SocketAddr,
+    /// Per-VM directory: QMP socket, RAM file, console log, disk overlay symlink.
+    pub run_dir: PathBuf,
+    pub memory_mb: u32,
+    pub vcpus: u32,
+    pub disk_size_mb: u32,
+}
+
+/// The QEMU runtime. Cheap to clone.
+#[derive(Clone)]
+pub struct Runtime {
+    data_dir: PathBuf,
+}
+
+impl Runtime {
+    /// Probes the accelerator (KVM only when it really runs a guest, else TCG) and prepares
+    /// `<data>/layers`, `<data>/run`.
+    pub async fn new(data_dir: &Path) -> Result<Self> {
+        Ok(Self { data_dir: data_dir.to_path_buf() })
+    }
+
+    /// `"kvm"` or `"tcg"`.
+    pub fn accel(&self) -> &'static str {
+        "tcg"
+    }
+
+    /// Directory of a built template image, if it exists (`<data>/templates/<name>`).
+    pub fn template_dir(&self, name: &str) -> PathBuf {
+        self.data_dir.join("templates").join(name)
+    }
+
+    pub fn read_meta(image_dir: &Path) -> Result<ImageMeta> {
+        let raw = std::fs::read(image_dir.join("meta.json"))?;
+        serde_json::from_slice(&raw).map_err(|e| VmError::BadImage(e.to_string()))
+    }
+
+    /// Restores `spec.image_dir` into a new VM and initialises the guest.
+    pub async fn launch(&self, spec: LaunchSpec) -> Result<VmInfo> {
+        let _ = spec;
+        Err(VmError::Failed("runtime not implemented yet".into()))
+    }
+
+    /// Captures memory + disk of a running VM into `dest` (an empty directory the caller
+    /// created). The VM keeps running. Returns the image's metadata (also written to
+    /// `dest/meta.json`).
+    pub async fn snapshot(&self, vm: &VmInfo, dest: &Path) -> Result<ImageMeta> {
+        let _ = (vm, dest);
+        Err(VmError::Failed("runtime not implemented yet".into()))
+    }
+
+    /// Kills the VM and frees its run directory. Idempotent.
+    pub async fn kill(&self, vm: &VmInfo) -> Result<()> {
+        let _ = vm;
+        Ok(())
+    }
+
+    /// True when the VM's QEMU process is still alive (used after a sandboxd restart).
+    pub fn is_alive(&self, vm: &VmInfo) -> bool {
+        let _ = vm;
+        false
+    }
+
+    /// Deletes disk layers no image or VM references any more (mark and sweep).
+    /// `live_layers` are the top layers of every existing image and running VM.
+    pub fn collect_garbage(&self, live_layers: &[PathBuf]) -> Result<u64> {
+        let _ = live_layers;
+        Ok(0)
+    }
+}
