@@ -1,0 +1,67 @@
+// The `e2b` package: the native addon (built from bindings-node/src by the install script)
+// plus E2B's error classes. Every method of the native classes is wrapped once, here, so that
+// errors from the addon reach the caller as SandboxNotFoundError, CommandExitError, ...
+// with the caller's stack. Nothing else happens in JavaScript.
+'use strict'
+
+const path = require('node:path')
+const errors = require('./errors')
+
+function loadNative() {
+  const file = path.join(__dirname, 'e2b.node')
+  try {
+    return require(file)
+  } catch (e) {
+    if (e && e.code === 'MODULE_NOT_FOUND') {
+      throw new Error(
+        `e2b: the native addon ${file} is missing. It is built by the package's install script; ` +
+          `run \`npm run build\` in ${path.dirname(__dirname)} (needs cargo).`,
+        { cause: e },
+      )
+    }
+    throw e
+  }
+}
+
+const native = loadNative()
+
+function wrap(fn) {
+  const wrapped = function (...args) {
+    const callsite = {}
+    Error.captureStackTrace(callsite, wrapped)
+    let out
+    try {
+      out = fn.apply(this, args)
+    } catch (e) {
+      throw errors.fromNative(e, callsite)
+    }
+    if (out instanceof Promise) {
+      return out.catch((e) => {
+        throw errors.fromNative(e, callsite)
+      })
+    }
+    return out
+  }
+  Object.defineProperty(wrapped, 'name', { value: fn.name })
+  Object.defineProperty(wrapped, 'length', { value: fn.length })
+  return wrapped
+}
+
+// Replace plain function properties (methods, static methods) of a native class; getters and
+// the constructor stay as they are.
+function wrapClass(cls) {
+  for (const target of [cls, cls.prototype]) {
+    for (const [key, desc] of Object.entries(Object.getOwnPropertyDescriptors(target))) {
+      if (key === 'constructor' || typeof desc.value !== 'function' || key === 'prototype') continue
+      Object.defineProperty(target, key, { ...desc, value: wrap(desc.value) })
+    }
+  }
+}
+
+for (const value of Object.values(native)) {
+  // A napi class has methods or getters on its prototype; a plain function has only `constructor`.
+  if (typeof value === 'function' && value.prototype && Object.getOwnPropertyNames(value.prototype).length > 1) wrapClass(value)
+}
+
+const { fromNative, ...errorClasses } = errors
+module.exports = { ...native, ...errorClasses }

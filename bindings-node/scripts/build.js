@@ -1,0 +1,58 @@
+#!/usr/bin/env node
+// Builds the native addon with cargo alone and puts it at bindings-node/e2b.node.
+//
+// Why not `napi build`: npm installs a linked folder (`npm install /path/to/repo`) without
+// its dependencies, so an install script can rely on nothing but node and cargo. The napi
+// CLI (a devDependency) is only needed to regenerate `native.d.ts` after changing the Rust
+// surface (`npm run build:native`); the compiled addon is the same either way.
+//
+// Usage: node bindings-node/scripts/build.js [--debug]
+// Env: CARGO (default "cargo"), CARGO_TARGET_DIR (default <repo>/target), E2B_SKIP_NATIVE_BUILD=1
+// to skip (e.g. when an addon was copied in by other means).
+'use strict'
+
+const { spawnSync } = require('node:child_process')
+const fs = require('node:fs')
+const path = require('node:path')
+
+const bindingDir = path.resolve(__dirname, '..')
+const manifest = path.join(bindingDir, 'Cargo.toml')
+const dest = path.join(bindingDir, 'e2b.node')
+
+if (process.env.E2B_SKIP_NATIVE_BUILD === '1') {
+  console.log('e2b: E2B_SKIP_NATIVE_BUILD=1, not building the native addon')
+  process.exit(0)
+}
+
+const debug = process.argv.includes('--debug')
+const cargo = process.env.CARGO || 'cargo'
+const args = ['build', '--manifest-path', manifest, '-p', 'e2b-node', '--message-format=json-render-diagnostics']
+if (!debug) args.push('--release')
+
+console.error(`e2b: building the native addon (${debug ? 'debug' : 'release'}): ${cargo} ${args.join(' ')}`)
+const res = spawnSync(cargo, args, { stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 256 * 1024 * 1024 })
+if (res.error) {
+  console.error(`e2b: could not run ${cargo}: ${res.error.message}`)
+  console.error('e2b: the native addon is built from source; install Rust (https://rustup.rs) and retry.')
+  process.exit(1)
+}
+if (res.status !== 0) process.exit(res.status ?? 1)
+
+// Cargo tells us where the cdylib landed, whatever CARGO_TARGET_DIR or profile is in use.
+let lib
+for (const line of res.stdout.toString().split('\n')) {
+  if (!line.startsWith('{')) continue
+  const msg = JSON.parse(line)
+  if (msg.reason === 'compiler-artifact' && msg.target?.name === 'e2b_node' && msg.target.kind.includes('cdylib')) {
+    lib = msg.filenames.find((f) => /\.(so|dylib|dll)$/.test(f))
+  }
+}
+if (!lib) {
+  console.error('e2b: cargo finished but reported no e2b_node cdylib')
+  process.exit(1)
+}
+// Copy to a temp name then rename, so a running process keeps its mapped file intact.
+const tmp = `${dest}.${process.pid}.tmp`
+fs.copyFileSync(lib, tmp)
+fs.renameSync(tmp, dest)
+console.error(`e2b: native addon ready at ${path.relative(process.cwd(), dest) || dest}`)
