@@ -16,9 +16,18 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
+
+pub mod accel;
+pub mod files;
+pub mod guest;
+pub mod qemu;
+pub mod qmp;
+mod runtime;
+
+pub use runtime::{Runtime, random_id};
 
 /// Errors from the VM runtime. `NoSpace` is a full disk (the API answers 507).
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +41,9 @@ pub enum VmError {
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
+
+/// The envd protocol version the guest agent implements (reported as `envdVersion`).
+pub const ENVD_VERSION: &str = "0.5.7";
 
 pub type Result<T> = std::result::Result<T, VmError>;
 
@@ -79,64 +91,3 @@ pub struct VmInfo {
     pub disk_size_mb: u32,
 }
 
-/// The QEMU runtime. Cheap to clone.
-#[derive(Clone)]
-pub struct Runtime {
-    data_dir: PathBuf,
-}
-
-impl Runtime {
-    /// Probes the accelerator (KVM only when it really runs a guest, else TCG) and prepares
-    /// `<data>/layers`, `<data>/run`.
-    pub async fn new(data_dir: &Path) -> Result<Self> {
-        Ok(Self { data_dir: data_dir.to_path_buf() })
-    }
-
-    /// `"kvm"` or `"tcg"`.
-    pub fn accel(&self) -> &'static str {
-        "tcg"
-    }
-
-    /// Directory of a built template image, if it exists (`<data>/templates/<name>`).
-    pub fn template_dir(&self, name: &str) -> PathBuf {
-        self.data_dir.join("templates").join(name)
-    }
-
-    pub fn read_meta(image_dir: &Path) -> Result<ImageMeta> {
-        let raw = std::fs::read(image_dir.join("meta.json"))?;
-        serde_json::from_slice(&raw).map_err(|e| VmError::BadImage(e.to_string()))
-    }
-
-    /// Restores `spec.image_dir` into a new VM and initialises the guest.
-    pub async fn launch(&self, spec: LaunchSpec) -> Result<VmInfo> {
-        let _ = spec;
-        Err(VmError::Failed("runtime not implemented yet".into()))
-    }
-
-    /// Captures memory + disk of a running VM into `dest` (an empty directory the caller
-    /// created). The VM keeps running. Returns the image's metadata (also written to
-    /// `dest/meta.json`).
-    pub async fn snapshot(&self, vm: &VmInfo, dest: &Path) -> Result<ImageMeta> {
-        let _ = (vm, dest);
-        Err(VmError::Failed("runtime not implemented yet".into()))
-    }
-
-    /// Kills the VM and frees its run directory. Idempotent.
-    pub async fn kill(&self, vm: &VmInfo) -> Result<()> {
-        let _ = vm;
-        Ok(())
-    }
-
-    /// True when the VM's QEMU process is still alive (used after a sandboxd restart).
-    pub fn is_alive(&self, vm: &VmInfo) -> bool {
-        let _ = vm;
-        false
-    }
-
-    /// Deletes disk layers no image or VM references any more (mark and sweep).
-    /// `live_layers` are the top layers of every existing image and running VM.
-    pub fn collect_garbage(&self, live_layers: &[PathBuf]) -> Result<u64> {
-        let _ = live_layers;
-        Ok(0)
-    }
-}

@@ -1,0 +1,165 @@
+//! File operations behind images: cloning guest RAM files cheaply, reading qcow2 backing
+//! links, durable writes and on-disk sizes.
+//!
+//! RAM files are sparse. A clone is a reflink (`FICLONE`) where the filesystem supports it
+//! (XFS, btrfs: constant time, blocks shared copy-on-write), otherwise a copy of the data
+//! extents only (`SEEK_DATA`/`SEEK_HOLE`), skipping 4 KiB blocks that are all zero, so zero
+//! pages are never stored.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use super::{Result, VmError};
+
+const BLOCK: usize = 4096;
+
+/// Maps ENOSPC / EDQUOT to [`VmError::NoSpace`] so the API can answer 507.
+pub fn io_err(context: &str, e: io::Error) -> VmError {
+    match e.raw_os_error() {
+        Some(libc::ENOSPC) | Some(libc::EDQUOT) => VmError::NoSpace(format!("{context}: {e}")),
+        _ => VmError::Io(io::Error::new(e.kind(), format!("{context}: {e}"))),
+    }
+}
+
+/// Clones `src` to `dst` (which must not exist). Returns true when a reflink was used.
+pub fn clone_sparse(src: &Path, dst: &Path) -> Result<bool> {
+    let input = File::open(src).map_err(|e| io_err(&format!("open {}", src.display()), e))?;
+    let output = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(dst)
+        .map_err(|e| io_err(&format!("create {}", dst.display()), e))?;
+    // SAFETY: FICLONE takes the source fd as its argument; both fds are valid and owned here.
+    let rc = unsafe { libc::ioctl(output.as_raw_fd(), libc::FICLONE, input.as_raw_fd()) };
+    if rc == 0 {
+        return Ok(true);
+    }
+    copy_data_extents(&input, &output).map_err(|e| {
+        let _ = fs::remove_file(dst);
+        io_err(&format!("copy {} -> {}", src.display(), dst.display()), e)
+    })?;
+    Ok(false)
+}
+
+fn copy_data_extents(input: &File, output: &File) -> io::Result<()> {
+    let len = input.metadata()?.len();
+    output.set_len(len)?;
+    let fd = input.as_raw_fd();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut pos: i64 = 0;
+    while (pos as u64) < len {
+        // SAFETY: lseek on a valid fd; negative return is handled.
+        let data = unsafe { libc::lseek(fd, pos, libc::SEEK_DATA) };
+        if data < 0 {
+            let err = io::Error::last_os_error();
+            if err.raw_os_error() == Some(libc::ENXIO) {
+                break; // no data after pos
+            }
+            return Err(err);
+        }
+        // SAFETY: as above.
+        let hole = unsafe { libc::lseek(fd, data, libc::SEEK_HOLE) };
+        if hole < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut off = data as u64;
+        while off < hole as u64 {
+            let n = ((hole as u64 - off) as usize).min(buf.len());
+            input.read_exact_at(&mut buf[..n], off)?;
+            for (i, chunk) in buf[..n].chunks(BLOCK).enumerate() {
+                if chunk.iter().any(|&b| b != 0) {
+                    output.write_all_at(chunk, off + (i * BLOCK) as u64)?;
+                }
+            }
+            off += n as u64;
+        }
+        pos = hole;
+    }
+    Ok(())
+}
+
+/// Bytes actually allocated on disk for a file (sparse-aware).
+pub fn allocated_bytes(path: &Path) -> u64 {
+    fs::metadata(path).map(|m| m.blocks() * 512).unwrap_or(0)
+}
+
+/// fsyncs a file or directory.
+pub fn fsync_path(path: &Path) -> Result<()> {
+    File::open(path).and_then(|f| f.sync_all()).map_err(|e| io_err(&format!("fsync {}", path.display()), e))
+}
+
+/// Writes `data` to `path` atomically: temporary file, fsync, rename, fsync of the directory.
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut f = File::create(&tmp).map_err(|e| io_err("create", e))?;
+    f.write_all(data).and_then(|_| f.sync_all()).map_err(|e| io_err("write", e))?;
+    fs::rename(&tmp, path).map_err(|e| io_err("rename", e))?;
+    if let Some(dir) = path.parent() {
+        fsync_path(dir)?;
+    }
+    Ok(())
+}
+
+/// The backing file named in a qcow2 header, if any (absolute paths only are written here).
+pub fn qcow2_backing(path: &Path) -> io::Result<Option<PathBuf>> {
+    let mut f = File::open(path)?;
+    let mut hdr = [0u8; 20];
+    f.read_exact(&mut hdr)?;
+    if &hdr[0..4] != b"QFI\xfb" {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "not a qcow2 file"));
+    }
+    let off = u64::from_be_bytes(hdr[8..16].try_into().unwrap());
+    let size = u32::from_be_bytes(hdr[16..20].try_into().unwrap()) as usize;
+    if off == 0 || size == 0 {
+        return Ok(None);
+    }
+    if size > 4096 {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "backing file name too long"));
+    }
+    let mut name = vec![0u8; size];
+    f.seek(SeekFrom::Start(off))?;
+    f.read_exact(&mut name)?;
+    Ok(Some(PathBuf::from(String::from_utf8_lossy(&name).into_owned())))
+}
+
+/// The whole backing chain of a layer, itself first.
+pub fn qcow2_chain(top: &Path) -> Vec<PathBuf> {
+    let mut chain = vec![top.to_path_buf()];
+    let mut cur = top.to_path_buf();
+    while let Ok(Some(next)) = qcow2_backing(&cur) {
+        if chain.contains(&next) || chain.len() > 4096 {
+            break;
+        }
+        chain.push(next.clone());
+        cur = next;
+    }
+    chain
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sparse_clone_skips_zero_blocks_and_keeps_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        let f = File::create(&src).unwrap();
+        f.set_len(64 << 20).unwrap();
+        f.write_all_at(&[7u8; 8192], 1 << 20).unwrap();
+        f.write_all_at(&[0u8; 1 << 20], 8 << 20).unwrap(); // allocated but zero
+        f.write_all_at(b"tail", (64 << 20) - 4).unwrap();
+        f.sync_all().unwrap();
+        let dst = dir.path().join("dst");
+        let reflinked = clone_sparse(&src, &dst).unwrap();
+        assert_eq!(fs::read(&src).unwrap(), fs::read(&dst).unwrap());
+        if !reflinked {
+            // 8 KiB of sevens + the last block; the zero MiB must not be stored.
+            assert!(allocated_bytes(&dst) < 64 * 1024, "dst allocates {}", allocated_bytes(&dst));
+        }
+        assert!(clone_sparse(&src, &dst).is_err(), "existing destination must not be overwritten");
+    }
+}

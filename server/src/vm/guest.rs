@@ -1,0 +1,91 @@
+//! Talking to envd inside a freshly started or restored guest: waiting for it to answer,
+//! and `/init` (wall clock, entropy, access token, env vars) before the sandbox is handed out.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use serde::Serialize;
+use tokio::net::TcpStream;
+
+use super::{GuestInit, Result, VmError};
+
+/// One HTTP/1.1 request to envd on a fresh connection. Returns (status, body).
+async fn request(addr: SocketAddr, method: &str, path: &str, body: Option<Vec<u8>>) -> std::io::Result<(u16, Bytes)> {
+    let stream = TcpStream::connect(addr).await?;
+    let io = hyper_util::rt::TokioIo::new(stream);
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await.map_err(std::io::Error::other)?;
+    let conn = tokio::spawn(conn);
+    let mut req = Request::builder().method(method).uri(path).header("host", "envd");
+    if body.is_some() {
+        req = req.header("content-type", "application/json");
+    }
+    let req = req.body(Full::new(Bytes::from(body.unwrap_or_default()))).map_err(std::io::Error::other)?;
+    let resp = sender.send_request(req).await.map_err(std::io::Error::other)?;
+    let status = resp.status().as_u16();
+    let bytes = resp.into_body().collect().await.map_err(std::io::Error::other)?.to_bytes();
+    conn.abort();
+    Ok((status, bytes))
+}
+
+/// Waits until envd answers `GET /health` (any 2xx), retrying connection failures.
+/// User-mode networking accepts the host-side connection even before the guest listens, so
+/// a reset or an empty reply just means "not yet".
+pub async fn wait_healthy(addr: SocketAddr, deadline: Duration, still_running: impl Fn() -> bool) -> Result<()> {
+    let start = Instant::now();
+    let mut last_err = String::new();
+    while start.elapsed() < deadline {
+        if !still_running() {
+            return Err(VmError::Failed("the VM exited while waiting for envd".into()));
+        }
+        let attempt = tokio::time::timeout(Duration::from_secs(2), request(addr, "GET", "/health", None)).await;
+        match attempt {
+            Ok(Ok((status, _))) if (200..300).contains(&status) => return Ok(()),
+            Ok(Ok((status, body))) => last_err = format!("status {status}: {}", String::from_utf8_lossy(&body)),
+            Ok(Err(e)) => last_err = e.to_string(),
+            Err(_) => last_err = "health request timed out".into(),
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Err(VmError::Failed(format!("envd did not become healthy within {deadline:?}: {last_err}")))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct InitBody<'a> {
+    access_token: Option<&'a str>,
+    env_vars: &'a HashMap<String, String>,
+    timestamp: String,
+    /// Fresh host randomness, so clones of one snapshot do not share the guest's RNG state.
+    entropy: String,
+}
+
+/// Sends `/init`, retrying while the restored guest's network comes back.
+pub async fn init(addr: SocketAddr, init: &GuestInit, deadline: Duration) -> Result<()> {
+    use base64::Engine;
+    let start = Instant::now();
+    let mut last_err = String::new();
+    while start.elapsed() < deadline {
+        let entropy: [u8; 64] = rand::random();
+        let body = InitBody {
+            access_token: init.access_token.as_deref(),
+            env_vars: &init.env_vars,
+            timestamp: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+            entropy: base64::engine::general_purpose::STANDARD.encode(entropy),
+        };
+        let body = serde_json::to_vec(&body).expect("json");
+        match tokio::time::timeout(Duration::from_secs(3), request(addr, "POST", "/init", Some(body))).await {
+            Ok(Ok((status, _))) if (200..300).contains(&status) => return Ok(()),
+            Ok(Ok((status, body))) => {
+                return Err(VmError::Failed(format!("envd /init answered {status}: {}", String::from_utf8_lossy(&body))));
+            }
+            Ok(Err(e)) => last_err = e.to_string(),
+            Err(_) => last_err = "timed out".into(),
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Err(VmError::Failed(format!("envd /init failed within {deadline:?}: {last_err}")))
+}

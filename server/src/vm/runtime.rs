@@ -1,0 +1,388 @@
+//! [`Runtime`]: launching VMs from images, snapshotting them while they keep running,
+//! killing them, and sweeping disk layers nothing references.
+//!
+//! Layout under the data directory:
+//! - `layers/<uuid>.qcow2`: every disk layer; a VM writes to its own top layer, whose
+//!   backing chain ends in the template's rootfs. Layers are never moved or rewritten once
+//!   frozen, so backing paths recorded in qcow2 headers stay valid.
+//! - `run/<sandbox id>/`: the VM's RAM file (`mem.ram`, shared mapping), console log,
+//!   pid file and a `disk` symlink to its current top layer.
+//! - QMP sockets live in a short directory (`/tmp/sandboxd-<hash>/`) because unix socket
+//!   paths are limited to 108 bytes.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use super::qemu::{self, Boot, MachineSpec};
+use super::qmp::Qmp;
+use super::{GuestInit, ImageMeta, LaunchSpec, Result, VmError, VmInfo, files, guest};
+
+/// The QEMU runtime. Cheap to clone.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    data_dir: PathBuf,
+    accel: &'static str,
+    sock_dir: PathBuf,
+}
+
+/// How long a restored guest may take to answer `/init` (TCG on a busy host is slow).
+const INIT_DEADLINE: Duration = Duration::from_secs(60);
+/// How long a cold boot (template build) may take to bring envd up.
+const BOOT_DEADLINE: Duration = Duration::from_secs(300);
+
+impl Runtime {
+    /// Probes the accelerator (KVM only when it really runs a guest, else TCG) and prepares
+    /// `<data>/layers`, `<data>/run`.
+    pub async fn new(data_dir: &Path) -> Result<Self> {
+        let data_dir = std::path::absolute(data_dir)?;
+        for d in ["layers", "run", "snapshots"] {
+            std::fs::create_dir_all(data_dir.join(d))?;
+        }
+        let accel = super::accel::detect(&data_dir).await;
+        let hash = {
+            use sha2::Digest;
+            hex::encode(&sha2::Sha256::digest(data_dir.as_os_str().as_encoded_bytes())[..6])
+        };
+        let sock_dir = std::env::temp_dir().join(format!("sandboxd-{hash}"));
+        std::fs::create_dir_all(&sock_dir)?;
+        Ok(Self { inner: Arc::new(Inner { data_dir, accel, sock_dir }) })
+    }
+
+    /// `"kvm"` or `"tcg"`.
+    pub fn accel(&self) -> &'static str {
+        self.inner.accel
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.inner.data_dir
+    }
+
+    /// Directory of a built template image, if it exists (`<data>/templates/<name>`).
+    pub fn template_dir(&self, name: &str) -> PathBuf {
+        self.inner.data_dir.join("templates").join(name)
+    }
+
+    pub fn read_meta(image_dir: &Path) -> Result<ImageMeta> {
+        let raw = std::fs::read(image_dir.join("meta.json"))
+            .map_err(|e| VmError::BadImage(format!("{}: {e}", image_dir.display())))?;
+        serde_json::from_slice(&raw).map_err(|e| VmError::BadImage(e.to_string()))
+    }
+
+    fn layers_dir(&self) -> PathBuf {
+        self.inner.data_dir.join("layers")
+    }
+
+    fn run_dir(&self, sandbox_id: &str) -> PathBuf {
+        self.inner.data_dir.join("run").join(sandbox_id)
+    }
+
+    fn qmp_path(&self, run_dir: &Path) -> PathBuf {
+        let name = run_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        self.inner.sock_dir.join(format!("{name}.qmp"))
+    }
+
+    /// A new, empty qcow2 layer on top of `backing` (or a fresh base copy of a raw image).
+    pub async fn new_layer(&self, backing: &Path) -> Result<PathBuf> {
+        let path = self.layers_dir().join(format!("{}.qcow2", random_id()));
+        let out = tokio::process::Command::new("qemu-img")
+            .args(["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b"])
+            .arg(backing)
+            .arg(&path)
+            .output()
+            .await?;
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr);
+            if err.contains("No space left") {
+                return Err(VmError::NoSpace(err.trim().to_string()));
+            }
+            return Err(VmError::Failed(format!("qemu-img create: {}", err.trim())));
+        }
+        Ok(path)
+    }
+
+    fn prepare_run_dir(&self, sandbox_id: &str) -> Result<PathBuf> {
+        let run = self.run_dir(sandbox_id);
+        if run.exists() {
+            return Err(VmError::Failed(format!("a VM for {sandbox_id} already exists")));
+        }
+        std::fs::create_dir_all(&run).map_err(|e| files::io_err("create run dir", e))?;
+        Ok(run)
+    }
+
+    /// Restores `spec.image_dir` into a new VM and initialises the guest.
+    pub async fn launch(&self, spec: LaunchSpec) -> Result<VmInfo> {
+        let started = Instant::now();
+        let meta = Self::read_meta(&spec.image_dir)?;
+        let run = self.prepare_run_dir(&spec.sandbox_id)?;
+        let result = self.launch_in(&run, &spec, &meta).await;
+        match result {
+            Ok(vm) => {
+                tracing::info!(sandbox = %spec.sandbox_id, ms = started.elapsed().as_millis() as u64, "vm restored");
+                Ok(vm)
+            }
+            Err(e) => {
+                self.cleanup_run_dir(&run).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn launch_in(&self, run: &Path, spec: &LaunchSpec, meta: &ImageMeta) -> Result<VmInfo> {
+        let ram_src = spec.image_dir.join("mem.ram");
+        let ram = qemu::ram_path(run);
+        let (src, dst) = (ram_src.clone(), ram.clone());
+        tokio::task::spawn_blocking(move || files::clone_sparse(&src, &dst)).await.expect("join")?;
+        let disk = self.new_layer(&meta.disk_layer).await?;
+        std::os::unix::fs::symlink(&disk, run.join("disk"))?;
+        let qmp_path = self.qmp_path(run);
+        let (pid, port) = self
+            .spawn_with_retry(run, &qmp_path, meta.memory_mb, meta.vcpus, &disk, spec.allow_internet, &Boot::Incoming)
+            .await?;
+        let vm = VmInfo {
+            pid,
+            envd_addr: qemu::envd_addr(port),
+            run_dir: run.to_path_buf(),
+            memory_mb: meta.memory_mb,
+            vcpus: meta.vcpus,
+            disk_size_mb: meta.disk_size_mb,
+        };
+        let restore = async {
+            let mut qmp = Qmp::connect(&qmp_path, Duration::from_secs(10)).await?;
+            qmp.execute("migrate-set-capabilities", json!({"capabilities": [{"capability": "x-ignore-shared", "state": true}]}))
+                .await?;
+            let state = spec.image_dir.join("state.bin");
+            qmp.execute("migrate-incoming", json!({"uri": format!("file:{}", state.display())})).await?;
+            qmp.wait_migration(Duration::from_secs(60)).await?;
+            // QEMU keeps a restored VM paused when the source was paused while saved.
+            qmp.execute("cont", json!({})).await?;
+            guest::init(vm.envd_addr, &spec.init, INIT_DEADLINE).await
+        };
+        if let Err(e) = restore.await {
+            qemu::kill(pid, &qmp_path).await;
+            let console = std::fs::read_to_string(qemu::console_path(run)).unwrap_or_default();
+            tracing::warn!(sandbox = %spec.sandbox_id, "restore failed: {e}; console tail: {}", tail(&console, 2000));
+            return Err(e);
+        }
+        Ok(vm)
+    }
+
+    /// Spawns QEMU, retrying with another port if the forward's port was taken meanwhile.
+    #[allow(clippy::too_many_arguments)]
+    async fn spawn_with_retry(
+        &self,
+        run: &Path,
+        qmp: &Path,
+        memory_mb: u32,
+        vcpus: u32,
+        disk: &Path,
+        allow_internet: bool,
+        boot: &Boot<'_>,
+    ) -> Result<(u32, u16)> {
+        let mut last = None;
+        for _ in 0..5 {
+            let port = qemu::free_port()?;
+            let spec = MachineSpec {
+                run_dir: run,
+                qmp,
+                accel: self.inner.accel,
+                memory_mb,
+                vcpus,
+                disk,
+                envd_port: port,
+                allow_internet,
+                boot: match boot {
+                    Boot::Incoming => Boot::Incoming,
+                    Boot::Kernel { kernel, initrd, cmdline } => Boot::Kernel { kernel, initrd, cmdline },
+                },
+            };
+            match qemu::spawn(&spec).await {
+                Ok(pid) => return Ok((pid, port)),
+                Err(VmError::Failed(msg)) if msg.contains("host forwarding") => last = Some(VmError::Failed(msg)),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| VmError::Failed("could not start qemu".into())))
+    }
+
+    /// Cold-boots a kernel on `base_layer` (used only by template builds) and waits for envd.
+    pub async fn boot_cold(
+        &self,
+        name: &str,
+        base_layer: &Path,
+        kernel: &Path,
+        initrd: &Path,
+        cmdline: &str,
+        memory_mb: u32,
+        vcpus: u32,
+        disk_size_mb: u32,
+    ) -> Result<VmInfo> {
+        let run = self.run_dir(name);
+        if run.exists() {
+            self.cleanup_run_dir(&run).await;
+        }
+        let run = self.prepare_run_dir(name)?;
+        let disk = self.new_layer(base_layer).await?;
+        std::os::unix::fs::symlink(&disk, run.join("disk"))?;
+        let qmp_path = self.qmp_path(&run);
+        let boot = Boot::Kernel { kernel, initrd, cmdline };
+        let (pid, port) = self.spawn_with_retry(&run, &qmp_path, memory_mb, vcpus, &disk, true, &boot).await?;
+        let vm = VmInfo { pid, envd_addr: qemu::envd_addr(port), run_dir: run.clone(), memory_mb, vcpus, disk_size_mb };
+        let alive = || qemu::is_our_qemu(pid, &qmp_path);
+        if let Err(e) = guest::wait_healthy(vm.envd_addr, BOOT_DEADLINE, alive).await {
+            let console = std::fs::read_to_string(qemu::console_path(&run)).unwrap_or_default();
+            self.kill(&vm).await?;
+            return Err(VmError::Failed(format!("{e}\n--- guest console (tail) ---\n{}", tail(&console, 3000))));
+        }
+        guest::init(vm.envd_addr, &GuestInit::default(), INIT_DEADLINE).await?;
+        Ok(vm)
+    }
+
+    /// Captures memory + disk of a running VM into `dest` (an empty directory the caller
+    /// created). The VM keeps running. Returns the image's metadata (also written to
+    /// `dest/meta.json`).
+    pub async fn snapshot(&self, vm: &VmInfo, dest: &Path) -> Result<ImageMeta> {
+        let started = Instant::now();
+        let qmp_path = self.qmp_path(&vm.run_dir);
+        let ram = qemu::ram_path(&vm.run_dir);
+        let mut qmp = Qmp::connect(&qmp_path, Duration::from_secs(5)).await?;
+        qmp.execute("migrate-set-capabilities", json!({"capabilities": [{"capability": "x-ignore-shared", "state": true}]}))
+            .await?;
+        let new_top = self.layers_dir().join(format!("{}.qcow2", random_id()));
+        let frozen_layer = std::fs::read_link(vm.run_dir.join("disk"))?;
+        let node = qmp.disk_top_node().await?;
+        let next_node = format!("disk{}", node.trim_start_matches("disk").parse::<u64>().unwrap_or(0) + 1);
+
+        qmp.execute("stop", json!({})).await?;
+        let frozen_at = Instant::now();
+        let captured = async {
+            qmp.execute(
+                "blockdev-snapshot-sync",
+                json!({"node-name": node, "snapshot-file": new_top.display().to_string(),
+                       "snapshot-node-name": next_node, "format": "qcow2"}),
+            )
+            .await?;
+            // From here on the VM writes to `new_top`; `frozen_layer` is the image's disk.
+            let link = vm.run_dir.join("disk.new");
+            let _ = std::fs::remove_file(&link);
+            std::os::unix::fs::symlink(&new_top, &link)?;
+            std::fs::rename(&link, vm.run_dir.join("disk"))?;
+            let state = dest.join("state.bin");
+            qmp.execute("migrate", json!({"uri": format!("file:{}", state.display())})).await?;
+            qmp.wait_migration(Duration::from_secs(60)).await?;
+            let (src, dst) = (ram.clone(), dest.join("mem.ram"));
+            tokio::task::spawn_blocking(move || files::clone_sparse(&src, &dst)).await.expect("join")
+        }
+        .await;
+        // Whatever happened, the source runs again.
+        let resumed = qmp.execute("cont", json!({})).await;
+        let frozen_ms = frozen_at.elapsed().as_millis() as u64;
+        let reflinked = captured?;
+        resumed?;
+
+        // Durability, outside the freeze: image files reach the disk before the caller
+        // publishes the image.
+        for f in ["mem.ram", "state.bin"] {
+            files::fsync_path(&dest.join(f))?;
+        }
+        files::fsync_path(&frozen_layer)?;
+        let size_bytes = files::allocated_bytes(&dest.join("mem.ram"))
+            + files::allocated_bytes(&dest.join("state.bin"))
+            + files::allocated_bytes(&frozen_layer);
+        let meta = ImageMeta {
+            memory_mb: vm.memory_mb,
+            vcpus: vm.vcpus,
+            disk_size_mb: vm.disk_size_mb,
+            disk_layer: frozen_layer,
+            envd_version: crate::vm::ENVD_VERSION.to_string(),
+            size_bytes,
+        };
+        files::write_atomic(&dest.join("meta.json"), &serde_json::to_vec_pretty(&meta).expect("json"))?;
+        files::fsync_path(dest)?;
+        tracing::info!(
+            frozen_ms,
+            total_ms = started.elapsed().as_millis() as u64,
+            size_mib = size_bytes >> 20,
+            reflink = reflinked,
+            "snapshot captured into {}",
+            dest.display()
+        );
+        Ok(meta)
+    }
+
+    /// Kills the VM and frees its run directory and its private top layer. Idempotent.
+    pub async fn kill(&self, vm: &VmInfo) -> Result<()> {
+        let qmp_path = self.qmp_path(&vm.run_dir);
+        qemu::kill(vm.pid, &qmp_path).await;
+        self.cleanup_run_dir(&vm.run_dir).await;
+        Ok(())
+    }
+
+    async fn cleanup_run_dir(&self, run: &Path) {
+        // The current top layer belongs to this VM alone (images only reference frozen
+        // layers), so it goes with it.
+        if let Ok(top) = std::fs::read_link(run.join("disk")) {
+            let _ = std::fs::remove_file(top);
+        }
+        let _ = std::fs::remove_file(self.qmp_path(run));
+        let _ = tokio::fs::remove_dir_all(run).await;
+    }
+
+    /// True when the VM's QEMU process is still alive (used after a sandboxd restart).
+    pub fn is_alive(&self, vm: &VmInfo) -> bool {
+        qemu::is_our_qemu(vm.pid, &self.qmp_path(&vm.run_dir))
+    }
+
+    /// Deletes disk layers that neither an image nor a VM references any more (mark and
+    /// sweep), and run directories of VMs that are gone. `image_layers` are the
+    /// `disk_layer`s of every image that still exists (templates, snapshots, paused
+    /// sandboxes); running VMs are found in `<data>/run`. Returns the bytes freed.
+    pub fn collect_garbage(&self, image_layers: &[PathBuf]) -> Result<u64> {
+        let mut live = std::collections::HashSet::new();
+        let mut roots: Vec<PathBuf> = image_layers.to_vec();
+        for entry in std::fs::read_dir(self.inner.data_dir.join("run"))?.flatten() {
+            if let Ok(top) = std::fs::read_link(entry.path().join("disk")) {
+                roots.push(top);
+            }
+        }
+        for root in roots {
+            for layer in files::qcow2_chain(&root) {
+                live.insert(layer);
+            }
+        }
+        let mut freed = 0;
+        for entry in std::fs::read_dir(self.layers_dir())?.flatten() {
+            let path = entry.path();
+            // A layer younger than a minute may belong to a launch or snapshot in flight
+            // that has not linked it yet.
+            let young = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .map(|t| t.elapsed().map(|e| e < Duration::from_secs(60)).unwrap_or(true))
+                .unwrap_or(true);
+            if !live.contains(&path) && !young {
+                freed += files::allocated_bytes(&path);
+                std::fs::remove_file(&path)?;
+                tracing::debug!("freed layer {}", path.display());
+            }
+        }
+        Ok(freed)
+    }
+}
+
+pub fn random_id() -> String {
+    let bytes: [u8; 12] = rand::random();
+    hex::encode(bytes)
+}
+
+fn tail(s: &str, n: usize) -> &str {
+    let start = s.len().saturating_sub(n);
+    let start = (start..s.len()).find(|&i| s.is_char_boundary(i)).unwrap_or(s.len());
+    &s[start..]
+}
