@@ -1,1 +1,53 @@
 //! `e2b`: a client for E2B-compatible sandbox servers (E2B's cloud or a local `sandboxd`).
+//!
+//! Async on tokio and runtime-agnostic: nothing here builds a runtime except [`runtime()`],
+//! which blocking bindings (Python's sync API) use to drive futures from a plain thread.
+//!
+//! ```no_run
+//! # async fn demo() -> e2b::Result<()> {
+//! use e2b::{CreateOptions, Sandbox};
+//! let sbx = Sandbox::create(CreateOptions::default()).await?;
+//! let snap = sbx.create_snapshot(None).await?;
+//! let copy = Sandbox::create(CreateOptions { template: Some(snap.snapshot_id.clone()), ..Default::default() }).await?;
+//! println!("{}", copy.commands().run("echo hi", Default::default()).await?.stdout);
+//! # Ok(()) }
+//! ```
+
+pub mod api;
+pub mod commands;
+pub mod config;
+pub mod embedded;
+pub mod envd;
+pub mod error;
+pub mod files;
+pub mod models;
+pub mod paginator;
+pub mod sandbox;
+pub mod snapshots;
+
+use std::sync::OnceLock;
+
+pub use commands::{CommandHandle, Commands, OutputCallback, RunOptions};
+pub use config::{ConnectionConfig, ConnectionOpts};
+pub use error::{Error, ErrorKind, Result};
+pub use files::Files;
+pub use models::{
+    CommandResult, EntryInfo, FileType, ProcessInfo, SandboxInfo, SandboxQuery, SnapshotInfo, WriteInfo,
+};
+pub use paginator::{SandboxListOptions, SandboxPaginator, SnapshotListOptions, SnapshotPaginator};
+pub use sandbox::{CreateOptions, ForkOptions, Sandbox};
+
+/// A process-wide multi-threaded tokio runtime for callers that must block (e.g. Python's sync
+/// API). Async callers should use their own runtime instead; never `block_on` this from inside
+/// a runtime thread.
+pub fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("e2b-runtime")
+            .enable_all()
+            .build()
+            .expect("building the e2b tokio runtime")
+    })
+}

@@ -1,0 +1,128 @@
+//! Public data types returned by the client (E2B's field names, snake_case in Rust).
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+
+pub use crate::api::models::Lifecycle;
+
+/// What `get_info` and `list` return about a sandbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SandboxInfo {
+    pub sandbox_id: String,
+    pub sandbox_domain: Option<String>,
+    pub template_id: String,
+    /// The template alias, if any.
+    pub name: Option<String>,
+    pub metadata: HashMap<String, String>,
+    pub started_at: DateTime<Utc>,
+    pub end_at: DateTime<Utc>,
+    /// `running` or `paused`.
+    pub state: String,
+    pub cpu_count: u32,
+    pub memory_mb: u32,
+    pub envd_version: String,
+    pub allow_internet_access: Option<bool>,
+    pub lifecycle: Option<Lifecycle>,
+}
+
+impl From<crate::api::models::SandboxDetail> for SandboxInfo {
+    fn from(d: crate::api::models::SandboxDetail) -> Self {
+        SandboxInfo {
+            sandbox_id: d.sandbox_id,
+            sandbox_domain: d.domain,
+            template_id: d.template_id,
+            name: d.alias,
+            metadata: d.metadata.unwrap_or_default(),
+            started_at: d.started_at,
+            end_at: d.end_at,
+            state: d.state,
+            cpu_count: d.cpu_count,
+            memory_mb: d.memory_mb,
+            envd_version: d.envd_version,
+            allow_internet_access: d.allow_internet_access,
+            lifecycle: d.lifecycle,
+        }
+    }
+}
+
+/// A persistent snapshot: its ID is usable as a template in `Sandbox::create`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SnapshotInfo {
+    pub snapshot_id: String,
+    /// Full names (`team-slug/name`, without tag).
+    pub names: Vec<String>,
+}
+
+/// Filter for `Sandbox::list`.
+#[derive(Debug, Clone, Default)]
+pub struct SandboxQuery {
+    pub metadata: HashMap<String, String>,
+    /// `running` and/or `paused`; empty means both.
+    pub state: Vec<String>,
+    pub started_after: Option<DateTime<Utc>>,
+    pub template: Option<String>,
+}
+
+/// The outcome of a finished command.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CommandResult {
+    pub stdout: String,
+    pub stderr: String,
+    pub exit_code: i32,
+    pub error: Option<String>,
+}
+
+/// A running process in the sandbox (`commands.list`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessInfo {
+    pub pid: u32,
+    pub tag: Option<String>,
+    pub cmd: String,
+    pub args: Vec<String>,
+    pub envs: HashMap<String, String>,
+    pub cwd: Option<String>,
+}
+
+/// File type as E2B names it: `file`, `dir` or `symlink`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileType {
+    File,
+    Dir,
+    Symlink,
+}
+
+impl FileType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileType::File => "file",
+            FileType::Dir => "dir",
+            FileType::Symlink => "symlink",
+        }
+    }
+}
+
+/// A file or directory in the sandbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntryInfo {
+    pub name: String,
+    pub r#type: Option<FileType>,
+    pub path: String,
+    pub size: i64,
+    pub mode: u32,
+    pub permissions: String,
+    pub owner: String,
+    pub group: String,
+    pub modified_time: Option<DateTime<Utc>>,
+    pub symlink_target: Option<String>,
+    pub metadata: HashMap<String, String>,
+}
+
+/// What `files.write` returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteInfo {
+    pub name: String,
+    pub r#type: Option<FileType>,
+    pub path: String,
+    pub metadata: HashMap<String, String>,
+}

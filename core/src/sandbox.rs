@@ -1,0 +1,260 @@
+//! The `Sandbox` handle: lifecycle calls (create, connect, kill, timeout, info, pause, fork) and
+//! access to `commands()` and `files()`.
+//!
+//! E2B's dual pattern maps to Rust as an instance method (`sbx.kill()`) plus an associated
+//! function taking the sandbox ID (`Sandbox::kill_by_id(id, &opts)`). A `Sandbox` is an `Arc`
+//! inside: clone it freely, hand it to bindings.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::api::models::{ForkRequest, NewSandbox, SandboxResponse};
+use crate::api::{self, ApiClient};
+use crate::commands::Commands;
+use crate::config::{ConnectionConfig, ConnectionOpts};
+use crate::envd::EnvdClient;
+use crate::error::{Error, Result};
+use crate::files::Files;
+use crate::models::SandboxInfo;
+use crate::paginator::{SandboxListOptions, SandboxPaginator};
+
+/// Template used when none is given.
+pub const DEFAULT_TEMPLATE: &str = "base";
+/// Sandbox lifetime sent when none is given (E2B: 300 s).
+pub const DEFAULT_SANDBOX_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Options of [`Sandbox::create`].
+#[derive(Debug, Clone)]
+pub struct CreateOptions {
+    /// Template name or ID, or a snapshot ID; default `base`.
+    pub template: Option<String>,
+    /// Lifetime; default 300 s.
+    pub timeout: Option<Duration>,
+    pub metadata: HashMap<String, String>,
+    /// Environment variables of every process in the sandbox.
+    pub envs: HashMap<String, String>,
+    /// Require the envd access token (default true).
+    pub secure: bool,
+    pub allow_internet_access: Option<bool>,
+    pub connection: ConnectionOpts,
+}
+
+impl Default for CreateOptions {
+    fn default() -> Self {
+        CreateOptions {
+            template: None,
+            timeout: None,
+            metadata: HashMap::new(),
+            envs: HashMap::new(),
+            secure: true,
+            allow_internet_access: Some(true),
+            connection: ConnectionOpts::default(),
+        }
+    }
+}
+
+/// Options of [`Sandbox::fork`].
+#[derive(Debug, Clone, Default)]
+pub struct ForkOptions {
+    pub timeout: Option<Duration>,
+    pub count: Option<u32>,
+}
+
+/// Seconds for the REST API, rounded up (E2B JS: `ceil(ms / 1000)`).
+pub(crate) fn secs(d: Duration) -> u64 {
+    d.as_millis().div_ceil(1000) as u64
+}
+
+/// A running sandbox.
+#[derive(Debug, Clone)]
+pub struct Sandbox(Arc<SandboxInner>);
+
+#[derive(Debug)]
+struct SandboxInner {
+    sandbox_id: String,
+    sandbox_domain: Option<String>,
+    envd_version: String,
+    traffic_access_token: Option<String>,
+    opts: ConnectionOpts,
+    api: ApiClient,
+    envd: EnvdClient,
+}
+
+pub(crate) fn api_for(opts: &ConnectionOpts) -> ApiClient {
+    ApiClient::new(ConnectionConfig::resolve(opts))
+}
+
+impl Sandbox {
+    fn from_response(r: SandboxResponse, opts: ConnectionOpts, api: ApiClient) -> Self {
+        let envd = EnvdClient::new(api.config(), &r.sandbox_id, r.domain.as_deref(), r.envd_access_token.clone());
+        Sandbox(Arc::new(SandboxInner {
+            sandbox_id: r.sandbox_id,
+            sandbox_domain: r.domain,
+            envd_version: r.envd_version,
+            traffic_access_token: r.traffic_access_token,
+            opts,
+            api,
+            envd,
+        }))
+    }
+
+    /// Create a sandbox from a template or a snapshot ID.
+    pub async fn create(opts: CreateOptions) -> Result<Sandbox> {
+        let api = api_for(&opts.connection);
+        let body = NewSandbox {
+            template_id: opts.template.clone().unwrap_or_else(|| DEFAULT_TEMPLATE.into()),
+            timeout: secs(opts.timeout.unwrap_or(DEFAULT_SANDBOX_TIMEOUT)),
+            metadata: opts.metadata.clone(),
+            env_vars: opts.envs.clone(),
+            secure: Some(opts.secure),
+            allow_internet_access: opts.allow_internet_access,
+            auto_pause: None,
+        };
+        let r = api::sandboxes::create(&api, &body).await?;
+        if version_lt(&r.envd_version, (0, 1, 0)) {
+            let _ = api::sandboxes::kill(&api, &r.sandbox_id).await;
+            return Err(Error::Template("You need to update the template to use the new SDK.".into()));
+        }
+        Ok(Sandbox::from_response(r, opts.connection, api))
+    }
+
+    /// Connect to an existing sandbox, resuming it if paused. `timeout` only extends a running
+    /// sandbox's lifetime (default 300 s).
+    pub async fn connect(sandbox_id: &str, timeout: Option<Duration>, opts: &ConnectionOpts) -> Result<Sandbox> {
+        let api = api_for(opts);
+        let r = api::sandboxes::connect(&api, sandbox_id, secs(timeout.unwrap_or(DEFAULT_SANDBOX_TIMEOUT))).await?;
+        Ok(Sandbox::from_response(r, opts.clone(), api))
+    }
+
+    /// Reconnect this handle's sandbox (resumes it if paused); returns a fresh handle.
+    pub async fn reconnect(&self, timeout: Option<Duration>) -> Result<Sandbox> {
+        Sandbox::connect(&self.0.sandbox_id, timeout, &self.0.opts).await
+    }
+
+    pub fn sandbox_id(&self) -> &str {
+        &self.0.sandbox_id
+    }
+
+    pub fn sandbox_domain(&self) -> Option<&str> {
+        self.0.sandbox_domain.as_deref()
+    }
+
+    pub fn envd_version(&self) -> &str {
+        &self.0.envd_version
+    }
+
+    pub fn traffic_access_token(&self) -> Option<&str> {
+        self.0.traffic_access_token.as_deref()
+    }
+
+    /// The connection options this handle was made with.
+    pub fn connection_opts(&self) -> &ConnectionOpts {
+        &self.0.opts
+    }
+
+    /// `<port>-<id>.<domain>`.
+    pub fn get_host(&self, port: u16) -> String {
+        self.0.api.config().host(&self.0.sandbox_id, self.0.sandbox_domain.as_deref(), port)
+    }
+
+    pub fn commands(&self) -> Commands {
+        Commands::new(self.0.envd.clone())
+    }
+
+    pub fn files(&self) -> Files {
+        Files::new(self.0.envd.clone())
+    }
+
+    /// Whether envd answers `/health`.
+    pub async fn is_running(&self, request_timeout: Option<Duration>) -> Result<bool> {
+        self.0.envd.health(request_timeout).await
+    }
+
+    /// Kill this sandbox; false when it was already gone.
+    pub async fn kill(&self) -> Result<bool> {
+        api::sandboxes::kill(&self.0.api, &self.0.sandbox_id).await
+    }
+
+    pub async fn kill_by_id(sandbox_id: &str, opts: &ConnectionOpts) -> Result<bool> {
+        api::sandboxes::kill(&api_for(opts), sandbox_id).await
+    }
+
+    /// Set the lifetime to now + `timeout`.
+    pub async fn set_timeout(&self, timeout: Duration) -> Result<()> {
+        api::sandboxes::set_timeout(&self.0.api, &self.0.sandbox_id, secs(timeout)).await
+    }
+
+    pub async fn set_timeout_by_id(sandbox_id: &str, timeout: Duration, opts: &ConnectionOpts) -> Result<()> {
+        api::sandboxes::set_timeout(&api_for(opts), sandbox_id, secs(timeout)).await
+    }
+
+    pub async fn get_info(&self) -> Result<SandboxInfo> {
+        api::sandboxes::get(&self.0.api, &self.0.sandbox_id).await
+    }
+
+    pub async fn get_info_by_id(sandbox_id: &str, opts: &ConnectionOpts) -> Result<SandboxInfo> {
+        api::sandboxes::get(&api_for(opts), sandbox_id).await
+    }
+
+    /// Pause; false when it was already paused.
+    pub async fn pause(&self, keep_memory: bool) -> Result<bool> {
+        api::sandboxes::pause(&self.0.api, &self.0.sandbox_id, keep_memory).await
+    }
+
+    pub async fn pause_by_id(sandbox_id: &str, keep_memory: bool, opts: &ConnectionOpts) -> Result<bool> {
+        api::sandboxes::pause(&api_for(opts), sandbox_id, keep_memory).await
+    }
+
+    /// Fork into `count` new sandboxes; each entry is a sandbox or that fork's error.
+    pub async fn fork(&self, opts: ForkOptions) -> Result<Vec<Result<Sandbox>>> {
+        Sandbox::fork_by_id(&self.0.sandbox_id, opts, &self.0.opts).await
+    }
+
+    pub async fn fork_by_id(sandbox_id: &str, fork: ForkOptions, opts: &ConnectionOpts) -> Result<Vec<Result<Sandbox>>> {
+        let api = api_for(opts);
+        let body = ForkRequest { timeout: fork.timeout.map(secs), count: fork.count };
+        let results = api::sandboxes::fork(&api, sandbox_id, &body).await?;
+        Ok(results
+            .into_iter()
+            .map(|r| r.map(|s| Sandbox::from_response(s, opts.clone(), api.clone())))
+            .collect())
+    }
+
+    /// List sandboxes (no request until `next_items`).
+    pub fn list(list: SandboxListOptions, opts: &ConnectionOpts) -> Result<SandboxPaginator> {
+        SandboxPaginator::new(api_for(opts), list)
+    }
+
+    pub(crate) fn api(&self) -> &ApiClient {
+        &self.0.api
+    }
+}
+
+/// Whether a `major.minor.patch` version string is below `min` (unparsable counts as new).
+fn version_lt(v: &str, min: (u64, u64, u64)) -> bool {
+    let mut it = v.trim_start_matches('v').split(['.', '-', '+']).map(|p| p.parse::<u64>());
+    match (it.next(), it.next(), it.next()) {
+        (Some(Ok(a)), Some(Ok(b)), Some(Ok(c))) => (a, b, c) < min,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_round_up() {
+        assert_eq!(secs(Duration::from_millis(1)), 1);
+        assert_eq!(secs(Duration::from_secs(300)), 300);
+        assert_eq!(secs(Duration::from_millis(1500)), 2);
+    }
+
+    #[test]
+    fn versions() {
+        assert!(version_lt("0.0.9", (0, 1, 0)));
+        assert!(!version_lt("0.5.7", (0, 1, 0)));
+        assert!(!version_lt("", (0, 1, 0)));
+    }
+}
