@@ -1,0 +1,161 @@
+//! Sandbox routes: create, list, get, kill, timeouts, pause, connect and resume.
+
+use axum::Json;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use percent_encoding::percent_decode_str;
+
+use super::AppState;
+use super::extract::{JsonBody, OptJsonBody, PathId, parse_query, query_value};
+use crate::error::{ApiError, ApiResult};
+use crate::ids;
+use crate::manager::CreateParams;
+use crate::models::{NewSandbox, Sandbox, SandboxDetail, TimeoutBody};
+use crate::pagination::{self, Cursor, NEXT_TOKEN_HEADER};
+use crate::store::SandboxFilter;
+
+/// `NewSandbox.timeout` default of `POST /sandboxes` (E2B's server default).
+const V1_DEFAULT_TIMEOUT: i64 = 15;
+/// `NewSandboxV2.timeout` and `ConnectSandboxV2.timeout` default.
+const V2_DEFAULT_TIMEOUT: i64 = 300;
+
+async fn create(state: AppState, body: NewSandbox, default_timeout: i64) -> ApiResult<Response> {
+    let template = body.template_id.filter(|t| !t.is_empty()).ok_or_else(|| ApiError::bad_request("templateID is required"))?;
+    let row = state
+        .manager
+        .create(CreateParams {
+            template,
+            timeout_secs: body.timeout.unwrap_or(default_timeout),
+            metadata: body.metadata.unwrap_or_default(),
+            env_vars: body.env_vars.unwrap_or_default(),
+            secure: body.secure.unwrap_or(true),
+            allow_internet: body.allow_internet_access.unwrap_or(true),
+            auto_pause: body.auto_pause.unwrap_or(false),
+            auto_resume: body.auto_resume.is_some_and(|a| a.enabled),
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(Sandbox::from(&row))).into_response())
+}
+
+pub async fn create_v1(State(state): State<AppState>, JsonBody(body): JsonBody<NewSandbox>) -> ApiResult<Response> {
+    create(state, body, V1_DEFAULT_TIMEOUT).await
+}
+
+pub async fn create_v2(State(state): State<AppState>, JsonBody(body): JsonBody<NewSandbox>) -> ApiResult<Response> {
+    create(state, body, V2_DEFAULT_TIMEOUT).await
+}
+
+/// `metadata=k=v&k2=v2`: keys and values were URL-encoded before the whole string was.
+fn parse_metadata(raw: &str) -> Vec<(String, String)> {
+    let decode = |s: &str| percent_decode_str(s).decode_utf8_lossy().into_owned();
+    parse_query(Some(raw)).into_iter().map(|(k, v)| (decode(&k), decode(&v))).collect()
+}
+
+fn sandbox_filter(q: &[(String, String)], running_only: bool) -> ApiResult<SandboxFilter> {
+    let mut f = SandboxFilter { running: running_only, ..Default::default() };
+    for (_, states) in q.iter().filter(|(k, _)| k == "state") {
+        for s in states.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            match s {
+                "running" => f.running = true,
+                "paused" if !running_only => f.paused = true,
+                other => return Err(ApiError::bad_request(format!("invalid state {other:?}: use running or paused"))),
+            }
+        }
+    }
+    f.ascending = match query_value(q, "order") {
+        None | Some("") | Some("desc") => false,
+        Some("asc") => true,
+        Some(other) => return Err(ApiError::bad_request(format!("invalid order {other:?}: use asc or desc"))),
+    };
+    if let Some(after) = query_value(q, "startedAfter").filter(|s| !s.is_empty()) {
+        f.started_after = Some(ids::rfc3339_to_ns(after).ok_or_else(|| ApiError::bad_request("startedAfter must be an RFC 3339 date-time"))?);
+    }
+    f.template = query_value(q, "template").filter(|s| !s.is_empty()).map(str::to_string);
+    f.metadata = query_value(q, "metadata").map(parse_metadata).unwrap_or_default();
+    if let Some(token) = query_value(q, "nextToken").filter(|s| !s.is_empty()) {
+        f.cursor = Some(pagination::decode(token, f.ascending)?);
+    }
+    Ok(f)
+}
+
+async fn list(state: AppState, raw: Option<String>, v2: bool) -> ApiResult<Response> {
+    let q = parse_query(raw.as_deref());
+    let filter = sandbox_filter(&q, !v2)?;
+    let limit = if v2 { pagination::parse_limit(query_value(&q, "limit"))? } else { usize::MAX - 1 };
+    let mut rows = state.manager.store().list_sandboxes(&filter, limit)?;
+    let token = pagination::finish_page(&mut rows, limit, filter.ascending, |r| Cursor { ts: r.started_at, id: r.id.clone() });
+    let items: Vec<SandboxDetail> = rows.iter().map(|r| SandboxDetail::new(r, false)).collect();
+    let mut headers = HeaderMap::new();
+    if let Some(token) = token.filter(|_| v2) {
+        headers.insert(NEXT_TOKEN_HEADER, HeaderValue::from_str(&token).map_err(|e| ApiError::internal(e.to_string()))?);
+    }
+    Ok((headers, Json(items)).into_response())
+}
+
+pub async fn list_v2(State(state): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+    list(state, raw, true).await
+}
+
+/// Deprecated `GET /sandboxes`: running sandboxes only, no pagination.
+pub async fn list_v1(State(state): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+    list(state, raw, false).await
+}
+
+pub async fn detail(State(state): State<AppState>, PathId(id): PathId) -> ApiResult<Json<SandboxDetail>> {
+    Ok(Json(SandboxDetail::new(&state.manager.get(&id)?, true)))
+}
+
+pub async fn kill(State(state): State<AppState>, PathId(id): PathId) -> ApiResult<StatusCode> {
+    state.manager.kill(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn set_timeout(
+    State(state): State<AppState>,
+    PathId(id): PathId,
+    JsonBody(body): JsonBody<TimeoutBody>,
+) -> ApiResult<StatusCode> {
+    let timeout = body.timeout.ok_or_else(|| ApiError::bad_request("timeout is required"))?;
+    state.manager.set_timeout(&id, timeout)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn refresh(
+    State(state): State<AppState>,
+    PathId(id): PathId,
+    OptJsonBody(body): OptJsonBody<TimeoutBody>,
+) -> ApiResult<StatusCode> {
+    state.manager.refresh(&id, body.duration.unwrap_or(V1_DEFAULT_TIMEOUT))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn pause(
+    State(state): State<AppState>,
+    PathId(id): PathId,
+    OptJsonBody(_body): OptJsonBody<serde_json::Value>,
+) -> ApiResult<StatusCode> {
+    state.manager.pause(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /sandboxes/{id}/connect` and `/v2/...`: 201 when it resumed, 200 when it was running.
+pub async fn connect(
+    State(state): State<AppState>,
+    PathId(id): PathId,
+    OptJsonBody(body): OptJsonBody<TimeoutBody>,
+) -> ApiResult<Response> {
+    let (row, resumed) = state.manager.connect(&id, body.timeout.unwrap_or(V2_DEFAULT_TIMEOUT)).await?;
+    let status = if resumed { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(Sandbox::from(&row))).into_response())
+}
+
+/// Deprecated `POST /sandboxes/{id}/resume`.
+pub async fn resume(
+    State(state): State<AppState>,
+    PathId(id): PathId,
+    JsonBody(body): JsonBody<TimeoutBody>,
+) -> ApiResult<Response> {
+    let row = state.manager.resume(&id, body.timeout.unwrap_or(V1_DEFAULT_TIMEOUT)).await?;
+    Ok((StatusCode::CREATED, Json(Sandbox::from(&row))).into_response())
+}

@@ -1,0 +1,55 @@
+//! Server configuration, resolved once by the CLI and then read-only.
+//!
+//! Invariant: every path here is absolute-or-relative as given by the user but never changes
+//! while the server runs; the data directory layout is:
+//! `<data>/sandboxd.db`, `<data>/api_key`, `<data>/snapshots/<image id>/`, plus whatever the
+//! VM runtime keeps under `<data>/layers` and `<data>/run`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Default listen address (`SANDBOXD_LISTEN`).
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:49982";
+/// Default maximum number of concurrently running sandboxes (`SANDBOXD_MAX_SANDBOXES`).
+pub const DEFAULT_MAX_SANDBOXES: usize = 16;
+/// Maximum sandbox lifetime accepted by the API, in seconds (24 h, E2B's Pro limit).
+pub const MAX_TIMEOUT_SECS: i64 = 24 * 3600;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// Where built templates live (`<templates_dir>/<name>/meta.json`).
+    pub templates_dir: PathBuf,
+    pub max_sandboxes: usize,
+}
+
+impl Config {
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("sandboxd.db")
+    }
+
+    pub fn api_key_path(&self) -> PathBuf {
+        self.data_dir.join("api_key")
+    }
+
+    /// Snapshot, pause and fork images: `<data>/snapshots/<image id>`.
+    pub fn snapshots_dir(&self) -> PathBuf {
+        self.data_dir.join("snapshots")
+    }
+
+    pub fn template_dir(&self, name: &str) -> PathBuf {
+        self.templates_dir.join(name)
+    }
+}
+
+/// `$XDG_DATA_HOME/sandboxd`, else `~/.local/share/sandboxd`, else `./sandboxd-data`.
+pub fn default_data_dir() -> PathBuf {
+    if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return Path::new(&xdg).join("sandboxd");
+    }
+    if let Some(home) = std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+        return Path::new(&home).join(".local/share/sandboxd");
+    }
+    PathBuf::from("sandboxd-data")
+}

@@ -1,0 +1,106 @@
+//! The one error type of the HTTP layer, rendered as E2B's `Error` schema:
+//! `{"code": <status>, "message": "...", "error_code"?: "..."}`.
+//!
+//! Invariant: every non-2xx response sandboxd produces itself (REST, auth, proxy, axum
+//! rejections) goes through [`ApiError`], so clients always get JSON with a `message`.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use crate::vm::VmError;
+
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+    pub error_code: Option<&'static str>,
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self { status, message: message.into(), error_code: None }
+    }
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, message)
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, message)
+    }
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, message)
+    }
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self { error_code: Some("internal_server_error"), ..Self::new(StatusCode::INTERNAL_SERVER_ERROR, message) }
+    }
+    pub fn capacity(max: usize) -> Self {
+        Self {
+            error_code: Some("sandbox_capacity_unavailable"),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("the server already runs its maximum of {max} sandboxes; kill or pause one and retry"),
+            )
+        }
+    }
+    pub fn sandbox_not_found(id: &str) -> Self {
+        Self::not_found(format!("sandbox \"{id}\" not found"))
+    }
+
+    pub fn body(&self) -> serde_json::Value {
+        let mut body = serde_json::json!({ "code": self.status.as_u16(), "message": self.message });
+        if let Some(code) = self.error_code {
+            body["error_code"] = code.into();
+        }
+        body
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.status.as_u16(), self.message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::warn!(status = self.status.as_u16(), message = %self.message, "request failed");
+        }
+        (self.status, Json(self.body())).into_response()
+    }
+}
+
+impl From<VmError> for ApiError {
+    fn from(e: VmError) -> Self {
+        match e {
+            VmError::NoSpace(m) => Self::new(StatusCode::INSUFFICIENT_STORAGE, format!("not enough disk space: {m}")),
+            VmError::Io(io) if io.raw_os_error() == Some(libc::ENOSPC) => {
+                Self::new(StatusCode::INSUFFICIENT_STORAGE, format!("not enough disk space: {io}"))
+            }
+            other => Self {
+                error_code: Some("sandbox_create_failed"),
+                ..Self::new(StatusCode::INTERNAL_SERVER_ERROR, other.to_string())
+            },
+        }
+    }
+}
+
+impl From<rusqlite::Error> for ApiError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::internal(format!("database error: {e}"))
+    }
+}
+
+impl From<std::io::Error> for ApiError {
+    fn from(e: std::io::Error) -> Self {
+        if e.raw_os_error() == Some(libc::ENOSPC) {
+            return Self::new(StatusCode::INSUFFICIENT_STORAGE, format!("not enough disk space: {e}"));
+        }
+        Self::internal(format!("i/o error: {e}"))
+    }
+}

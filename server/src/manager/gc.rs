@@ -1,0 +1,126 @@
+//! Start-up recovery and garbage collection of images and disk layers.
+//!
+//! Invariants:
+//! - An image directory is removed only when its row says it is no longer wanted (a deleted
+//!   snapshot, or a pause/fork image) *and* no sandbox row refers to it (as the image its VM
+//!   was restored from, or as its pause image).
+//! - Disk layers are swept by the runtime, given as roots every remaining image's layer, every
+//!   template's layer and the newest frozen layer of every running sandbox.
+//! - GC holds `gc_guard` for writing, so it never runs while an image is being captured or a
+//!   VM is being restored.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use tracing::{info, warn};
+
+use super::Manager;
+use crate::store::{ImageKind, SandboxState};
+use crate::vm::Runtime;
+
+impl Manager {
+    /// Re-attaches the sandboxes whose VMs survived a restart, forgets the others (paused ones
+    /// stay paused), removes half-written and unlisted image directories, then collects.
+    pub async fn recover(&self) -> anyhow::Result<()> {
+        for row in self.store().all_sandboxes()? {
+            match (row.state, &row.vm) {
+                (SandboxState::Paused, Some(vm)) => {
+                    // Crashed between committing the pause and killing the old VM.
+                    if self.inner.runtime.is_alive(vm) {
+                        let _ = self.inner.runtime.kill(vm).await;
+                    }
+                    self.store().clear_vm(&row.id)?;
+                }
+                (SandboxState::Paused, None) => {}
+                (_, Some(vm)) if self.inner.runtime.is_alive(vm) => {
+                    if row.state != SandboxState::Running {
+                        self.store().finish_snapshot(&row.id, None)?;
+                    }
+                    *self.inner.slots.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+                    self.set_route(&row.id, Some(vm.envd_addr));
+                    info!(sandbox = %row.id, "sandbox picked up again");
+                }
+                _ => {
+                    self.store().delete_sandbox(&row.id)?;
+                    if let Some(img) = &row.paused_image {
+                        self.store().soft_delete_image(img)?;
+                    }
+                    info!(sandbox = %row.id, "sandbox is gone (its VM did not survive)");
+                }
+            }
+        }
+        self.sweep_image_dirs()?;
+        self.collect_garbage().await;
+        self.deadlines_changed();
+        Ok(())
+    }
+
+    fn sweep_image_dirs(&self) -> anyhow::Result<()> {
+        let root = self.inner.cfg.snapshots_dir();
+        std::fs::create_dir_all(&root)?;
+        let known: HashSet<PathBuf> = self.store().all_images()?.into_iter().map(|i| i.dir).collect();
+        for entry in std::fs::read_dir(&root)? {
+            let path = entry?.path();
+            let tmp = path.file_name().is_some_and(|n| n.to_string_lossy().starts_with(".tmp-"));
+            if tmp || !known.contains(&path) {
+                info!(path = %path.display(), "removing an unfinished or unlisted image");
+                if let Err(e) = std::fs::remove_dir_all(&path) {
+                    warn!(path = %path.display(), error = %e, "could not remove");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn spawn_gc(&self) {
+        let mgr = self.clone();
+        tokio::spawn(async move { mgr.collect_garbage().await });
+    }
+
+    pub async fn collect_garbage(&self) {
+        let _gc = self.inner.gc_guard.write().await;
+        let mgr = self.clone();
+        match tokio::task::spawn_blocking(move || mgr.collect_blocking()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => warn!(error = %e, "garbage collection failed"),
+            Err(e) => warn!(error = %e, "garbage collection panicked"),
+        }
+    }
+
+    fn collect_blocking(&self) -> anyhow::Result<()> {
+        let sandboxes = self.store().all_sandboxes()?;
+        let used_dirs: HashSet<&PathBuf> = sandboxes.iter().map(|s| &s.image_dir).collect();
+        let used_ids: HashSet<&String> = sandboxes.iter().filter_map(|s| s.paused_image.as_ref()).collect();
+        let mut live: Vec<PathBuf> = sandboxes.iter().filter_map(|s| s.disk_layer.clone()).collect();
+        for img in self.store().all_images()? {
+            let wanted = !img.deleted && img.kind == ImageKind::Snapshot;
+            if wanted || used_dirs.contains(&img.dir) || used_ids.contains(&img.id) {
+                live.push(img.disk_layer);
+                continue;
+            }
+            match std::fs::remove_dir_all(&img.dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    warn!(image = %img.id, error = %e, "could not remove image directory");
+                    live.push(img.disk_layer);
+                    continue;
+                }
+            }
+            self.store().hard_delete_image(&img.id)?;
+            info!(image = %img.id, size_bytes = img.size_bytes, "image freed");
+        }
+        if let Ok(entries) = std::fs::read_dir(&self.inner.cfg.templates_dir) {
+            for entry in entries.flatten() {
+                if let Ok(meta) = Runtime::read_meta(&entry.path()) {
+                    live.push(meta.disk_layer);
+                }
+            }
+        }
+        let freed = self.inner.runtime.collect_garbage(&live)?;
+        if freed > 0 {
+            info!(bytes = freed, "disk layers freed");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,306 @@
+//! Create, kill, timeouts, pause, connect/resume and expiry of sandboxes.
+//!
+//! Ordering that keeps restarts safe: a new VM is launched before its row is written (a
+//! crash in between leaves an unlisted VM, never a listed sandbox without one); pausing
+//! commits the pause image and the `paused` row before the old VM is killed, so a crash at
+//! any point leaves either a running sandbox or a paused one with its image.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+
+use tracing::{info, warn};
+
+use super::Manager;
+use crate::config::MAX_TIMEOUT_SECS;
+use crate::error::{ApiError, ApiResult};
+use crate::ids;
+use crate::store::{ImageKind, SandboxRow, SandboxState};
+use crate::vm::{GuestInit, LaunchSpec, Runtime};
+
+/// What a new sandbox is started with (from `POST /sandboxes`, or copied by `fork`).
+#[derive(Debug, Clone, Default)]
+pub struct CreateParams {
+    pub template: String,
+    pub timeout_secs: i64,
+    pub metadata: BTreeMap<String, String>,
+    pub env_vars: HashMap<String, String>,
+    pub secure: bool,
+    pub allow_internet: bool,
+    pub auto_pause: bool,
+    pub auto_resume: bool,
+}
+
+/// Lifetimes for create/connect/fork: 1 s ..= 24 h.
+pub fn validate_lifetime(secs: i64) -> ApiResult<()> {
+    if secs <= 0 {
+        return Err(ApiError::bad_request("Timeout must be greater than 0 seconds"));
+    }
+    validate_timeout(secs)
+}
+
+/// `POST /timeout` also accepts 0 (expire now).
+pub fn validate_timeout(secs: i64) -> ApiResult<()> {
+    if secs < 0 {
+        return Err(ApiError::bad_request("Timeout cannot be negative"));
+    }
+    if secs > MAX_TIMEOUT_SECS {
+        return Err(ApiError::bad_request(format!("Timeout cannot be greater than {} hours", MAX_TIMEOUT_SECS / 3600)));
+    }
+    Ok(())
+}
+
+fn deadline(timeout_secs: i64) -> i64 {
+    ids::now_ns().saturating_add(ids::secs_to_ns(timeout_secs))
+}
+
+impl Manager {
+    pub async fn create(&self, p: CreateParams) -> ApiResult<SandboxRow> {
+        validate_lifetime(p.timeout_secs)?;
+        let (dir, template_id, alias) = self.resolve_template(&p.template)?;
+        let _gc = self.inner.gc_guard.read().await;
+        self.launch_new(dir, template_id, alias, &p).await
+    }
+
+    /// Starts a sandbox with a new ID from an image. Callers hold `gc_guard` for reading.
+    pub(super) async fn launch_new(
+        &self,
+        image_dir: PathBuf,
+        template_id: String,
+        alias: Option<String>,
+        p: &CreateParams,
+    ) -> ApiResult<SandboxRow> {
+        let slot = self.reserve_slot()?;
+        let meta = Runtime::read_meta(&image_dir)?;
+        let id = ids::sandbox_id();
+        let access_token = p.secure.then(|| ids::secret_hex(32));
+        let vm = self
+            .inner
+            .runtime
+            .launch(LaunchSpec {
+                sandbox_id: id.clone(),
+                image_dir: image_dir.clone(),
+                allow_internet: p.allow_internet,
+                init: GuestInit { access_token: access_token.clone(), env_vars: p.env_vars.clone() },
+            })
+            .await?;
+        let now = ids::now_ns();
+        let row = SandboxRow {
+            id: id.clone(),
+            template_id,
+            alias,
+            image_dir,
+            state: SandboxState::Running,
+            started_at: now,
+            end_at: now.saturating_add(ids::secs_to_ns(p.timeout_secs)),
+            metadata: p.metadata.clone(),
+            env_vars: p.env_vars.clone(),
+            access_token,
+            allow_internet: p.allow_internet,
+            auto_pause: p.auto_pause,
+            auto_resume: p.auto_resume,
+            cpu_count: vm.vcpus,
+            memory_mb: vm.memory_mb,
+            disk_size_mb: vm.disk_size_mb,
+            envd_version: meta.envd_version.clone(),
+            disk_layer: Some(meta.disk_layer),
+            paused_image: None,
+            vm: Some(vm.clone()),
+        };
+        if let Err(e) = self.store().insert_sandbox(&row) {
+            let _ = self.inner.runtime.kill(&vm).await;
+            return Err(e.into());
+        }
+        slot.commit();
+        self.set_route(&id, Some(vm.envd_addr));
+        self.deadlines_changed();
+        info!(sandbox = %id, template = %row.template_id, "sandbox started");
+        Ok(row)
+    }
+
+    pub fn get(&self, id: &str) -> ApiResult<SandboxRow> {
+        let id = ids::short_sandbox_id(id);
+        self.store().sandbox(id)?.ok_or_else(|| ApiError::sandbox_not_found(id))
+    }
+
+    pub async fn kill(&self, id: &str) -> ApiResult<()> {
+        let id = self.get(id)?.id;
+        let lock = self.op_lock(&id);
+        let _op = lock.lock().await;
+        let row = self.get(&id)?;
+        self.destroy(row).await;
+        Ok(())
+    }
+
+    /// Kills the VM (if any) and forgets the sandbox. Callers hold the operation lock.
+    pub(super) async fn destroy(&self, row: SandboxRow) {
+        if let Some(vm) = &row.vm {
+            if let Err(e) = self.inner.runtime.kill(vm).await {
+                warn!(sandbox = %row.id, error = %e, "killing the VM failed");
+            }
+        }
+        self.drop_route(&row.id);
+        if let Err(e) = self.store().delete_sandbox(&row.id) {
+            warn!(sandbox = %row.id, error = %e, "deleting the sandbox row failed");
+        }
+        if let Some(img) = &row.paused_image {
+            let _ = self.store().soft_delete_image(img);
+        }
+        self.forget_lock(&row.id);
+        info!(sandbox = %row.id, "sandbox killed");
+        self.spawn_gc();
+    }
+
+    /// Removes the proxy route and frees the VM slot it stood for.
+    pub(super) fn drop_route(&self, id: &str) {
+        if self.envd_addr(id).is_some() {
+            self.set_route(id, None);
+            self.release_slot();
+        }
+    }
+
+    /// `POST /sandboxes/{id}/timeout`: the sandbox now ends `secs` from now.
+    pub fn set_timeout(&self, id: &str, secs: i64) -> ApiResult<()> {
+        validate_timeout(secs)?;
+        let row = self.get(id)?;
+        if !self.store().set_end_at(&row.id, deadline(secs))? {
+            return Err(ApiError::sandbox_not_found(&row.id));
+        }
+        self.deadlines_changed();
+        Ok(())
+    }
+
+    /// `POST /sandboxes/{id}/refreshes`: extend only, never shorten.
+    pub fn refresh(&self, id: &str, secs: i64) -> ApiResult<()> {
+        if !(0..=3600).contains(&secs) {
+            return Err(ApiError::bad_request("duration must be between 0 and 3600 seconds"));
+        }
+        let row = self.get(id)?;
+        self.store().set_end_at(&row.id, row.end_at.max(deadline(secs)))?;
+        self.deadlines_changed();
+        Ok(())
+    }
+
+    pub async fn pause(&self, id: &str) -> ApiResult<()> {
+        let id = self.get(id)?.id;
+        let lock = self.op_lock(&id);
+        let Ok(_op) = lock.try_lock() else {
+            return Err(ApiError::conflict(format!("sandbox {id} is in transition and cannot be paused now")));
+        };
+        let row = self.get(&id)?;
+        self.pause_locked(row).await
+    }
+
+    async fn pause_locked(&self, row: SandboxRow) -> ApiResult<()> {
+        let id = row.id.clone();
+        match row.state {
+            SandboxState::Running => {}
+            SandboxState::Paused => return Err(ApiError::conflict(format!("sandbox {id} is already paused"))),
+            other => return Err(ApiError::conflict(format!("sandbox {id} cannot be paused while {}", other.as_str()))),
+        }
+        let vm = row.vm.clone().ok_or_else(|| ApiError::internal("running sandbox without a VM"))?;
+        let _gc = self.inner.gc_guard.read().await;
+        self.store().set_state(&id, SandboxState::Pausing)?;
+        let img = match self.capture(&vm, &id, ImageKind::Pause, None).await {
+            Ok(img) => img,
+            Err(e) => {
+                self.store().set_state(&id, SandboxState::Running)?;
+                return Err(e);
+            }
+        };
+        self.store().set_paused(&id, &img.id)?;
+        if let Err(e) = self.inner.runtime.kill(&vm).await {
+            warn!(sandbox = %id, error = %e, "killing the paused VM failed");
+        }
+        self.store().clear_vm(&id)?;
+        self.drop_route(&id);
+        info!(sandbox = %id, size_bytes = img.size_bytes, "sandbox paused");
+        drop(_gc);
+        self.spawn_gc();
+        Ok(())
+    }
+
+    /// `POST /sandboxes/{id}/connect`: resumes a paused sandbox (true) or extends a running
+    /// one (false).
+    pub async fn connect(&self, id: &str, timeout_secs: i64) -> ApiResult<(SandboxRow, bool)> {
+        validate_lifetime(timeout_secs)?;
+        let id = &self.get(id)?.id;
+        let lock = self.op_lock(id);
+        let _op = lock.lock().await;
+        let mut row = self.get(id)?;
+        if row.state != SandboxState::Paused {
+            row.end_at = row.end_at.max(deadline(timeout_secs));
+            self.store().set_end_at(id, row.end_at)?;
+            self.deadlines_changed();
+            return Ok((row, false));
+        }
+        Ok((self.resume_locked(row, timeout_secs).await?, true))
+    }
+
+    /// `POST /sandboxes/{id}/resume` (deprecated): 409 unless paused.
+    pub async fn resume(&self, id: &str, timeout_secs: i64) -> ApiResult<SandboxRow> {
+        validate_lifetime(timeout_secs)?;
+        let id = &self.get(id)?.id;
+        let lock = self.op_lock(id);
+        let _op = lock.lock().await;
+        let row = self.get(id)?;
+        if row.state != SandboxState::Paused {
+            return Err(ApiError::conflict(format!("sandbox {id} is already running")));
+        }
+        self.resume_locked(row, timeout_secs).await
+    }
+
+    async fn resume_locked(&self, mut row: SandboxRow, timeout_secs: i64) -> ApiResult<SandboxRow> {
+        let image_id = row.paused_image.clone().ok_or_else(|| ApiError::internal("paused sandbox without an image"))?;
+        let img = self.store().image(&image_id)?.ok_or_else(|| ApiError::internal("pause image missing"))?;
+        let slot = self.reserve_slot()?;
+        let _gc = self.inner.gc_guard.read().await;
+        let meta = Runtime::read_meta(&img.dir)?;
+        let access_token = row.access_token.is_some().then(|| ids::secret_hex(32));
+        let vm = self
+            .inner
+            .runtime
+            .launch(LaunchSpec {
+                sandbox_id: row.id.clone(),
+                image_dir: img.dir.clone(),
+                allow_internet: row.allow_internet,
+                init: GuestInit { access_token: access_token.clone(), env_vars: row.env_vars.clone() },
+            })
+            .await?;
+        row.state = SandboxState::Running;
+        row.image_dir = img.dir.clone();
+        row.access_token = access_token;
+        row.end_at = deadline(timeout_secs);
+        row.disk_layer = Some(meta.disk_layer);
+        row.paused_image = None;
+        row.vm = Some(vm.clone());
+        if let Err(e) = self.store().set_running(&row) {
+            let _ = self.inner.runtime.kill(&vm).await;
+            return Err(e.into());
+        }
+        // The image stays on disk while this sandbox runs from it (`image_dir`).
+        self.store().soft_delete_image(&img.id)?;
+        slot.commit();
+        self.set_route(&row.id, Some(vm.envd_addr));
+        self.deadlines_changed();
+        info!(sandbox = %row.id, "sandbox resumed");
+        Ok(row)
+    }
+
+    /// Called by the reaper: kill, or pause when the sandbox asked for `autoPause`.
+    pub(super) async fn expire(&self, id: &str) {
+        let lock = self.op_lock(id);
+        let _op = lock.lock().await;
+        let Ok(Some(row)) = self.store().sandbox(id) else { return };
+        if row.state == SandboxState::Paused || row.end_at > ids::now_ns() {
+            return;
+        }
+        if row.auto_pause {
+            match self.pause_locked(row.clone()).await {
+                Ok(()) => return,
+                Err(e) => warn!(sandbox = %id, error = %e, "auto-pause failed; killing instead"),
+            }
+        }
+        info!(sandbox = %id, "sandbox reached its timeout");
+        self.destroy(row).await;
+    }
+}

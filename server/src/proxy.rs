@@ -1,0 +1,135 @@
+//! The envd reverse proxy, on the same port as the REST API.
+//!
+//! A request is for a sandbox when it carries `E2b-Sandbox-Id` (what the SDKs send when
+//! `E2B_SANDBOX_URL` is set, with `E2b-Sandbox-Port`) or when its host is
+//! `<port>-<sandboxID>.<anything>`; everything else goes to the REST router.
+//!
+//! Invariants: bodies stream both ways without buffering (server-streaming RPCs stay live);
+//! envd's internal routes are never reachable from outside (404); an unknown, paused or dead
+//! sandbox is a 502 whose message contains "was not found" (the SDKs map that to "sandbox
+//! not running"), an unreachable envd a 502 with "port is not open".
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderName, HeaderValue, StatusCode, Uri, Version, header};
+use axum::response::{IntoResponse, Response};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use crate::error::ApiError;
+use crate::manager::Manager;
+
+/// The port envd listens on inside every sandbox (and the only one sandboxd forwards).
+pub const ENVD_PORT: u16 = 49983;
+
+/// envd routes the orchestrator uses around restores; never exposed to clients.
+const INTERNAL_PATHS: &[&str] = &["/init", "/freeze", "/unfreeze", "/collapse", "/fsfreeze", "/fsthaw", "/upgrade"];
+
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+#[derive(Clone)]
+pub struct EnvdProxy {
+    client: Client<HttpConnector, Body>,
+    manager: Manager,
+}
+
+/// Which sandbox and port a request is for, if it is envd traffic.
+pub fn target(req: &Request) -> Option<(String, u16)> {
+    let headers = req.headers();
+    if let Some(id) = headers.get("e2b-sandbox-id").and_then(|v| v.to_str().ok()) {
+        let port = headers
+            .get("e2b-sandbox-port")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or(ENVD_PORT);
+        return Some((crate::ids::short_sandbox_id(id.trim()).to_string(), port));
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()))?;
+    let (label, _) = host.split_once('.')?;
+    let (port, id) = label.split_once('-')?;
+    let port: u16 = port.parse().ok()?;
+    let id = crate::ids::short_sandbox_id(id);
+    (!id.is_empty() && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())).then(|| (id.to_string(), port))
+}
+
+fn bad_gateway(message: String) -> Response {
+    ApiError::new(StatusCode::BAD_GATEWAY, message).into_response()
+}
+
+fn strip_hop_by_hop(headers: &mut axum::http::HeaderMap) {
+    let listed: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in listed {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(*name);
+    }
+}
+
+impl EnvdProxy {
+    pub fn new(manager: Manager) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(std::time::Duration::from_secs(5)));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new()).build(connector);
+        Self { client, manager }
+    }
+
+    pub async fn forward(&self, id: String, port: u16, mut req: Request) -> Response {
+        if INTERNAL_PATHS.contains(&req.uri().path().trim_end_matches('/')) {
+            return ApiError::not_found("route not found").into_response();
+        }
+        let Some(addr) = self.manager.envd_addr(&id) else {
+            return bad_gateway(format!("The sandbox {id} was not found"));
+        };
+        if port != ENVD_PORT {
+            return bad_gateway(format!("The sandbox {id} is running but port {port} is not open"));
+        }
+        let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+        let uri: Uri = match format!("http://{addr}{path}").parse() {
+            Ok(uri) => uri,
+            Err(e) => return ApiError::bad_request(format!("bad request path: {e}")).into_response(),
+        };
+        *req.uri_mut() = uri;
+        *req.version_mut() = Version::HTTP_11;
+        strip_hop_by_hop(req.headers_mut());
+        if let Ok(host) = HeaderValue::from_str(&addr.to_string()) {
+            req.headers_mut().insert(header::HOST, host);
+        }
+        match self.client.request(req).await {
+            Ok(resp) => {
+                let (mut parts, body) = resp.into_parts();
+                strip_hop_by_hop(&mut parts.headers);
+                Response::from_parts(parts, Body::new(body))
+            }
+            Err(e) => {
+                tracing::debug!(sandbox = %id, error = %e, "envd unreachable");
+                if self.manager.envd_addr(&id).is_none() {
+                    bad_gateway(format!("The sandbox {id} was not found"))
+                } else {
+                    bad_gateway(format!("The sandbox {id} is running but port {port} is not open"))
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! Wiring: opens the store, the key file and the runtime, recovers sandboxes, starts the
+//! reaper, and serves REST + envd proxy on one listener (HTTP/1.1 and h2c).
+//!
+//! Invariant: shutting sandboxd down never kills VMs; they are picked up on the next start.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::Request;
+use tower::ServiceExt;
+use tracing::{info, warn};
+
+use crate::api::{self, AppState};
+use crate::auth::Keys;
+use crate::config::Config;
+use crate::manager::Manager;
+use crate::proxy::{self, EnvdProxy};
+use crate::store::Store;
+use crate::vm::Runtime;
+
+/// The whole HTTP surface: envd traffic to the proxy, the rest to the REST router.
+pub fn app(state: AppState) -> Router {
+    let rest = api::router(state.clone());
+    let envd = EnvdProxy::new(state.manager.clone());
+    Router::new().fallback_service(tower::service_fn(move |req: Request| {
+        let (rest, envd) = (rest.clone(), envd.clone());
+        async move {
+            match proxy::target(&req) {
+                Some((id, port)) => Ok::<_, Infallible>(envd.forward(id, port, req).await),
+                None => rest.oneshot(req).await,
+            }
+        }
+    }))
+}
+
+pub async fn serve(cfg: Config) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&cfg.data_dir)?;
+    std::fs::create_dir_all(cfg.snapshots_dir())?;
+    let store = Arc::new(Store::open(&cfg.db_path())?);
+    let keys = Keys::ensure(&store, &cfg.api_key_path())?;
+    let runtime = Runtime::new(&cfg.data_dir).await?;
+    info!(accelerator = runtime.accel(), data_dir = %cfg.data_dir.display(), templates_dir = %cfg.templates_dir.display(), "runtime ready");
+    if !cfg.template_dir("base").join("meta.json").is_file() {
+        warn!("the base template is not built yet: run `sandboxd template build base`");
+    }
+    let manager = Manager::new(cfg.clone(), store, runtime);
+    manager.recover().await?;
+    manager.spawn_reaper();
+    let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
+    info!(listen = %listener.local_addr()?, "sandboxd listening");
+    axum::serve(listener, app(AppState { manager, keys })).with_graceful_shutdown(shutdown_signal()).await?;
+    info!("sandboxd stopped (running sandboxes keep running)");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+    }
+}
