@@ -63,5 +63,11 @@ for (const value of Object.values(native)) {
   if (typeof value === 'function' && value.prototype && Object.getOwnPropertyNames(value.prototype).length > 1) wrapClass(value)
 }
 
+// The embedded default (no E2B settings at all) starts a local sandboxd when none answers; offer
+// the one the install script put next to the addon, if any.
+const { registerSandboxd, ...api } = native
+const bundledSandboxd = path.join(__dirname, 'bin', 'sandboxd')
+if (registerSandboxd) registerSandboxd(bundledSandboxd)
+
 const { fromNative, ...errorClasses } = errors
-module.exports = { ...native, ...errorClasses }
+module.exports = { ...api, ...errorClasses }

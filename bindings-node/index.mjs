@@ -6,6 +6,7 @@ export const {
   Commands,
   CommandHandle,
   Filesystem,
+  FileType,
   SandboxPaginator,
   SnapshotPaginator,
   SandboxError,

@@ -1,0 +1,366 @@
+//! `Sandbox`: lifecycle calls, static (by sandbox ID) and on an instance, as in E2B's JS SDK.
+//!
+//! Options are in milliseconds (`timeoutMs`, `requestTimeoutMs`); the core rounds them up to
+//! whole seconds for the REST API. Instance methods use the connection options the sandbox was
+//! created or connected with.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use napi::Either;
+use napi::bindgen_prelude::Result;
+use napi_derive::napi;
+
+use crate::commands::Commands;
+use crate::config::{self, ConnectionOpts, opt_ms, with_connection_opts};
+use crate::error::{JsResult, to_js};
+use crate::files::Filesystem;
+use crate::paginator::SandboxPaginator;
+
+with_connection_opts! {
+    #[doc = " Options of `Sandbox.create`."]
+    pub struct SandboxOpts {
+        #[doc = " Template name or ID, or a snapshot ID (default `base`)."]
+        pub template: Option<String>,
+        #[doc = " Sandbox lifetime in **milliseconds** (default 300 000)."]
+        pub timeout_ms: Option<f64>,
+        #[doc = " Custom metadata of the sandbox."]
+        pub metadata: Option<HashMap<String, String>>,
+        #[doc = " Environment variables of every command in the sandbox."]
+        pub envs: Option<HashMap<String, String>>,
+        #[doc = " Require an access token for envd traffic (default true)."]
+        pub secure: Option<bool>,
+        #[doc = " Allow the sandbox to reach the internet (default true)."]
+        pub allow_internet_access: Option<bool>,
+    }
+}
+
+with_connection_opts! {
+    #[doc = " Options of `Sandbox.connect`."]
+    pub struct SandboxConnectOpts {
+        #[doc = " Lifetime in **milliseconds**; for a running sandbox it only extends the current one."]
+        pub timeout_ms: Option<f64>,
+    }
+}
+
+with_connection_opts! {
+    #[doc = " Options of `pause`."]
+    pub struct SandboxPauseOpts {
+        #[doc = " Keep the memory snapshot (default true); false keeps only the filesystem."]
+        pub keep_memory: Option<bool>,
+    }
+}
+
+with_connection_opts! {
+    #[doc = " Options of `fork`."]
+    pub struct SandboxForkOpts {
+        #[doc = " Number of forks (default 1)."]
+        pub count: Option<u32>,
+        #[doc = " Lifetime of each fork in **milliseconds** (default 300 000)."]
+        pub timeout_ms: Option<f64>,
+    }
+}
+
+/// Filter of `Sandbox.list` (all conditions must hold).
+#[napi(object, object_to_js = false)]
+#[derive(Default)]
+pub struct SandboxQuery {
+    /// Sandboxes having all these metadata entries.
+    pub metadata: Option<HashMap<String, String>>,
+    /// `running` and/or `paused` (default both).
+    #[napi(ts_type = "Array<'running' | 'paused'>")]
+    pub state: Option<Vec<String>>,
+    /// Sandboxes started at or after this time.
+    pub started_after: Option<DateTime<Utc>>,
+    /// Sandboxes of this template ID or name.
+    pub template: Option<String>,
+}
+
+with_connection_opts! {
+    #[doc = " Options of `Sandbox.list`."]
+    pub struct SandboxListOpts {
+        #[doc = " Filter of the listed sandboxes."]
+        pub query: Option<SandboxQuery>,
+        #[doc = " Order by start time (default `desc`)."]
+        #[napi(ts_type = "'asc' | 'desc'")]
+        pub order: Option<String>,
+        #[doc = " Page size (default 100)."]
+        pub limit: Option<u32>,
+        #[doc = " Token of the page to start from."]
+        pub next_token: Option<String>,
+    }
+}
+
+/// Lifecycle of a sandbox as reported by `getInfo`.
+#[napi(object, object_from_js = false)]
+pub struct SandboxInfoLifecycle {
+    /// `kill` or `pause`.
+    #[napi(ts_type = "'pause' | 'kill'")]
+    pub on_timeout: String,
+    /// Whether traffic resumes the paused sandbox.
+    pub auto_resume: bool,
+}
+
+/// Information about a sandbox.
+#[napi(object, object_from_js = false)]
+pub struct SandboxInfo {
+    /// Sandbox ID.
+    pub sandbox_id: String,
+    /// Template ID.
+    pub template_id: String,
+    /// Template name (alias).
+    pub name: Option<String>,
+    /// Metadata given at creation.
+    pub metadata: HashMap<String, String>,
+    /// Start time.
+    pub started_at: DateTime<Utc>,
+    /// Time at which the sandbox will be killed (or paused).
+    pub end_at: DateTime<Utc>,
+    /// `running` or `paused`.
+    #[napi(ts_type = "'running' | 'paused'")]
+    pub state: String,
+    /// Number of vCPUs.
+    pub cpu_count: u32,
+    /// Memory in MiB.
+    #[napi(js_name = "memoryMB")]
+    pub memory_mb: u32,
+    /// Version of envd in the sandbox.
+    pub envd_version: String,
+    /// Whether internet access was explicitly enabled or disabled.
+    pub allow_internet_access: Option<bool>,
+    /// Lifecycle configuration.
+    pub lifecycle: Option<SandboxInfoLifecycle>,
+    /// Domain of the sandbox.
+    pub sandbox_domain: Option<String>,
+}
+
+impl From<e2b::SandboxInfo> for SandboxInfo {
+    fn from(i: e2b::SandboxInfo) -> Self {
+        SandboxInfo {
+            sandbox_id: i.sandbox_id,
+            template_id: i.template_id,
+            name: i.name,
+            metadata: i.metadata,
+            started_at: i.started_at,
+            end_at: i.end_at,
+            state: i.state,
+            cpu_count: i.cpu_count,
+            memory_mb: i.memory_mb,
+            envd_version: i.envd_version,
+            allow_internet_access: i.allow_internet_access,
+            lifecycle: i.lifecycle.map(|l| SandboxInfoLifecycle { on_timeout: l.on_timeout, auto_resume: l.auto_resume }),
+            sandbox_domain: i.sandbox_domain,
+        }
+    }
+}
+
+/// Options of `isRunning`.
+#[napi(object, object_to_js = false)]
+#[derive(Default)]
+pub struct IsRunningOpts {
+    /// Timeout of the health check in **milliseconds**.
+    pub request_timeout_ms: Option<f64>,
+}
+
+/// A sandbox: an isolated VM with commands (`commands`) and a filesystem (`files`).
+///
+/// Create one with `await Sandbox.create()`, or attach to a running one with
+/// `await Sandbox.connect(sandboxId)`.
+#[napi]
+pub struct Sandbox {
+    pub(crate) inner: e2b::Sandbox,
+}
+
+impl From<e2b::Sandbox> for Sandbox {
+    fn from(inner: e2b::Sandbox) -> Self {
+        Sandbox { inner }
+    }
+}
+
+fn fork_results(forks: Vec<e2b::Result<e2b::Sandbox>>) -> Vec<Either<Sandbox, napi::Error>> {
+    forks
+        .into_iter()
+        .map(|r| match r {
+            Ok(s) => Either::A(Sandbox::from(s)),
+            Err(e) => Either::B(to_js(e)),
+        })
+        .collect()
+}
+
+#[napi]
+impl Sandbox {
+    /// Create a sandbox from a template (default `base`) or a snapshot ID:
+    /// `Sandbox.create()`, `Sandbox.create('base', opts)` or `Sandbox.create({ template, ... })`.
+    #[napi(factory, ts_args_type = "template?: string | SandboxOpts, opts?: SandboxOpts", configurable)]
+    pub async fn create(template: Option<Either<String, SandboxOpts>>, opts: Option<SandboxOpts>) -> Result<Sandbox> {
+        let (template, opts) = match template {
+            Some(Either::A(t)) => (Some(t), opts.unwrap_or_default()),
+            Some(Either::B(o)) => (o.template.clone(), o),
+            None => (None, opts.unwrap_or_default()),
+        };
+        let template = template.or_else(|| opts.template.clone());
+        let mut create = e2b::CreateOptions {
+            template,
+            timeout: opt_ms(opts.timeout_ms),
+            metadata: opts.metadata.clone().unwrap_or_default(),
+            envs: opts.envs.clone().unwrap_or_default(),
+            connection: opts.connection(),
+            ..Default::default()
+        };
+        if let Some(secure) = opts.secure {
+            create.secure = secure;
+        }
+        if opts.allow_internet_access.is_some() {
+            create.allow_internet_access = opts.allow_internet_access;
+        }
+        e2b::Sandbox::create(create).await.js().map(Sandbox::from)
+    }
+
+    /// Connect to a running or paused sandbox by ID (a paused one is resumed).
+    #[napi(factory, js_name = "connect", configurable)]
+    pub async fn connect_by_id(sandbox_id: String, opts: Option<SandboxConnectOpts>) -> Result<Sandbox> {
+        let opts = opts.unwrap_or_default();
+        e2b::Sandbox::connect(&sandbox_id, opt_ms(opts.timeout_ms), &opts.connection()).await.js().map(Sandbox::from)
+    }
+
+    /// Connect to this sandbox again (resuming it if paused); returns a new handle.
+    #[napi]
+    pub async fn connect(&self, opts: Option<SandboxConnectOpts>) -> Result<Sandbox> {
+        let timeout = opts.and_then(|o| opt_ms(o.timeout_ms));
+        self.inner.reconnect(timeout).await.js().map(Sandbox::from)
+    }
+
+    /// ID of the sandbox.
+    #[napi(getter)]
+    pub fn sandbox_id(&self) -> String {
+        self.inner.sandbox_id().to_string()
+    }
+
+    /// Domain of the sandbox, when the server gave one.
+    #[napi(getter)]
+    pub fn sandbox_domain(&self) -> Option<String> {
+        self.inner.sandbox_domain().map(str::to_string)
+    }
+
+    /// Version of envd in the sandbox.
+    #[napi(getter)]
+    pub fn envd_version(&self) -> String {
+        self.inner.envd_version().to_string()
+    }
+
+    /// Token for traffic to the sandbox's ports, when it is not public.
+    #[napi(getter)]
+    pub fn traffic_access_token(&self) -> Option<String> {
+        self.inner.traffic_access_token().map(str::to_string)
+    }
+
+    /// Commands (processes) in the sandbox.
+    #[napi(getter)]
+    pub fn commands(&self) -> Commands {
+        Commands::from(self.inner.commands())
+    }
+
+    /// The sandbox's filesystem.
+    #[napi(getter)]
+    pub fn files(&self) -> Filesystem {
+        Filesystem::from(self.inner.files())
+    }
+
+    /// Host name of a port of the sandbox: `<port>-<sandboxId>.<domain>`.
+    #[napi]
+    pub fn get_host(&self, port: u16) -> String {
+        self.inner.get_host(port)
+    }
+
+    /// Whether the sandbox is up (envd answers its health check).
+    #[napi]
+    pub async fn is_running(&self, opts: Option<IsRunningOpts>) -> Result<bool> {
+        self.inner.is_running(opts.and_then(|o| opt_ms(o.request_timeout_ms))).await.js()
+    }
+
+    /// Kill the sandbox; `false` when it was already gone.
+    #[napi]
+    pub async fn kill(&self, _opts: Option<ConnectionOpts>) -> Result<bool> {
+        self.inner.kill().await.js()
+    }
+
+    /// Kill a sandbox by ID; `false` when it was not found.
+    #[napi(js_name = "kill", configurable)]
+    pub async fn kill_by_id(sandbox_id: String, opts: Option<ConnectionOpts>) -> Result<bool> {
+        e2b::Sandbox::kill_by_id(&sandbox_id, &config::connection(&opts)).await.js()
+    }
+
+    /// Set the sandbox to end `timeoutMs` milliseconds from now.
+    #[napi]
+    pub async fn set_timeout(&self, timeout_ms: f64, _opts: Option<ConnectionOpts>) -> Result<()> {
+        self.inner.set_timeout(config::ms(timeout_ms)).await.js()
+    }
+
+    /// Set a sandbox, by ID, to end `timeoutMs` milliseconds from now.
+    #[napi(js_name = "setTimeout", configurable)]
+    pub async fn set_timeout_by_id(sandbox_id: String, timeout_ms: f64, opts: Option<ConnectionOpts>) -> Result<()> {
+        e2b::Sandbox::set_timeout_by_id(&sandbox_id, config::ms(timeout_ms), &config::connection(&opts)).await.js()
+    }
+
+    /// Information about the sandbox.
+    #[napi]
+    pub async fn get_info(&self, _opts: Option<ConnectionOpts>) -> Result<SandboxInfo> {
+        self.inner.get_info().await.js().map(SandboxInfo::from)
+    }
+
+    /// Information about a sandbox by ID.
+    #[napi(js_name = "getInfo", configurable)]
+    pub async fn get_info_by_id(sandbox_id: String, opts: Option<ConnectionOpts>) -> Result<SandboxInfo> {
+        e2b::Sandbox::get_info_by_id(&sandbox_id, &config::connection(&opts)).await.js().map(SandboxInfo::from)
+    }
+
+    /// Pause the sandbox; `false` when it was already paused. Resume it with `connect`.
+    #[napi]
+    pub async fn pause(&self, opts: Option<SandboxPauseOpts>) -> Result<bool> {
+        let keep_memory = opts.and_then(|o| o.keep_memory).unwrap_or(true);
+        self.inner.pause(keep_memory).await.js()
+    }
+
+    /// Pause a sandbox by ID; `false` when it was already paused.
+    #[napi(js_name = "pause", configurable)]
+    pub async fn pause_by_id(sandbox_id: String, opts: Option<SandboxPauseOpts>) -> Result<bool> {
+        let opts = opts.unwrap_or_default();
+        e2b::Sandbox::pause_by_id(&sandbox_id, opts.keep_memory.unwrap_or(true), &opts.connection()).await.js()
+    }
+
+    /// Fork the running sandbox into `count` new ones; each entry is a sandbox or that fork's error.
+    #[napi(ts_return_type = "Promise<Array<Sandbox | Error>>")]
+    pub async fn fork(&self, opts: Option<SandboxForkOpts>) -> Result<Vec<Either<Sandbox, napi::Error>>> {
+        let opts = opts.unwrap_or_default();
+        let fork = e2b::ForkOptions { timeout: opt_ms(opts.timeout_ms), count: opts.count };
+        self.inner.fork(fork).await.js().map(fork_results)
+    }
+
+    /// Fork a sandbox by ID; each entry is a sandbox or that fork's error.
+    #[napi(js_name = "fork", ts_return_type = "Promise<Array<Sandbox | Error>>", configurable)]
+    pub async fn fork_by_id(sandbox_id: String, opts: Option<SandboxForkOpts>) -> Result<Vec<Either<Sandbox, napi::Error>>> {
+        let opts = opts.unwrap_or_default();
+        let fork = e2b::ForkOptions { timeout: opt_ms(opts.timeout_ms), count: opts.count };
+        e2b::Sandbox::fork_by_id(&sandbox_id, fork, &opts.connection()).await.js().map(fork_results)
+    }
+
+    /// List sandboxes, a page at a time: `while (p.hasNext) items.push(...await p.nextItems())`.
+    /// Synchronous: no request is made until `nextItems`.
+    #[napi(configurable)]
+    pub fn list(opts: Option<SandboxListOpts>) -> Result<SandboxPaginator> {
+        let opts = opts.unwrap_or_default();
+        let query = opts.query.as_ref().map(|q| e2b::SandboxQuery {
+            metadata: q.metadata.clone().unwrap_or_default(),
+            state: q.state.clone().unwrap_or_default(),
+            started_after: q.started_after,
+            template: q.template.clone(),
+        });
+        let list = e2b::SandboxListOptions {
+            query: query.unwrap_or_default(),
+            limit: opts.limit,
+            next_token: opts.next_token.clone(),
+            order: opts.order.clone(),
+        };
+        e2b::Sandbox::list(list, &opts.connection()).js().map(SandboxPaginator::from)
+    }
+}
