@@ -1,1 +1,74 @@
-fn main() {}
+//! envd: the agent inside every sandbox. It speaks E2B's envd protocol (Connect
+//! RPC with the JSON codec for `process.Process` and `filesystem.Filesystem`,
+//! plus the `/files`, `/health`, `/init`, `/envs` and `/metrics` HTTP routes) so
+//! the official E2B SDKs work against it unchanged.
+
+mod auth;
+mod connect;
+mod files;
+mod filesystem;
+mod init;
+mod pid1;
+mod process;
+mod proto;
+mod server;
+mod state;
+mod users;
+mod watch;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use clap::Parser;
+
+/// The envd protocol version we report (`envdVersion`, `envd --version`).
+///
+/// The SDKs gate features on this number, so it must not promise more than we
+/// serve. 0.5.7 is the highest version whose every gated feature is implemented
+/// here: default user when no `Authorization` is sent (0.4.0), `stdin` on Start
+/// (0.3.0), `CloseStdin` (0.5.2), and `application/octet-stream` uploads with
+/// optional gzip (0.5.7). It is also at least 0.5.0, which the control plane
+/// requires for snapshots. The next gate, 0.6.2, adds file metadata in xattrs
+/// (`X-Metadata-*`), and 0.6.3 adds `entry` in watch events; neither exists yet.
+pub const ENVD_VERSION: &str = "0.5.7";
+
+#[derive(Debug, Parser)]
+#[command(name = "envd", about = "E2B-compatible sandbox agent", disable_version_flag = true)]
+struct Cli {
+    /// Print the envd protocol version (just the number, like upstream `envd -version`) and exit.
+    #[arg(long)]
+    version: bool,
+    /// TCP port to listen on (all interfaces).
+    #[arg(long, env = "ENVD_PORT", default_value_t = 49983)]
+    port: u16,
+    /// Address to bind.
+    #[arg(long, env = "ENVD_ADDR", default_value_t = IpAddr::V4(Ipv4Addr::UNSPECIFIED))]
+    addr: IpAddr,
+    /// Run as PID 1 of the VM: mount /proc, /sys, /dev, …, set the hostname, reap zombies.
+    #[arg(long)]
+    init: bool,
+    /// User for requests that name none; falls back to root when it does not exist.
+    #[arg(long, env = "ENVD_DEFAULT_USER", default_value = "user")]
+    default_user: String,
+    /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `envd=debug`.
+    #[arg(long, env = "ENVD_LOG", default_value = "info")]
+    log: String,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if cli.version {
+        println!("{ENVD_VERSION}");
+        return Ok(());
+    }
+    if cli.init {
+        // Before the runtime exists: forking is only sound while single-threaded.
+        pid1::become_init();
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let state = state::AppState::new(cli.default_user);
+    runtime.block_on(server::serve(state, SocketAddr::new(cli.addr, cli.port)))
+}

@@ -1,0 +1,108 @@
+//! The HTTP surface: routes, the small informational endpoints, and serving.
+//!
+//! `axum::serve` on a plain TCP listener speaks HTTP/1.1 and h2c (prior
+//! knowledge) on the same port, which is what the SDKs' clients use.
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use http::{StatusCode, header};
+
+use crate::state::Shared;
+
+pub fn router(state: Shared) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/init", post(crate::init::init))
+        .route("/envs", get(envs))
+        .route("/metrics", get(metrics))
+        .route("/files", get(crate::files::download).post(crate::files::upload).layer(DefaultBodyLimit::disable()))
+        .route(
+            "/{service}/{method}",
+            post(crate::connect::handle).layer(DefaultBodyLimit::max(crate::connect::MAX_MESSAGE + 5)),
+        )
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::auth::require_token))
+        .with_state(state)
+}
+
+pub async fn serve(state: Shared, addr: SocketAddr) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    tracing::info!("envd {} listening on {}", crate::ENVD_VERSION, listener.local_addr()?);
+    axum::serve(listener, router(state)).await?;
+    Ok(())
+}
+
+/// 204 with no body, like upstream envd; the version rides along in a header for humans.
+async fn health() -> Response {
+    (StatusCode::NO_CONTENT, [("x-envd-version", crate::ENVD_VERSION)]).into_response()
+}
+
+async fn not_found(uri: http::Uri) -> Response {
+    let message = format!("no route for {}", uri.path());
+    if uri.path().matches('/').count() == 2 && uri.path().contains('.') {
+        // Looks like a Connect route: answer in Connect's shape.
+        return crate::connect::RpcError::new(crate::proto::Code::Unimplemented, message).into_unary();
+    }
+    (StatusCode::NOT_FOUND, axum::Json(serde_json::json!({"code": 404, "message": message}))).into_response()
+}
+
+/// The variables set by `/init`.
+async fn envs(State(state): State<Shared>) -> Response {
+    axum::Json(state.runtime().env_vars).into_response()
+}
+
+/// Best-effort resource usage in the shape of upstream envd's `/metrics`.
+async fn metrics() -> Response {
+    let m = tokio::task::spawn_blocking(collect_metrics).await.unwrap_or_default();
+    ([(header::CACHE_CONTROL, "no-store")], axum::Json(m)).into_response()
+}
+
+fn collect_metrics() -> serde_json::Value {
+    let cpu = || -> Option<(u64, u64)> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let v: Vec<u64> = stat.lines().next()?.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+        let idle = v.get(3)? + v.get(4).copied().unwrap_or(0);
+        Some((v.iter().sum(), idle))
+    };
+    let a = cpu();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let b = cpu();
+    let cpu_used_pct = match (a, b) {
+        (Some((t0, i0)), Some((t1, i1))) if t1 > t0 => 100.0 * (1.0 - (i1 - i0) as f64 / (t1 - t0) as f64),
+        _ => 0.0,
+    };
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let kib = |key: &str| -> u64 {
+        meminfo
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let (total, available) = (kib("MemTotal:") * 1024, kib("MemAvailable:") * 1024);
+    let cache = (kib("Cached:") + kib("Buffers:")) * 1024;
+    let used = total.saturating_sub(available);
+    let (disk_total, disk_used) = nix::sys::statvfs::statvfs("/")
+        .map(|s| {
+            let f = s.fragment_size() as u64;
+            (s.blocks() as u64 * f, (s.blocks() - s.blocks_free()) as u64 * f)
+        })
+        .unwrap_or((0, 0));
+    serde_json::json!({
+        "ts": chrono::Utc::now().timestamp(),
+        "cpu_count": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        "cpu_used_pct": (cpu_used_pct * 100.0).round() / 100.0,
+        "mem_total": total,
+        "mem_used": used,
+        "mem_cache": cache,
+        "mem_total_mib": total >> 20,
+        "mem_used_mib": used >> 20,
+        "disk_total": disk_total,
+        "disk_used": disk_used,
+    })
+}
