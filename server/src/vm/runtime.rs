@@ -138,10 +138,13 @@ impl Runtime {
         let ram_src = spec.image_dir.join("mem.ram");
         let ram = qemu::ram_path(run);
         let (src, dst) = (ram_src.clone(), ram.clone());
+        let t0 = Instant::now();
         tokio::task::spawn_blocking(move || files::clone_sparse(&src, &dst)).await.expect("join")?;
+        let ram_ms = t0.elapsed().as_millis() as u64;
         let disk = self.new_layer(&meta.disk_layer).await?;
         std::os::unix::fs::symlink(&disk, run.join("disk"))?;
         let qmp_path = self.qmp_path(run);
+        let t1 = Instant::now();
         let (pid, port) = self
             .spawn_with_retry(run, &qmp_path, meta.memory_mb, meta.vcpus, &disk, spec.allow_internet, &Boot::Incoming)
             .await?;
@@ -153,7 +156,9 @@ impl Runtime {
             vcpus: meta.vcpus,
             disk_size_mb: meta.disk_size_mb,
         };
+        let spawn_ms = t1.elapsed().as_millis() as u64;
         let restore = async {
+            let t2 = Instant::now();
             let mut qmp = Qmp::connect(&qmp_path, Duration::from_secs(10)).await?;
             qmp.execute("migrate-set-capabilities", json!({"capabilities": [{"capability": "x-ignore-shared", "state": true}]}))
                 .await?;
@@ -162,7 +167,12 @@ impl Runtime {
             qmp.wait_migration(Duration::from_secs(60)).await?;
             // QEMU keeps a restored VM paused when the source was paused while saved.
             qmp.execute("cont", json!({})).await?;
-            guest::init(vm.envd_addr, &spec.init, INIT_DEADLINE).await
+            let load_ms = t2.elapsed().as_millis() as u64;
+            let t3 = Instant::now();
+            guest::init(vm.envd_addr, &spec.init, INIT_DEADLINE).await?;
+            let init_ms = t3.elapsed().as_millis() as u64;
+            tracing::debug!(ram_ms, spawn_ms, load_ms, init_ms, "restore phases");
+            Ok::<(), VmError>(())
         };
         if let Err(e) = restore.await {
             qemu::kill(pid, &qmp_path).await;
