@@ -1,0 +1,116 @@
+//! A real `sandboxd serve` process on a free port with a fresh data directory, and a tiny
+//! HTTP client for talking to it. The process is killed when the [`TestServer`] drops.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+pub struct TestServer {
+    child: Child,
+    pub port: u16,
+    pub key: String,
+    pub data_dir: PathBuf,
+    _dir: tempfile::TempDir,
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
+    }
+
+    /// Asserts the status and that the body is E2B's `Error {code, message}`.
+    pub fn assert_error(&self, status: u16) {
+        assert_eq!(self.status.as_u16(), status, "body: {}", String::from_utf8_lossy(&self.body));
+        let body = self.json();
+        assert_eq!(body["code"], status, "{body}");
+        assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().join("data");
+        let port = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_sandboxd"))
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .arg("--templates-dir")
+            .arg(dir.path().join("templates"))
+            .env("SANDBOXD_ACCEL", "tcg")
+            .env("RUST_LOG", "sandboxd=warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn sandboxd");
+        let client = Client::builder(TokioExecutor::new()).build_http();
+        let mut server = Self { child, port, key: String::new(), data_dir, _dir: dir, client };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = server.request(Method::GET, "/health", &[], None).await {
+                if r.status == StatusCode::OK {
+                    break;
+                }
+            }
+            assert!(server.child.try_wait().unwrap().is_none(), "sandboxd exited during start-up");
+            assert!(Instant::now() < deadline, "sandboxd did not become healthy");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        server.key = std::fs::read_to_string(server.data_dir.join("api_key")).unwrap().trim().to_string();
+        server
+    }
+
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Result<Reply, hyper_util::client::legacy::Error> {
+        let mut req = Request::builder().method(method).uri(format!("http://127.0.0.1:{}{path}", self.port));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req.body(Full::new(Bytes::from(body.unwrap_or_default()))).unwrap();
+        let resp = self.client.request(req).await?;
+        let (parts, body) = resp.into_parts();
+        let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        Ok(Reply { status: parts.status, headers: parts.headers, body })
+    }
+
+    /// An authenticated request with an optional JSON body.
+    pub async fn call(&self, method: Method, path: &str, body: Option<&str>) -> Reply {
+        let key = self.key.clone();
+        let headers = [("x-api-key", key.as_str()), ("content-type", "application/json")];
+        self.request(method, path, &headers, body.map(|b| b.as_bytes().to_vec())).await.expect("request")
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
