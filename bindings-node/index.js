@@ -36,9 +36,13 @@ function wrap(fn) {
       throw errors.fromNative(e, callsite)
     }
     if (out instanceof Promise) {
-      return out.catch((e) => {
-        throw errors.fromNative(e, callsite)
-      })
+      return out.then(
+        // `fork` resolves to an array of sandboxes and per-fork errors: name those errors too.
+        (v) => (Array.isArray(v) ? v.map((x) => (x instanceof Error ? errors.fromNative(x) : x)) : v),
+        (e) => {
+          throw errors.fromNative(e, callsite)
+        },
+      )
     }
     return out
   }

@@ -302,12 +302,6 @@ export interface ProcessInfo {
   cwd?: string
 }
 
-/**
- * Offer a sandboxd executable for the embedded default (used when no E2B setting is given and
- * no local sandboxd answers). The JS entry point registers the one the install script built.
- */
-export declare function registerSandboxd(program: string): void
-
 /** Options of `Sandbox.connect`. */
 export interface SandboxConnectOpts {
   /** Lifetime in **milliseconds**; for a running sandbox it only extends the current one. */

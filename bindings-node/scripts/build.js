@@ -1,5 +1,8 @@
 #!/usr/bin/env node
-// Builds the native addon with cargo alone and puts it at bindings-node/e2b.node.
+// Builds the native addon with cargo alone and puts it at bindings-node/e2b.node, plus the
+// `sandboxd` and `envd` executables at bindings-node/bin/ for the embedded default (with no E2B
+// settings the SDK starts that sandboxd when none answers on 127.0.0.1:49982; sandboxd finds
+// envd next to itself when it builds the base template).
 //
 // Why not `napi build`: npm installs a linked folder (`npm install /path/to/repo`) without
 // its dependencies, so an install script can rely on nothing but node and cargo. The napi
@@ -7,8 +10,9 @@
 // surface (`npm run build:native`); the compiled addon is the same either way.
 //
 // Usage: node bindings-node/scripts/build.js [--debug]
-// Env: CARGO (default "cargo"), CARGO_TARGET_DIR (default <repo>/target), E2B_SKIP_NATIVE_BUILD=1
-// to skip (e.g. when an addon was copied in by other means).
+// Env: CARGO (default "cargo"); CARGO_TARGET_DIR (default <repo>/target); E2B_SKIP_NATIVE_BUILD=1
+// skips everything (e.g. when an addon was copied in by other means); E2B_BUILD_SANDBOXD=0 builds
+// only the addon (for users of E2B's cloud or of a sandboxd installed separately).
 'use strict'
 
 const { spawnSync } = require('node:child_process')
@@ -26,10 +30,13 @@ if (process.env.E2B_SKIP_NATIVE_BUILD === '1') {
 
 const debug = process.argv.includes('--debug')
 const cargo = process.env.CARGO || 'cargo'
-const args = ['build', '--manifest-path', manifest, '-p', 'e2b-node', '--message-format=json-render-diagnostics']
+const withServer = process.env.E2B_BUILD_SANDBOXD !== '0'
+const packages = withServer ? ['e2b-node', 'sandboxd', 'envd'] : ['e2b-node']
+const args = ['build', '--manifest-path', manifest, '--message-format=json-render-diagnostics']
+for (const p of packages) args.push('-p', p)
 if (!debug) args.push('--release')
 
-console.error(`e2b: building the native addon (${debug ? 'debug' : 'release'}): ${cargo} ${args.join(' ')}`)
+console.error(`e2b: building ${packages.join(', ')} (${debug ? 'debug' : 'release'}): ${cargo} ${args.join(' ')}`)
 const res = spawnSync(cargo, args, { stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 256 * 1024 * 1024 })
 if (res.error) {
   console.error(`e2b: could not run ${cargo}: ${res.error.message}`)
@@ -40,11 +47,15 @@ if (res.status !== 0) process.exit(res.status ?? 1)
 
 // Cargo tells us where the cdylib landed, whatever CARGO_TARGET_DIR or profile is in use.
 let lib
+const executables = {}
 for (const line of res.stdout.toString().split('\n')) {
   if (!line.startsWith('{')) continue
   const msg = JSON.parse(line)
-  if (msg.reason === 'compiler-artifact' && msg.target?.name === 'e2b_node' && msg.target.kind.includes('cdylib')) {
+  if (msg.reason !== 'compiler-artifact') continue
+  if (msg.target?.name === 'e2b_node' && msg.target.kind.includes('cdylib')) {
     lib = msg.filenames.find((f) => /\.(so|dylib|dll)$/.test(f))
+  } else if (msg.executable && ['sandboxd', 'envd'].includes(msg.target?.name)) {
+    executables[msg.target.name] = msg.executable
   }
 }
 if (!lib) {
@@ -52,7 +63,19 @@ if (!lib) {
   process.exit(1)
 }
 // Copy to a temp name then rename, so a running process keeps its mapped file intact.
-const tmp = `${dest}.${process.pid}.tmp`
-fs.copyFileSync(lib, tmp)
-fs.renameSync(tmp, dest)
-console.error(`e2b: native addon ready at ${path.relative(process.cwd(), dest) || dest}`)
+function install(from, to, mode) {
+  fs.mkdirSync(path.dirname(to), { recursive: true })
+  const tmp = `${to}.${process.pid}.tmp`
+  fs.copyFileSync(from, tmp)
+  if (mode) fs.chmodSync(tmp, mode)
+  fs.renameSync(tmp, to)
+  console.error(`e2b: ${path.relative(process.cwd(), to) || to} ready`)
+}
+install(lib, dest)
+for (const name of withServer ? ['sandboxd', 'envd'] : []) {
+  if (!executables[name]) {
+    console.error(`e2b: cargo finished but reported no ${name} executable`)
+    process.exit(1)
+  }
+  install(executables[name], path.join(bindingDir, 'bin', name), 0o755)
+}

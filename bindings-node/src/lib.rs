@@ -17,8 +17,9 @@ mod snapshots;
 use napi_derive::napi;
 
 /// Offer a sandboxd executable for the embedded default (used when no E2B setting is given and
-/// no local sandboxd answers). The JS entry point registers the one the install script built.
-#[napi]
+/// no local sandboxd answers). The JS entry point registers the one the install script built;
+/// not part of the public API.
+#[napi(skip_typescript)]
 pub fn register_sandboxd(program: String) {
     e2b::embedded::register_launcher(e2b::embedded::Launcher { program: program.into(), args: vec![] });
 }
