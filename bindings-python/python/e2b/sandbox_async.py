@@ -1,0 +1,190 @@
+"""``AsyncSandbox``: the same API as ``Sandbox`` with awaitable calls (``list`` and
+``list_snapshots`` stay synchronous and return async paginators)."""
+
+from typing import Any, Dict, List, Optional, Union
+
+from . import _native
+from ._native import SandboxInfo, SnapshotInfo
+from ._utils import class_method_variant, conn
+from .commands import AsyncCommands
+from .files import AsyncFilesystem
+from .models import SandboxQuery
+from .paginator import AsyncSandboxPaginator, AsyncSnapshotPaginator
+
+
+def _query_args(query: Optional[SandboxQuery]) -> Dict[str, Any]:
+    if query is None:
+        return {}
+    return {
+        "metadata": query.metadata,
+        "state": [getattr(s, "value", s) for s in query.state] if query.state else None,
+        "started_after": query.started_after,
+        "template": query.template,
+    }
+
+
+class AsyncSandbox:
+    """An E2B sandbox (async). ``sbx = await AsyncSandbox.create()``; ``async with`` kills it on exit."""
+
+    def __init__(self, _native_sandbox: _native.Sandbox, _opts: Optional[Dict[str, Any]] = None) -> None:
+        self._s = _native_sandbox
+        self._opts: Dict[str, Any] = dict(_opts or {})
+        self._commands = AsyncCommands(_native_sandbox.commands)
+        self._files = AsyncFilesystem(_native_sandbox.files)
+
+    # -- properties ---------------------------------------------------------------------------
+    @property
+    def sandbox_id(self) -> str:
+        return self._s.sandbox_id
+
+    @property
+    def sandbox_domain(self) -> Optional[str]:
+        return self._s.sandbox_domain
+
+    @property
+    def envd_version(self) -> str:
+        return self._s.envd_version
+
+    @property
+    def traffic_access_token(self) -> Optional[str]:
+        return self._s.traffic_access_token
+
+    @property
+    def commands(self) -> AsyncCommands:
+        return self._commands
+
+    @property
+    def files(self) -> AsyncFilesystem:
+        return self._files
+
+    def get_host(self, port: int) -> str:
+        return self._s.get_host(port)
+
+    def __repr__(self) -> str:
+        return f"AsyncSandbox(sandbox_id={self.sandbox_id!r})"
+
+    async def __aenter__(self) -> "AsyncSandbox":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.kill()
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    @classmethod
+    async def create(
+        cls,
+        template: Optional[str] = None,
+        timeout: Optional[int] = None,
+        metadata: Optional[Dict[str, str]] = None,
+        envs: Optional[Dict[str, str]] = None,
+        secure: bool = True,
+        allow_internet_access: bool = True,
+        **opts: Any,
+    ) -> "AsyncSandbox":
+        """Create a sandbox from a template (default ``base``) or a snapshot ID."""
+        native = await _native.Sandbox.create(template, timeout, metadata, envs, secure, allow_internet_access, conn(opts)).into_future()
+        return cls(native, opts)
+
+    @class_method_variant("_cls_connect")
+    async def connect(self, timeout: Optional[int] = None, **opts: Any) -> "AsyncSandbox":  # type: ignore[misc]
+        """Connect to this sandbox again (resumes it if paused)."""
+        return await type(self)._cls_connect(self.sandbox_id, timeout, **{**self._opts, **opts})
+
+    @classmethod
+    async def _cls_connect(cls, sandbox_id: str, timeout: Optional[int] = None, **opts: Any) -> "AsyncSandbox":
+        return cls(await _native.Sandbox.connect(sandbox_id, timeout, conn(opts)).into_future(), opts)
+
+    async def is_running(self, request_timeout: Optional[float] = None) -> bool:
+        return await self._s.is_running(request_timeout).into_future()
+
+    @class_method_variant("_cls_kill")
+    async def kill(self, **opts: Any) -> bool:  # type: ignore[misc]
+        """Kill the sandbox; False when it was already gone."""
+        if opts:
+            return await type(self)._cls_kill(self.sandbox_id, **{**self._opts, **opts})
+        return await self._s.kill().into_future()
+
+    @classmethod
+    async def _cls_kill(cls, sandbox_id: str, **opts: Any) -> bool:
+        return await _native.Sandbox.kill_by_id(sandbox_id, conn(opts)).into_future()
+
+    @class_method_variant("_cls_set_timeout")
+    async def set_timeout(self, timeout: int, **opts: Any) -> None:  # type: ignore[misc]
+        if opts:
+            return await type(self)._cls_set_timeout(self.sandbox_id, timeout, **{**self._opts, **opts})
+        await self._s.set_timeout(timeout).into_future()
+
+    @classmethod
+    async def _cls_set_timeout(cls, sandbox_id: str, timeout: int, **opts: Any) -> None:
+        await _native.Sandbox.set_timeout_by_id(sandbox_id, timeout, conn(opts)).into_future()
+
+    @class_method_variant("_cls_get_info")
+    async def get_info(self, **opts: Any) -> SandboxInfo:  # type: ignore[misc]
+        if opts:
+            return await type(self)._cls_get_info(self.sandbox_id, **{**self._opts, **opts})
+        return await self._s.get_info().into_future()
+
+    @classmethod
+    async def _cls_get_info(cls, sandbox_id: str, **opts: Any) -> SandboxInfo:
+        return await _native.Sandbox.get_info_by_id(sandbox_id, conn(opts)).into_future()
+
+    @class_method_variant("_cls_pause")
+    async def pause(self, keep_memory: bool = True, **opts: Any) -> bool:  # type: ignore[misc]
+        """Pause the sandbox; False when it was already paused."""
+        if opts:
+            return await type(self)._cls_pause(self.sandbox_id, keep_memory, **{**self._opts, **opts})
+        return await self._s.pause(keep_memory).into_future()
+
+    @classmethod
+    async def _cls_pause(cls, sandbox_id: str, keep_memory: bool = True, **opts: Any) -> bool:
+        return await _native.Sandbox.pause_by_id(sandbox_id, keep_memory, conn(opts)).into_future()
+
+    @class_method_variant("_cls_fork")
+    async def fork(self, timeout: Optional[int] = None, count: Optional[int] = None, **opts: Any) -> List[Union["AsyncSandbox", Exception]]:  # type: ignore[misc]
+        return await type(self)._cls_fork(self.sandbox_id, timeout, count, **{**self._opts, **opts})
+
+    @classmethod
+    async def _cls_fork(cls, sandbox_id: str, timeout: Optional[int] = None, count: Optional[int] = None, **opts: Any) -> List[Union["AsyncSandbox", Exception]]:
+        items = await _native.Sandbox.fork_by_id(sandbox_id, timeout, count, conn(opts)).into_future()
+        return [cls(i, opts) if isinstance(i, _native.Sandbox) else i for i in items]
+
+    @staticmethod
+    def list(
+        query: Optional[SandboxQuery] = None,
+        limit: Optional[int] = None,
+        next_token: Optional[str] = None,
+        order: Optional[str] = None,
+        **opts: Any,
+    ) -> AsyncSandboxPaginator:
+        """A paginator over sandboxes: ``while p.has_next: p.next_items()``."""
+        return AsyncSandboxPaginator(
+            _native.Sandbox.list(limit=limit, next_token=next_token, order=order, opts=conn(opts), **_query_args(query))
+        )
+
+    # -- snapshots ----------------------------------------------------------------------------
+    @class_method_variant("_cls_create_snapshot")
+    async def create_snapshot(self, name: Optional[str] = None, **opts: Any) -> SnapshotInfo:  # type: ignore[misc]
+        """Snapshot the running sandbox (it keeps running); the ID works as a template."""
+        if opts:
+            return await type(self)._cls_create_snapshot(self.sandbox_id, name, **{**self._opts, **opts})
+        return await self._s.create_snapshot(name).into_future()
+
+    @classmethod
+    async def _cls_create_snapshot(cls, sandbox_id: str, name: Optional[str] = None, **opts: Any) -> SnapshotInfo:
+        return await _native.Sandbox.create_snapshot_by_id(sandbox_id, name, conn(opts)).into_future()
+
+    @class_method_variant("_cls_list_snapshots")
+    def list_snapshots(self, limit: Optional[int] = None, next_token: Optional[str] = None, name: Optional[str] = None, **opts: Any) -> AsyncSnapshotPaginator:  # type: ignore[misc]
+        """Snapshots taken from this sandbox."""
+        if opts:
+            return type(self)._cls_list_snapshots(self.sandbox_id, limit, next_token, name, **{**self._opts, **opts})
+        return AsyncSnapshotPaginator(self._s.list_own_snapshots(limit, next_token, name))
+
+    @classmethod
+    def _cls_list_snapshots(cls, sandbox_id: Optional[str] = None, limit: Optional[int] = None, next_token: Optional[str] = None, name: Optional[str] = None, **opts: Any) -> AsyncSnapshotPaginator:
+        return AsyncSnapshotPaginator(_native.Sandbox.list_snapshots(sandbox_id, limit, next_token, name, conn(opts)))
+
+    @staticmethod
+    async def delete_snapshot(snapshot_id: str, **opts: Any) -> bool:
+        """Delete a snapshot; True when deleted, False when it was not found."""
+        return await _native.Sandbox.delete_snapshot(snapshot_id, conn(opts)).into_future()

@@ -1,0 +1,59 @@
+//! `ConnectionOpts`: E2B's `ApiParams` (api_key, domain, api_url, sandbox_url, debug,
+//! request_timeout in seconds, headers) as a native value.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+
+#[pyclass(module = "e2b._native", frozen)]
+#[derive(Clone, Default)]
+pub struct ConnectionOpts(pub e2b::ConnectionOpts);
+
+pub fn duration(secs: Option<f64>, what: &str) -> PyResult<Option<Duration>> {
+    match secs {
+        None => Ok(None),
+        Some(s) if s.is_finite() && s >= 0.0 => Ok(Some(Duration::from_secs_f64(s))),
+        Some(s) => Err(PyValueError::new_err(format!("{what} must be a non-negative number, got {s}"))),
+    }
+}
+
+#[pymethods]
+impl ConnectionOpts {
+    #[new]
+    #[pyo3(signature = (api_key=None, domain=None, api_url=None, sandbox_url=None, debug=None, request_timeout=None, headers=None))]
+    fn new(
+        api_key: Option<String>,
+        domain: Option<String>,
+        api_url: Option<String>,
+        sandbox_url: Option<String>,
+        debug: Option<bool>,
+        request_timeout: Option<f64>,
+        headers: Option<HashMap<String, String>>,
+    ) -> PyResult<Self> {
+        Ok(ConnectionOpts(e2b::ConnectionOpts {
+            api_key,
+            domain,
+            api_url,
+            sandbox_url,
+            debug,
+            request_timeout: duration(request_timeout, "request_timeout")?,
+            headers: headers.unwrap_or_default(),
+        }))
+    }
+
+    /// The REST base URL these options resolve to (after the environment and defaults).
+    fn resolved_api_url(&self) -> String {
+        e2b::ConnectionConfig::resolve(&self.0).api_url
+    }
+
+    /// Whether these options resolve to the embedded local sandboxd.
+    fn is_embedded(&self) -> bool {
+        e2b::ConnectionConfig::resolve(&self.0).embedded.is_some()
+    }
+}
+
+pub fn opts(o: Option<&ConnectionOpts>) -> e2b::ConnectionOpts {
+    o.map(|o| o.0.clone()).unwrap_or_default()
+}

@@ -1,0 +1,251 @@
+//! Result types as Python classes with E2B's field names (read-only attributes, `==`, `repr`).
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use pyo3::prelude::*;
+
+/// A persistent snapshot; `snapshot_id` works as a template for `Sandbox.create`.
+#[pyclass(module = "e2b._native", frozen, eq, from_py_object)]
+#[derive(Clone, PartialEq)]
+pub struct SnapshotInfo {
+    #[pyo3(get)]
+    pub snapshot_id: String,
+    #[pyo3(get)]
+    pub names: Vec<String>,
+}
+
+#[pymethods]
+impl SnapshotInfo {
+    #[new]
+    #[pyo3(signature = (snapshot_id, names=None))]
+    fn new(snapshot_id: String, names: Option<Vec<String>>) -> Self {
+        SnapshotInfo { snapshot_id, names: names.unwrap_or_default() }
+    }
+    fn __repr__(&self) -> String {
+        format!("SnapshotInfo(snapshot_id={:?}, names={:?})", self.snapshot_id, self.names)
+    }
+}
+
+impl From<e2b::SnapshotInfo> for SnapshotInfo {
+    fn from(s: e2b::SnapshotInfo) -> Self {
+        SnapshotInfo { snapshot_id: s.snapshot_id, names: s.names }
+    }
+}
+
+/// Sandbox details from `get_info` and `list`.
+#[pyclass(module = "e2b._native", frozen, eq)]
+#[derive(Clone, PartialEq)]
+pub struct SandboxInfo {
+    #[pyo3(get)]
+    pub sandbox_id: String,
+    #[pyo3(get)]
+    pub sandbox_domain: Option<String>,
+    #[pyo3(get)]
+    pub template_id: String,
+    #[pyo3(get)]
+    pub name: Option<String>,
+    #[pyo3(get)]
+    pub metadata: HashMap<String, String>,
+    #[pyo3(get)]
+    pub started_at: DateTime<Utc>,
+    #[pyo3(get)]
+    pub end_at: DateTime<Utc>,
+    #[pyo3(get)]
+    pub state: String,
+    #[pyo3(get)]
+    pub cpu_count: u32,
+    #[pyo3(get)]
+    pub memory_mb: u32,
+    #[pyo3(get)]
+    pub envd_version: String,
+    #[pyo3(get)]
+    pub allow_internet_access: Option<bool>,
+    lifecycle: Option<(String, bool)>,
+}
+
+#[pymethods]
+impl SandboxInfo {
+    /// `{"on_timeout": "kill"|"pause", "auto_resume": bool}` or None.
+    #[getter]
+    fn lifecycle<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, pyo3::types::PyDict>>> {
+        let Some((on_timeout, auto_resume)) = self.lifecycle.clone() else { return Ok(None) };
+        let d = pyo3::types::PyDict::new(py);
+        d.set_item("on_timeout", on_timeout)?;
+        d.set_item("auto_resume", auto_resume)?;
+        Ok(Some(d))
+    }
+    fn __repr__(&self) -> String {
+        format!(
+            "SandboxInfo(sandbox_id={:?}, template_id={:?}, state={:?}, started_at={}, end_at={})",
+            self.sandbox_id, self.template_id, self.state, self.started_at, self.end_at
+        )
+    }
+}
+
+impl From<e2b::SandboxInfo> for SandboxInfo {
+    fn from(s: e2b::SandboxInfo) -> Self {
+        SandboxInfo {
+            sandbox_id: s.sandbox_id,
+            sandbox_domain: s.sandbox_domain,
+            template_id: s.template_id,
+            name: s.name,
+            metadata: s.metadata,
+            started_at: s.started_at,
+            end_at: s.end_at,
+            state: s.state,
+            cpu_count: s.cpu_count,
+            memory_mb: s.memory_mb,
+            envd_version: s.envd_version,
+            allow_internet_access: s.allow_internet_access,
+            lifecycle: s.lifecycle.map(|l| (l.on_timeout, l.auto_resume)),
+        }
+    }
+}
+
+/// A finished command.
+#[pyclass(module = "e2b._native", frozen, eq)]
+#[derive(Clone, PartialEq)]
+pub struct CommandResult {
+    #[pyo3(get)]
+    pub stdout: String,
+    #[pyo3(get)]
+    pub stderr: String,
+    #[pyo3(get)]
+    pub exit_code: i32,
+    #[pyo3(get)]
+    pub error: Option<String>,
+}
+
+#[pymethods]
+impl CommandResult {
+    #[new]
+    #[pyo3(signature = (stdout, stderr, exit_code, error=None))]
+    fn new(stdout: String, stderr: String, exit_code: i32, error: Option<String>) -> Self {
+        CommandResult { stdout, stderr, exit_code, error }
+    }
+    fn __repr__(&self) -> String {
+        format!(
+            "CommandResult(stdout={:?}, stderr={:?}, exit_code={}, error={:?})",
+            self.stdout, self.stderr, self.exit_code, self.error
+        )
+    }
+}
+
+impl From<e2b::CommandResult> for CommandResult {
+    fn from(r: e2b::CommandResult) -> Self {
+        CommandResult { stdout: r.stdout, stderr: r.stderr, exit_code: r.exit_code, error: r.error }
+    }
+}
+
+/// A running process (`commands.list()`).
+#[pyclass(module = "e2b._native", frozen, eq)]
+#[derive(Clone, PartialEq)]
+pub struct ProcessInfo {
+    #[pyo3(get)]
+    pub pid: u32,
+    #[pyo3(get)]
+    pub tag: Option<String>,
+    #[pyo3(get)]
+    pub cmd: String,
+    #[pyo3(get)]
+    pub args: Vec<String>,
+    #[pyo3(get)]
+    pub envs: HashMap<String, String>,
+    #[pyo3(get)]
+    pub cwd: Option<String>,
+}
+
+#[pymethods]
+impl ProcessInfo {
+    fn __repr__(&self) -> String {
+        format!("ProcessInfo(pid={}, cmd={:?}, args={:?})", self.pid, self.cmd, self.args)
+    }
+}
+
+impl From<e2b::ProcessInfo> for ProcessInfo {
+    fn from(p: e2b::ProcessInfo) -> Self {
+        ProcessInfo { pid: p.pid, tag: p.tag, cmd: p.cmd, args: p.args, envs: p.envs, cwd: p.cwd }
+    }
+}
+
+/// A file or directory in the sandbox. `type` is `"file"`, `"dir"`, `"symlink"` or None
+/// (compare with `e2b.FileType`, a `str` enum).
+#[pyclass(module = "e2b._native", frozen, eq)]
+#[derive(Clone, PartialEq)]
+pub struct EntryInfo {
+    #[pyo3(get)]
+    pub name: String,
+    #[pyo3(get, name = "type")]
+    pub r#type: Option<&'static str>,
+    #[pyo3(get)]
+    pub path: String,
+    #[pyo3(get)]
+    pub size: i64,
+    #[pyo3(get)]
+    pub mode: u32,
+    #[pyo3(get)]
+    pub permissions: String,
+    #[pyo3(get)]
+    pub owner: String,
+    #[pyo3(get)]
+    pub group: String,
+    #[pyo3(get)]
+    pub modified_time: Option<DateTime<Utc>>,
+    #[pyo3(get)]
+    pub symlink_target: Option<String>,
+    #[pyo3(get)]
+    pub metadata: HashMap<String, String>,
+}
+
+#[pymethods]
+impl EntryInfo {
+    fn __repr__(&self) -> String {
+        format!("EntryInfo(name={:?}, type={:?}, path={:?}, size={})", self.name, self.r#type, self.path, self.size)
+    }
+}
+
+impl From<e2b::EntryInfo> for EntryInfo {
+    fn from(e: e2b::EntryInfo) -> Self {
+        EntryInfo {
+            name: e.name,
+            r#type: e.r#type.map(|t| t.as_str()),
+            path: e.path,
+            size: e.size,
+            mode: e.mode,
+            permissions: e.permissions,
+            owner: e.owner,
+            group: e.group,
+            modified_time: e.modified_time,
+            symlink_target: e.symlink_target,
+            metadata: e.metadata,
+        }
+    }
+}
+
+/// What `files.write` returns.
+#[pyclass(module = "e2b._native", frozen, eq)]
+#[derive(Clone, PartialEq)]
+pub struct WriteInfo {
+    #[pyo3(get)]
+    pub name: String,
+    #[pyo3(get, name = "type")]
+    pub r#type: Option<&'static str>,
+    #[pyo3(get)]
+    pub path: String,
+    #[pyo3(get)]
+    pub metadata: HashMap<String, String>,
+}
+
+#[pymethods]
+impl WriteInfo {
+    fn __repr__(&self) -> String {
+        format!("WriteInfo(name={:?}, type={:?}, path={:?})", self.name, self.r#type, self.path)
+    }
+}
+
+impl From<e2b::WriteInfo> for WriteInfo {
+    fn from(w: e2b::WriteInfo) -> Self {
+        WriteInfo { name: w.name, r#type: w.r#type.map(|t| t.as_str()), path: w.path, metadata: w.metadata }
+    }
+}
