@@ -1,0 +1,3 @@
+from e2b import Sandbox
+
+Sandbox.delete_snapshot(snapshot.snapshot_id)
