@@ -77,11 +77,17 @@ def sandboxd():
         except subprocess.TimeoutExpired:
             proc.kill()
         # The VMs outlive a stopped sandboxd by design; kill what this session left behind.
-        for pidfile in (data / "run").glob("*/qemu.pid") if (data / "run").exists() else []:
+        for pidfile in data.rglob("qemu.pid"):
             try:
                 os.kill(int(pidfile.read_text().strip()), 9)
             except (OSError, ValueError):
                 pass
+        # sandboxd may have loop-mounted an XFS store inside the data directory.
+        store = data / "store"
+        if os.path.ismount(store):
+            if subprocess.run(["umount", str(store)]).returncode != 0:
+                time.sleep(1)
+                subprocess.run(["umount", "-l", str(store)])
         log.close()
         for k, v in saved.items():
             if v is None:

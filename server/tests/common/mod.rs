@@ -20,6 +20,7 @@ pub struct TestServer {
     pub port: u16,
     pub key: String,
     pub data_dir: PathBuf,
+    pub templates_dir: PathBuf,
     _dir: tempfile::TempDir,
     client: Client<HttpConnector, Full<Bytes>>,
 }
@@ -49,37 +50,66 @@ fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+fn spawn(port: u16, data_dir: &std::path::Path, templates_dir: &std::path::Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_sandboxd"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("--templates-dir")
+        .arg(templates_dir)
+        .env("SANDBOXD_ACCEL", "tcg")
+        // No loop-mounted XFS store for throwaway test directories.
+        .env("SANDBOXD_STORE", "plain")
+        .env("RUST_LOG", "sandboxd=warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn sandboxd")
+}
+
 impl TestServer {
     pub async fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let data_dir = dir.path().join("data");
         let port = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_sandboxd"))
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .arg("--data-dir")
-            .arg(&data_dir)
-            .arg("--templates-dir")
-            .arg(dir.path().join("templates"))
-            .env("SANDBOXD_ACCEL", "tcg")
-            .env("RUST_LOG", "sandboxd=warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawn sandboxd");
+        let templates_dir = dir.path().join("templates");
+        let child = spawn(port, &data_dir, &templates_dir);
         let client = Client::builder(TokioExecutor::new()).build_http();
-        let mut server = Self { child, port, key: String::new(), data_dir, _dir: dir, client };
+        let mut server = Self { child, port, key: String::new(), data_dir, templates_dir, _dir: dir, client };
+        server.wait_healthy().await;
+        server.key = std::fs::read_to_string(server.data_dir.join("api_key")).unwrap().trim().to_string();
+        server
+    }
+
+    /// SIGKILLs the server and starts it again on the same port and data directory.
+    /// The server's configuration, as far as paths go (for checking its data directory).
+    pub fn config(&self) -> sandboxd::config::Config {
+        sandboxd::config::Config {
+            listen: ([127, 0, 0, 1], self.port).into(),
+            data_dir: self.data_dir.clone(),
+            templates_dir: self.templates_dir.clone(),
+            max_sandboxes: 1,
+        }
+    }
+
+    pub async fn kill_and_restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = spawn(self.port, &self.data_dir, &self.templates_dir);
+        self.wait_healthy().await;
+    }
+
+    async fn wait_healthy(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(r) = server.request(Method::GET, "/health", &[], None).await {
+            if let Ok(r) = self.request(Method::GET, "/health", &[], None).await {
                 if r.status == StatusCode::OK {
                     break;
                 }
             }
-            assert!(server.child.try_wait().unwrap().is_none(), "sandboxd exited during start-up");
+            assert!(self.child.try_wait().unwrap().is_none(), "sandboxd exited during start-up");
             assert!(Instant::now() < deadline, "sandboxd did not become healthy");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        server.key = std::fs::read_to_string(server.data_dir.join("api_key")).unwrap().trim().to_string();
-        server
     }
 
     pub async fn request(
