@@ -38,7 +38,7 @@ fn forks(py: Python<'_>, v: Vec<e2b::Result<e2b::Sandbox>>) -> PyResult<Py<PyAny
 #[pymethods]
 impl PySandbox {
     #[staticmethod]
-    #[pyo3(signature = (template=None, timeout=None, metadata=None, envs=None, secure=true, allow_internet_access=true, opts=None))]
+    #[pyo3(signature = (template=None, timeout=None, metadata=None, envs=None, secure=true, allow_internet_access=None, opts=None))]
     fn create(
         template: Option<String>,
         timeout: Option<f64>,

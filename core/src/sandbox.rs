@@ -21,21 +21,20 @@ use crate::paginator::{SandboxListOptions, SandboxPaginator};
 
 /// Template used when none is given.
 pub const DEFAULT_TEMPLATE: &str = "base";
-/// Sandbox lifetime sent when none is given (E2B: 300 s).
-pub const DEFAULT_SANDBOX_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Options of [`Sandbox::create`].
 #[derive(Debug, Clone)]
 pub struct CreateOptions {
     /// Template name or ID, or a snapshot ID; default `base`.
     pub template: Option<String>,
-    /// Lifetime; default 300 s.
+    /// Lifetime; default 300 s (left to the server, as E2B's SDK does).
     pub timeout: Option<Duration>,
     pub metadata: HashMap<String, String>,
     /// Environment variables of every process in the sandbox.
     pub envs: HashMap<String, String>,
     /// Require the envd access token (default true).
     pub secure: bool,
+    /// `None` = the server's default (allowed).
     pub allow_internet_access: Option<bool>,
     pub connection: ConnectionOpts,
 }
@@ -48,7 +47,7 @@ impl Default for CreateOptions {
             metadata: HashMap::new(),
             envs: HashMap::new(),
             secure: true,
-            allow_internet_access: Some(true),
+            allow_internet_access: None,
             connection: ConnectionOpts::default(),
         }
     }
@@ -104,7 +103,7 @@ impl Sandbox {
         let api = api_for(&opts.connection);
         let body = NewSandbox {
             template_id: opts.template.clone().unwrap_or_else(|| DEFAULT_TEMPLATE.into()),
-            timeout: secs(opts.timeout.unwrap_or(DEFAULT_SANDBOX_TIMEOUT)),
+            timeout: opts.timeout.map(secs),
             metadata: opts.metadata.clone(),
             env_vars: opts.envs.clone(),
             secure: Some(opts.secure),
@@ -120,10 +119,10 @@ impl Sandbox {
     }
 
     /// Connect to an existing sandbox, resuming it if paused. `timeout` only extends a running
-    /// sandbox's lifetime (default 300 s).
+    /// sandbox's lifetime (default: the server's, 300 s).
     pub async fn connect(sandbox_id: &str, timeout: Option<Duration>, opts: &ConnectionOpts) -> Result<Sandbox> {
         let api = api_for(opts);
-        let r = api::sandboxes::connect(&api, sandbox_id, secs(timeout.unwrap_or(DEFAULT_SANDBOX_TIMEOUT))).await?;
+        let r = api::sandboxes::connect(&api, sandbox_id, timeout.map(secs)).await?;
         Ok(Sandbox::from_response(r, opts.clone(), api))
     }
 

@@ -220,7 +220,7 @@ class Sandbox:
         metadata: Optional[Dict[str, str]] = None,
         envs: Optional[Dict[str, str]] = None,
         secure: bool = True,
-        allow_internet_access: Optional[bool] = True,
+        allow_internet_access: Optional[bool] = None,
         opts: Optional[ConnectionOpts] = None,
     ) -> Op: ...
     @staticmethod

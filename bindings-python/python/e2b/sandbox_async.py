@@ -78,7 +78,7 @@ class AsyncSandbox:
         metadata: Optional[Dict[str, str]] = None,
         envs: Optional[Dict[str, str]] = None,
         secure: bool = True,
-        allow_internet_access: bool = True,
+        allow_internet_access: Optional[bool] = None,
         **opts: Any,
     ) -> "AsyncSandbox":
         """Create a sandbox from a template (default ``base``) or a snapshot ID."""

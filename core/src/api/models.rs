@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 pub struct NewSandbox {
     #[serde(rename = "templateID")]
     pub template_id: String,
-    pub timeout: u64,
+    /// Seconds; omitted = the server's default (300 s on v2, 15 s on the v1 route).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<u64>,
     pub metadata: HashMap<String, String>,
     #[serde(rename = "envVars")]
     pub env_vars: HashMap<String, String>,
@@ -91,7 +93,9 @@ pub struct TimeoutRequest {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ConnectRequest {
-    pub timeout: u64,
+    /// Seconds; omitted = the server's default (required on the v1 route).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Default)]

@@ -10,6 +10,9 @@ use super::{ApiClient, ApiResponse, encode_path_segment};
 use crate::error::{Error, Result};
 use crate::models::{SandboxInfo, SandboxQuery};
 
+/// Sandbox lifetime E2B's SDKs use (and the v2 routes default to), in seconds.
+pub const DEFAULT_TIMEOUT_SECS: u64 = 300;
+
 /// A route that is simply absent (not an API error about the resource): 404/405 without an
 /// `Error` JSON body. Used to fall back from E2B's v2 routes to the v1 ones.
 fn route_missing(r: &ApiResponse) -> bool {
@@ -18,12 +21,14 @@ fn route_missing(r: &ApiResponse) -> bool {
 }
 
 /// `POST /v2/sandboxes` (what E2B's SDK 2.6x sends), falling back to `POST /sandboxes` for
-/// servers that only have the v1 route. `secure` travels on v1 only (v2 is always secured).
+/// servers that only have the v1 route. `secure` travels on v1 only (v2 is always secured), and
+/// v1 gets an explicit timeout since its server-side default is 15 s, not 300 s.
 pub async fn create(api: &ApiClient, body: &NewSandbox) -> Result<SandboxResponse> {
     let v2 = NewSandbox { secure: None, ..body.clone() };
     let mut r = api.send(Method::POST, "/v2/sandboxes", &[], Some(&v2)).await?;
     if route_missing(&r) {
-        r = api.send(Method::POST, "/sandboxes", &[], Some(body)).await?;
+        let v1 = NewSandbox { timeout: Some(body.timeout.unwrap_or(DEFAULT_TIMEOUT_SECS)), ..body.clone() };
+        r = api.send(Method::POST, "/sandboxes", &[], Some(&v1)).await?;
     }
     if !r.is_success() {
         return Err(r.into_error());
@@ -77,12 +82,13 @@ pub async fn set_timeout(api: &ApiClient, id: &str, timeout_secs: u64) -> Result
 }
 
 /// `POST /v2/sandboxes/{id}/connect` (falls back to the v1 route): resumes a paused sandbox.
-pub async fn connect(api: &ApiClient, id: &str, timeout_secs: u64) -> Result<SandboxResponse> {
+pub async fn connect(api: &ApiClient, id: &str, timeout_secs: Option<u64>) -> Result<SandboxResponse> {
     let seg = encode_path_segment(id);
     let body = ConnectRequest { timeout: timeout_secs };
     let mut r = api.send(Method::POST, &format!("/v2/sandboxes/{seg}/connect"), &[], Some(&body)).await?;
     if route_missing(&r) {
-        r = api.send(Method::POST, &format!("/sandboxes/{seg}/connect"), &[], Some(&body)).await?;
+        let v1 = ConnectRequest { timeout: Some(timeout_secs.unwrap_or(DEFAULT_TIMEOUT_SECS)) };
+        r = api.send(Method::POST, &format!("/sandboxes/{seg}/connect"), &[], Some(&v1)).await?;
     }
     if r.status == 404 {
         return Err(Error::SandboxNotFound(format!("Paused sandbox {id} not found")));

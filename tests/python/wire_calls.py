@@ -1,0 +1,29 @@
+"""The same SDK calls, run by our SDK and by E2B's official one (each in its own interpreter)
+against tests/python/fake_e2b.py, whose recording the wire test compares."""
+
+from e2b import Sandbox
+
+SID = "ifake0000000000000001"
+
+s = Sandbox.create()
+Sandbox.create("base", timeout=120, metadata={"k": "v"}, envs={"A": "1"})
+Sandbox.connect(SID)
+Sandbox.get_info(SID)
+Sandbox.set_timeout(SID, 60)
+Sandbox.pause(SID)
+Sandbox.create_snapshot(SID)
+Sandbox.create_snapshot(SID, name="named")
+s.create_snapshot()
+p = Sandbox.list_snapshots(sandbox_id=SID, limit=5)
+while p.has_next:
+    p.next_items()
+Sandbox.list_snapshots(name="named").next_items()
+s.list_snapshots().next_items()
+p = Sandbox.list(limit=2)
+while p.has_next:
+    p.next_items()
+assert Sandbox.delete_snapshot("team/name:tag") is True
+assert Sandbox.delete_snapshot("team/name:tag") is False
+s.commands.run("echo hi")
+assert Sandbox.kill(SID) is True
+print("done")
