@@ -5,7 +5,8 @@
 //! `<port>-<sandboxID>.<anything>`; everything else goes to the REST router.
 //!
 //! Invariants: bodies stream both ways without buffering (server-streaming RPCs stay live);
-//! envd's internal routes are never reachable from outside (404); an unknown, paused or dead
+//! envd's internal routes are never reachable from outside (404); traffic for a paused sandbox
+//! created with `autoResume` resumes it first; an unknown, paused or dead
 //! sandbox is a 502 whose message contains "was not found" (the SDKs map that to "sandbox
 //! not running"), an unreachable envd a 502 with "port is not open".
 
@@ -99,8 +100,12 @@ impl EnvdProxy {
         if INTERNAL_PATHS.contains(&req.uri().path().trim_end_matches('/')) {
             return ApiError::not_found("route not found").into_response();
         }
-        let Some(addr) = self.manager.envd_addr(&id) else {
-            return bad_gateway(format!("The sandbox {id} was not found"));
+        let addr = match self.manager.envd_addr(&id) {
+            Some(addr) => addr,
+            None => match self.manager.auto_resume(&id).await {
+                Some(addr) => addr,
+                None => return bad_gateway(format!("The sandbox {id} was not found")),
+            },
         };
         if port != ENVD_PORT {
             return bad_gateway(format!("The sandbox {id} is running but port {port} is not open"));

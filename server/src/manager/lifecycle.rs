@@ -30,6 +30,9 @@ pub struct CreateParams {
     pub auto_resume: bool,
 }
 
+/// Lifetime given to a sandbox woken by traffic (E2B's auto-resume default: 5 minutes).
+const AUTO_RESUME_TIMEOUT_SECS: i64 = 300;
+
 /// Lifetimes for create/connect/fork: 1 s ..= 24 h.
 pub fn validate_lifetime(secs: i64) -> ApiResult<()> {
     if secs <= 0 {
@@ -233,7 +236,25 @@ impl Manager {
             self.deadlines_changed();
             return Ok((row, false));
         }
-        Ok((self.resume_locked(row, timeout_secs).await?, true))
+        Ok((self.resume_locked(row, timeout_secs, true).await?, true))
+    }
+
+    /// Traffic for a paused sandbox created with `autoResume`: resume it (keeping its access
+    /// token, which the client already holds) and return where envd now listens.
+    pub async fn auto_resume(&self, id: &str) -> Option<std::net::SocketAddr> {
+        let row = self.store().sandbox(id).ok().flatten()?;
+        if row.state != SandboxState::Paused || !row.auto_resume {
+            return None;
+        }
+        let lock = self.op_lock(id);
+        let _op = lock.lock().await;
+        let row = self.store().sandbox(id).ok().flatten()?;
+        if row.state == SandboxState::Paused {
+            if let Err(e) = self.resume_locked(row, AUTO_RESUME_TIMEOUT_SECS, false).await {
+                warn!(sandbox = %id, error = %e, "auto-resume failed");
+            }
+        }
+        self.envd_addr(id)
     }
 
     /// `POST /sandboxes/{id}/resume` (deprecated): 409 unless paused.
@@ -246,16 +267,21 @@ impl Manager {
         if row.state != SandboxState::Paused {
             return Err(ApiError::conflict(format!("sandbox {id} is already running")));
         }
-        self.resume_locked(row, timeout_secs).await
+        self.resume_locked(row, timeout_secs, true).await
     }
 
-    async fn resume_locked(&self, mut row: SandboxRow, timeout_secs: i64) -> ApiResult<SandboxRow> {
+    /// Restores a paused sandbox from its pause image, with the same ID; `new_token` gives it
+    /// a fresh envd access token (explicit connect/resume) instead of keeping the old one.
+    async fn resume_locked(&self, mut row: SandboxRow, timeout_secs: i64, new_token: bool) -> ApiResult<SandboxRow> {
         let image_id = row.paused_image.clone().ok_or_else(|| ApiError::internal("paused sandbox without an image"))?;
         let img = self.store().image(&image_id)?.ok_or_else(|| ApiError::internal("pause image missing"))?;
         let slot = self.reserve_slot()?;
         let _gc = self.inner.gc_guard.read().await;
         let meta = Runtime::read_meta(&img.dir)?;
-        let access_token = row.access_token.is_some().then(|| ids::secret_hex(32));
+        let access_token = match &row.access_token {
+            Some(_) if new_token => Some(ids::secret_hex(32)),
+            other => other.clone(),
+        };
         let vm = self
             .inner
             .runtime
