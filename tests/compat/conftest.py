@@ -1,12 +1,14 @@
-"""Fixtures: one real `sandboxd serve` per test session, driven by the official E2B SDK.
+"""Fixtures: real `sandboxd serve` processes driven by the official E2B SDK.
 
-The server gets a free port and a fresh data directory; templates come from
-SANDBOXD_TEMPLATES_DIR so a built `base` template is shared between runs. The SDK is pointed
-at it through E2B_API_URL / E2B_SANDBOX_URL / E2B_API_KEY, exactly as a user would.
+Each server gets a free port and a fresh data directory; templates come from
+SANDBOXD_TEMPLATES_DIR so a built `base` template is shared between runs. The session server
+is exported to the SDK through E2B_API_URL / E2B_SANDBOX_URL / E2B_API_KEY, exactly as a user
+would configure it.
 """
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -26,98 +28,148 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _templates_dir() -> Path:
-    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "sandboxd" / "templates"
-    return Path(os.environ.get("SANDBOXD_TEMPLATES_DIR", default))
+def templates_dir() -> Path:
+    """sandboxd's own default (`<default data dir>/templates`), so `sandboxd template build
+    base` run by hand is reused."""
+    data_home = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return Path(os.environ.get("SANDBOXD_TEMPLATES_DIR", data_home / "sandboxd" / "templates"))
 
 
-@pytest.fixture(scope="session")
-def sandboxd():
-    """Starts sandboxd and exports the SDK's environment; yields its base URL."""
-    binary = Path(os.environ.get("SANDBOXD_BIN", ROOT / "target" / "debug" / "sandboxd"))
-    if not binary.exists():
-        pytest.fail(f"sandboxd binary not found at {binary}: run `cargo build -p sandboxd` or set SANDBOXD_BIN")
-    tmp = Path(tempfile.mkdtemp(prefix="sandboxd-compat-"))
-    data = tmp / "data"
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = open(tmp / "sandboxd.log", "wb")
-    proc = subprocess.Popen(
-        [str(binary), "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", str(data),
-         "--templates-dir", str(_templates_dir())],
-        stdout=log, stderr=subprocess.STDOUT,
-        env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "sandboxd=info,warn")},
-    )
-    deadline = time.monotonic() + START_DEADLINE_S
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"sandboxd exited with {proc.returncode}; log: {(tmp / 'sandboxd.log').read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=1) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail("sandboxd did not become healthy in time")
-        time.sleep(0.1)
-    saved = {k: os.environ.get(k) for k in ("E2B_API_URL", "E2B_SANDBOX_URL", "E2B_API_KEY", "E2B_DOMAIN")}
-    os.environ["E2B_API_URL"] = url
-    os.environ["E2B_SANDBOX_URL"] = url
-    os.environ["E2B_API_KEY"] = (data / "api_key").read_text().strip()
-    os.environ["E2B_DOMAIN"] = "localhost"
-    try:
-        yield url
-    finally:
-        _kill_all_sandboxes()
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        # The VMs outlive a stopped sandboxd by design; kill what this session left behind.
-        for pidfile in data.rglob("qemu.pid"):
+class Sandboxd:
+    """One sandboxd process on a fixed port and data directory; can be killed and restarted."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.data = root / "data"
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.binary = Path(os.environ.get("SANDBOXD_BIN", ROOT / "target" / "debug" / "sandboxd"))
+        self.proc = None
+        self.log_path = root / "sandboxd.log"
+
+    @property
+    def key(self) -> str:
+        return (self.data / "api_key").read_text().strip()
+
+    @property
+    def opts(self) -> dict:
+        """Connection options for SDK calls aimed at this server."""
+        return {"api_url": self.url, "sandbox_url": self.url, "api_key": self.key}
+
+    def start(self):
+        if not self.binary.exists():
+            pytest.fail(f"sandboxd binary not found at {self.binary}: run `cargo build -p sandboxd` or set SANDBOXD_BIN")
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [str(self.binary), "serve", "--listen", f"127.0.0.1:{self.port}", "--data-dir", str(self.data),
+             "--templates-dir", str(templates_dir())],
+            stdout=log, stderr=subprocess.STDOUT,
+            env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "sandboxd=info,warn")},
+        )
+        log.close()
+        deadline = time.monotonic() + START_DEADLINE_S
+        while True:
+            if self.proc.poll() is not None:
+                pytest.fail(f"sandboxd exited with {self.proc.returncode}; log: {self.log_path.read_text()[-3000:]}")
             try:
-                os.kill(int(pidfile.read_text().strip()), 9)
+                with urllib.request.urlopen(f"{self.url}/health", timeout=1) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                self.proc.kill()
+                pytest.fail("sandboxd did not become healthy in time")
+            time.sleep(0.1)
+
+    def kill9(self):
+        """What a crash looks like: the VMs survive, sandboxd does not."""
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self):
+        """Kills every sandbox, stops sandboxd, and unmounts what it mounted."""
+        if self.proc and self.proc.poll() is None:
+            _kill_all_sandboxes(self.opts)
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        # VMs outlive a stopped sandboxd by design; kill what this server left behind.
+        for pidfile in self.data.rglob("qemu.pid"):
+            try:
+                os.kill(int(pidfile.read_text().strip()), signal.SIGKILL)
             except (OSError, ValueError):
                 pass
         # sandboxd may have loop-mounted an XFS store inside the data directory.
-        store = data / "store"
+        store = self.data / "store"
         if os.path.ismount(store):
             if subprocess.run(["umount", str(store)]).returncode != 0:
                 time.sleep(1)
                 subprocess.run(["umount", "-l", str(store)])
-        log.close()
+
+
+def _kill_all_sandboxes(opts: dict):
+    from e2b import Sandbox
+
+    try:
+        paginator = Sandbox.list(**opts)
+        while paginator.has_next:
+            for info in paginator.next_items():
+                Sandbox.kill(info.sandbox_id, **opts)
+    except Exception as e:  # best effort: the pid files are the fallback
+        print(f"could not kill the remaining sandboxes: {e}")
+
+
+@pytest.fixture
+def make_sandboxd():
+    """Starts extra sandboxd servers (own data directories), stopped at the end of the test."""
+    servers = []
+
+    def make() -> Sandboxd:
+        server = Sandboxd(Path(tempfile.mkdtemp(prefix="sandboxd-compat-")))
+        servers.append(server)
+        server.start()
+        return server
+
+    yield make
+    for server in servers:
+        server.stop()
+        if not os.environ.get("COMPAT_KEEP_DATA"):
+            shutil.rmtree(server.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def sandboxd():
+    """The session's server, exported to the SDK's environment; yields its base URL."""
+    server = Sandboxd(Path(tempfile.mkdtemp(prefix="sandboxd-compat-")))
+    server.start()
+    names = ("E2B_API_URL", "E2B_SANDBOX_URL", "E2B_API_KEY", "E2B_DOMAIN")
+    saved = {k: os.environ.get(k) for k in names}
+    os.environ.update(E2B_API_URL=server.url, E2B_SANDBOX_URL=server.url, E2B_API_KEY=server.key,
+                      E2B_DOMAIN="localhost")
+    try:
+        yield server.url
+    finally:
+        server.stop()
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
         if os.environ.get("COMPAT_KEEP_DATA"):
-            print(f"sandboxd data kept in {tmp}")
+            print(f"sandboxd data kept in {server.root}")
         else:
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _kill_all_sandboxes():
-    from e2b import Sandbox
-
-    try:
-        paginator = Sandbox.list()
-        while paginator.has_next:
-            for info in paginator.next_items():
-                Sandbox.kill(info.sandbox_id)
-    except Exception as e:  # best effort: the pid files below are the fallback
-        print(f"could not kill the remaining sandboxes: {e}")
+            shutil.rmtree(server.root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
 def base_template(sandboxd):
     """Skips (only while the VM runtime cannot run yet) when no `base` template is built."""
-    if not (_templates_dir() / "base" / "meta.json").exists():
-        pytest.skip(f"no built base template in {_templates_dir()}: run "
-                    f"`sandboxd template build base --templates-dir {_templates_dir()}`")
+    if not (templates_dir() / "base" / "meta.json").exists():
+        pytest.skip(f"no built base template in {templates_dir()}: run "
+                    f"`sandboxd template build base --templates-dir {templates_dir()}`")
     return "base"
 
 

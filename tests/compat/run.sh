@@ -4,7 +4,8 @@
 #   tests/compat/run.sh [pytest args...]
 #
 # Env: SANDBOXD_BIN (default target/debug/sandboxd, built here if missing),
-#      SANDBOXD_TEMPLATES_DIR (shared template cache; default ~/.cache/sandboxd/templates),
+#      SANDBOXD_TEMPLATES_DIR (shared template cache; default sandboxd's own,
+#      ${XDG_DATA_HOME:-~/.local/share}/sandboxd/templates),
 #      COMPAT_VENV (default tests/compat/.venv).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -23,7 +24,7 @@ export SANDBOXD_BIN="${SANDBOXD_BIN:-$root/target/debug/sandboxd}"
 if [ ! -x "$SANDBOXD_BIN" ]; then
     (cd "$root" && cargo build -p sandboxd)
 fi
-export SANDBOXD_TEMPLATES_DIR="${SANDBOXD_TEMPLATES_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/sandboxd/templates}"
+export SANDBOXD_TEMPLATES_DIR="${SANDBOXD_TEMPLATES_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/sandboxd/templates}"
 
 cd "$here"
 exec "$venv/bin/python" -m pytest -ra "$@"
