@@ -159,3 +159,18 @@ pub async fn resume(
     let row = state.manager.resume(&id, body.timeout.unwrap_or(V1_DEFAULT_TIMEOUT)).await?;
     Ok((StatusCode::CREATED, Json(Sandbox::from(&row))).into_response())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_filter_is_decoded_like_the_sdk_encodes_it() {
+        // What e2b 2.63 sends for {"my key": "a&b=c", "suite": "x/y"}, after the outer
+        // query-string decoding.
+        let raw = "metadata=my%252520key%3Da%252526b%25253Dc%26suite%3Dx%252Fy&limit=1";
+        let q = parse_query(Some(raw));
+        let md = parse_metadata(query_value(&q, "metadata").unwrap());
+        assert_eq!(md, vec![("my key".into(), "a&b=c".into()), ("suite".into(), "x/y".into())]);
+    }
+}
