@@ -70,6 +70,55 @@ class Server:
         return env
 
 
+def shutdown(data_dir: str, pids: "list[int]", url: str) -> None:
+    """Stop a sandboxd this suite started: kill its sandboxes, SIGTERM it (SIGKILL after 20 s),
+    kill VMs it left behind (they outlive sandboxd by design) and unmount its XFS store."""
+    import signal
+
+    key = Path(data_dir, "api_key")
+    if key.exists() and _healthy(url):
+        from e2b import Sandbox
+
+        try:
+            opts = dict(api_url=url, sandbox_url=url, api_key=key.read_text().strip())
+            p = Sandbox.list(**opts)
+            while p.has_next:
+                for info in p.next_items():
+                    Sandbox.kill(info.sandbox_id, **opts)
+        except Exception as e:  # best effort: the qemu pid files are the fallback
+            print(f"could not kill the remaining sandboxes: {e}")
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.time() + 20
+    while time.time() < deadline and any(Path(f"/proc/{p}").exists() and "Z" not in _state(p) for p in pids):
+        time.sleep(0.2)
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    for pidfile in Path(data_dir).rglob("qemu.pid"):
+        try:
+            os.kill(int(pidfile.read_text().strip()), signal.SIGKILL)
+        except (OSError, ValueError):
+            pass
+    store = Path(data_dir, "store")
+    if os.path.ismount(store):
+        if subprocess.run(["umount", str(store)]).returncode != 0:
+            time.sleep(1)
+            subprocess.run(["umount", "-l", str(store)])
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][:1]
+    except (OSError, IndexError):
+        return "Z"
+
+
 @pytest.fixture(scope="session")
 def sandboxd() -> Iterator[Server]:
     url, data_dir = os.environ.get("SANDBOXD_URL"), os.environ.get("SANDBOXD_DATA_DIR")
@@ -117,11 +166,8 @@ def sandboxd() -> Iterator[Server]:
             else:
                 os.environ[k] = v
         if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            shutdown(data_dir, [proc.pid], server.url)
+            proc.wait(timeout=10)
 
 
 @pytest.fixture

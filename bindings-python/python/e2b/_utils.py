@@ -1,11 +1,11 @@
 """Small helpers shared by the sync and async classes."""
 
 import functools
-from typing import Any, Callable, Dict, Generic, Optional, Type, TypeVar
+from typing import Any, Callable, Dict, Optional, Type, TypeVar
 
 from . import _native
 
-T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
 #: Connection options accepted as ``**opts`` (E2B's ``ApiParams``); others are ignored.
 CONNECTION_KEYS = ("api_key", "domain", "api_url", "sandbox_url", "debug", "request_timeout", "headers")
@@ -19,7 +19,7 @@ def conn(opts: Dict[str, Any]) -> Optional[_native.ConnectionOpts]:
     return _native.ConnectionOpts(**picked)
 
 
-class class_method_variant(Generic[T]):
+class class_method_variant:
     """E2B's dual call pattern: ``sbx.kill()`` runs the decorated instance method, while
     ``Sandbox.kill(sandbox_id)`` runs the class method named ``cls_method_name``."""
 
@@ -27,9 +27,9 @@ class class_method_variant(Generic[T]):
         self.cls_method_name = cls_method_name
         self.method: Any = None
 
-    def __call__(self, method: T) -> T:
+    def __call__(self, method: F) -> F:
         self.method = method
-        functools.update_wrapper(self, method)  # type: ignore[arg-type]
+        functools.update_wrapper(self, method)
         return self  # type: ignore[return-value]
 
     def __get__(self, obj: Any, objtype: Optional[Type[Any]] = None) -> Callable[..., Any]:
