@@ -138,6 +138,7 @@ pub async fn handle(
     body: Bytes,
 ) -> Response {
     let streaming = is_stream(&service, &method);
+    tracing::debug!(%service, %method, streaming, "rpc");
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let media = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
 

@@ -49,6 +49,12 @@ struct Cli {
     /// User for requests that name none; falls back to root when it does not exist.
     #[arg(long, env = "ENVD_DEFAULT_USER", default_value = "user")]
     default_user: String,
+    /// Account database to read users from (tests and chroots point it elsewhere).
+    #[arg(long, env = "ENVD_PASSWD_FILE", default_value = "/etc/passwd")]
+    passwd_file: std::path::PathBuf,
+    /// Group database for supplementary groups and `EntryInfo.group`.
+    #[arg(long, env = "ENVD_GROUP_FILE", default_value = "/etc/group")]
+    group_file: std::path::PathBuf,
     /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `envd=debug`.
     #[arg(long, env = "ENVD_LOG", default_value = "info")]
     log: String,
@@ -69,6 +75,7 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let state = state::AppState::new(cli.default_user);
+    let users = users::UserDb { passwd: cli.passwd_file, group: cli.group_file };
+    let state = state::AppState::new(cli.default_user, users);
     runtime.block_on(server::serve(state, SocketAddr::new(cli.addr, cli.port)))
 }

@@ -36,9 +36,9 @@ pub struct AppState {
 pub type Shared = Arc<AppState>;
 
 impl AppState {
-    pub fn new(default_user: String) -> Shared {
+    pub fn new(default_user: String, users: UserDb) -> Shared {
         Arc::new(AppState {
-            users: UserDb::default(),
+            users,
             runtime: RwLock::new(Runtime { default_user, ..Runtime::default() }),
             processes: Default::default(),
             watchers: Default::default(),

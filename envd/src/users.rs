@@ -25,12 +25,6 @@ pub struct UserDb {
     pub group: PathBuf,
 }
 
-impl Default for UserDb {
-    fn default() -> Self {
-        UserDb { passwd: "/etc/passwd".into(), group: "/etc/group".into() }
-    }
-}
-
 impl UserDb {
     /// Looks a user up by name.
     pub fn user(&self, name: &str) -> Option<User> {

@@ -7,7 +7,7 @@ use futures::StreamExt;
 use super::{Input, Proc, Subscription, spawn};
 use crate::connect::{Call, EventStream, Reply, RpcError, encode, unary};
 use crate::proto::{
-    CloseStdinRequest, ConnectRequest, Empty, ListResponse, ProcessEvent, ProcessEventResponse, ProcessInfo,
+    CloseStdinRequest, ConnectRequest, Empty, ListRequest, ListResponse, ProcessEvent, ProcessEventResponse, ProcessInfo,
     ProcessSelector, SendInputRequest, SendSignalRequest, Signal, StartEvent, StartRequest, UpdateRequest,
 };
 use crate::state::Shared;
@@ -22,7 +22,7 @@ pub async fn dispatch(method: &str, call: Call) -> Reply {
     match method {
         "Start" => Reply::Stream(start(&call), keepalive),
         "Connect" => Reply::Stream(connect(&call), keepalive),
-        "List" => unary(Ok(list(&call.state))),
+        "List" => unary(call.message::<ListRequest>().map(|_| list(&call.state))),
         "SendInput" => unary(send_input(&call).await),
         "SendSignal" => unary(send_signal(&call)),
         "CloseStdin" => unary(close_stdin(&call).await),

@@ -1,0 +1,87 @@
+//! `filesystem.Filesystem` against the real binary.
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn stat_make_dir_list_move_remove() {
+    let envd = Envd::start().await;
+    let home = envd.home();
+
+    // Relative paths resolve against the user's home.
+    let r = envd.unary("filesystem.Filesystem/MakeDir", json!({"path": "a/b"}), &[]).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let entry = &r.json()["entry"];
+    assert_eq!(entry["type"], "FILE_TYPE_DIRECTORY");
+    assert_eq!(entry["path"], home.join("a/b").display().to_string());
+    assert_eq!(entry["name"], "b");
+
+    let r = envd.unary("filesystem.Filesystem/MakeDir", json!({"path": "a/b"}), &[]).await;
+    assert_eq!((r.status, r.json()["code"].clone()), (409, json!("already_exists")));
+
+    std::fs::write(home.join("a/b/f.txt"), b"12345").unwrap();
+    std::os::unix::fs::symlink(home.join("a/b/f.txt"), home.join("a/link")).unwrap();
+
+    let r = envd.unary("filesystem.Filesystem/Stat", json!({"path": "a/b/f.txt"}), &[]).await;
+    let e = &r.json()["entry"];
+    assert_eq!(e["type"], "FILE_TYPE_FILE");
+    assert_eq!(e["size"], "5"); // int64 is a string in proto3 JSON
+    assert_eq!(e["permissions"], "-rw-r--r--");
+    assert_eq!(e["mode"], 0o644);
+    assert_eq!(e["owner"], "root");
+    assert!(e["modifiedTime"].as_str().unwrap().ends_with('Z'));
+
+    let r = envd.unary("filesystem.Filesystem/Stat", json!({"path": "a/link"}), &[]).await;
+    let e = &r.json()["entry"];
+    assert_eq!(e["isSymlink"], true);
+    assert_eq!(e["symlinkTarget"], home.join("a/b/f.txt").display().to_string());
+
+    let r = envd.unary("filesystem.Filesystem/ListDir", json!({"path": "a", "depth": 1}), &[]).await;
+    let names: Vec<String> = r.json()["entries"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(names, ["b", "link"]);
+    let r = envd.unary("filesystem.Filesystem/ListDir", json!({"path": "a", "depth": 2}), &[]).await;
+    let paths: Vec<String> = r.json()["entries"].as_array().unwrap().iter().map(|e| e["path"].as_str().unwrap().to_owned()).collect();
+    assert!(paths.contains(&home.join("a/b/f.txt").display().to_string()), "{paths:?}");
+
+    let r = envd.unary("filesystem.Filesystem/ListDir", json!({"path": "a/b/f.txt"}), &[]).await;
+    assert_eq!(r.json()["code"], "invalid_argument");
+
+    let r = envd
+        .unary("filesystem.Filesystem/Move", json!({"source": "a/b/f.txt", "destination": "c/g.txt"}), &[])
+        .await;
+    assert_eq!(r.json()["entry"]["name"], "g.txt");
+    assert!(home.join("c/g.txt").exists());
+
+    let r = envd.unary("filesystem.Filesystem/Remove", json!({"path": "a"}), &[]).await;
+    assert_eq!(r.status, 200);
+    assert!(!home.join("a").exists());
+}
+
+#[tokio::test]
+async fn not_found_errors() {
+    let envd = Envd::start().await;
+    for (method, msg) in [
+        ("Stat", json!({"path": "/no/such"})),
+        ("ListDir", json!({"path": "/no/such"})),
+        ("Remove", json!({"path": "/no/such"})),
+        ("Move", json!({"source": "/no/such", "destination": "/tmp/x"})),
+    ] {
+        let r = envd.unary(&format!("filesystem.Filesystem/{method}"), msg, &[]).await;
+        assert_eq!(r.status, 404, "{method}");
+        assert_eq!(r.json()["code"], "not_found", "{method}");
+    }
+}
+
+#[tokio::test]
+async fn make_dir_is_owned_by_the_user() {
+    let envd = Envd::start().await;
+    let r = envd
+        .unary("filesystem.Filesystem/MakeDir", json!({"path": "x/y"}), &[("authorization", &basic("tester"))])
+        .await;
+    let e: Value = r.json()["entry"].clone();
+    assert_eq!(e["owner"], "tester");
+    assert_eq!(e["group"], "tester");
+    assert_eq!(e["path"], envd.dir.join("home/tester/x/y").display().to_string());
+}
