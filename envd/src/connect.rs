@@ -135,7 +135,7 @@ pub async fn handle(
     State(state): State<Shared>,
     Path((service, method)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let streaming = is_stream(&service, &method);
     tracing::debug!(%service, %method, streaming, "rpc");
@@ -145,6 +145,33 @@ pub async fn handle(
     if !crate::process::service::knows(&service, &method) && !crate::filesystem::knows(&service, &method) {
         return RpcError::new(Code::Unimplemented, format!("{service}/{method} is not implemented")).into_unary();
     }
+
+    if (service.as_str(), method.as_str()) == ("process.Process", "StreamInput") {
+        // The one client stream: its messages are applied as they arrive.
+        if media != "application/connect+json" {
+            return unsupported_media(content_type, "application/connect+json");
+        }
+        if let Err(e) = state.request_user(&headers, None) {
+            return stream_error(e);
+        }
+        return match crate::process::service::stream_input(&state, body).await {
+            Ok(reply) => {
+                let msg = proto::encode_envelope(0, &encode(&reply).unwrap_or_default());
+                let mut frames = msg.to_vec();
+                frames.extend_from_slice(&end_frame(None));
+                (StatusCode::OK, stream_headers(), frames).into_response()
+            }
+            Err(e) => stream_error(e),
+        };
+    }
+
+    let body = match axum::body::to_bytes(body, MAX_MESSAGE + proto::ENVELOPE_HEADER).await {
+        Ok(b) => b,
+        Err(e) => {
+            let err = RpcError::new(Code::ResourceExhausted, format!("reading the request: {e}"));
+            return if streaming { stream_error(err) } else { err.into_unary() };
+        }
+    };
 
     if streaming {
         if media != "application/connect+json" {

@@ -284,6 +284,25 @@ pub struct SendInputRequest {
     pub input: Option<ProcessInput>,
 }
 
+/// One message of the client stream `StreamInput`:
+/// `oneof event { start{process}; data{input}; keepalive{} }`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StreamInputRequest {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start: Option<ConnectRequest>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<StreamInputData>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keepalive: Option<Empty>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StreamInputData {
+    pub input: Option<ProcessInput>,
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct SendSignalRequest {

@@ -20,10 +20,8 @@ pub fn router(state: Shared) -> Router {
         .route("/envs", get(envs))
         .route("/metrics", get(metrics))
         .route("/files", get(crate::files::download).post(crate::files::upload).layer(DefaultBodyLimit::disable()))
-        .route(
-            "/{service}/{method}",
-            post(crate::connect::handle).layer(DefaultBodyLimit::max(crate::connect::MAX_MESSAGE + 5)),
-        )
+        // Connect routes enforce their own size limit while reading (see `connect::handle`).
+        .route("/{service}/{method}", post(crate::connect::handle))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::auth::require_token))
         .with_state(state)

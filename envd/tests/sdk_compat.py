@@ -13,6 +13,7 @@ sandboxd does after a restore, so token enforcement is exercised too.
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -70,8 +71,19 @@ def main() -> None:
     api = HTTPServer(("127.0.0.1", 0), Stub)
     threading.Thread(target=api.serve_forever, daemon=True).start()
 
+    # A private account database: root's home is a scratch dir, so the SDK's
+    # login shells (`bash -l`) do not run the host's dotfiles.
+    etc = tempfile.mkdtemp(prefix="envd-compat-etc-")
+    os.makedirs(f"{etc}/root")
+    with open(f"{etc}/passwd", "w") as f:
+        f.write(f"root:x:0:0:root:{etc}/root:/bin/bash\n")
+    with open(f"{etc}/group", "w") as f:
+        f.write("root:x:0:\n")
     port = free_port()
-    proc = subprocess.Popen([ENVD, "--port", str(port), "--addr", "127.0.0.1", "--default-user", "root"])
+    proc = subprocess.Popen(
+        [ENVD, "--port", str(port), "--addr", "127.0.0.1", "--default-user", "root", "--log", "warn",
+         "--passwd-file", f"{etc}/passwd", "--group-file", f"{etc}/group"]
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(100):
@@ -99,6 +111,7 @@ def main() -> None:
         proc.terminate()
         proc.wait()
         api.shutdown()
+        shutil.rmtree(etc, ignore_errors=True)
 
 
 def check(name, cond):
@@ -173,6 +186,41 @@ def run_checks(sbx: Sandbox) -> None:
     except FileNotFoundException:
         check("read missing raises", True)
     check("is_running", sbx.is_running())
+
+    # Pre-signed URLs (the sandbox is secure: envd has an access token).
+    sbx.files.write(f"{tmp}/signed.txt", "signed")
+    with urllib.request.urlopen(sbx.download_url(f"{tmp}/signed.txt")) as r:
+        check("signed download_url", r.read() == b"signed")
+    boundary = "b0undary"
+    body = (
+        f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x\"\r\n\r\nvia-url\r\n--{boundary}--\r\n"
+    ).encode()
+    req = urllib.request.Request(
+        sbx.upload_url(f"{tmp}/uploaded.txt"),
+        data=body,
+        headers={"content-type": f"multipart/form-data; boundary={boundary}"},
+    )
+    urllib.request.urlopen(req).read()
+    check("signed upload_url", sbx.files.read(f"{tmp}/uploaded.txt") == "via-url")
+
+    # Streamed stdin (client-streaming StreamInput).
+    h = sbx.commands.run("cat", background=True, stdin=True)
+    sbx.commands.stream_input(h.pid, [b"one ", "two\n"])
+    sbx.commands.close_stdin(h.pid)
+    check("commands.stream_input", h.wait().stdout == "one two\n")
+
+    # PTY: create, resize, type, exit.
+    from e2b import PtySize
+    got = bytearray()
+    term = sbx.pty.create(PtySize(rows=24, cols=80))
+    sbx.pty.resize(term.pid, PtySize(rows=30, cols=90))
+    sbx.pty.send_stdin(term.pid, b"stty size; exit 3\n")
+    try:
+        term.wait(on_pty=lambda data: got.extend(data))
+    except CommandExitException as e:
+        check("pty exit code", e.exit_code == 3)
+    check("pty output and resize", b"30 90" in got)
+
     sbx.files.remove(tmp)
 
 

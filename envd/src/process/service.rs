@@ -14,7 +14,10 @@ use crate::state::Shared;
 
 pub fn knows(service: &str, method: &str) -> bool {
     service == "process.Process"
-        && matches!(method, "Start" | "Connect" | "List" | "SendInput" | "SendSignal" | "CloseStdin" | "Update")
+        && matches!(
+            method,
+            "Start" | "Connect" | "List" | "SendInput" | "StreamInput" | "SendSignal" | "CloseStdin" | "Update"
+        )
 }
 
 pub async fn dispatch(method: &str, call: Call) -> Reply {
@@ -75,7 +78,44 @@ fn find(state: &Shared, sel: Option<&ProcessSelector>) -> Result<Arc<Proc>, RpcE
 async fn send_input(call: &Call) -> Result<Empty, RpcError> {
     let req: SendInputRequest = call.message()?;
     let proc = find(&call.state, req.process.as_ref())?;
-    let input = req.input.unwrap_or_default();
+    write_input(&proc, req.input.unwrap_or_default()).await?;
+    Ok(Empty {})
+}
+
+/// `StreamInput`: a client stream of `start{process}`, then `data{input}` messages
+/// (and `keepalive{}`), each applied as soon as its envelope is complete.
+pub async fn stream_input(state: &Shared, body: axum::body::Body) -> Result<Empty, RpcError> {
+    use crate::proto::{FLAG_COMPRESSED, StreamInputRequest, decode_envelope};
+    let mut chunks = body.into_data_stream();
+    let mut buf = bytes::BytesMut::new();
+    let mut target: Option<Arc<Proc>> = None;
+    loop {
+        while let Some(env) = decode_envelope(&mut buf, crate::connect::MAX_MESSAGE)
+            .map_err(|e| RpcError::invalid(format!("malformed request envelope: {e}")))?
+        {
+            if env.flags & FLAG_COMPRESSED != 0 {
+                return Err(RpcError::new(crate::proto::Code::Unimplemented, "compressed messages are not supported"));
+            }
+            let msg: StreamInputRequest = serde_json::from_slice(&env.payload)
+                .map_err(|e| RpcError::invalid(format!("invalid request message: {e}")))?;
+            if let Some(start) = msg.start {
+                target = Some(find(state, start.process.as_ref())?);
+            } else if let Some(data) = msg.data {
+                let proc = target.as_ref().ok_or_else(|| RpcError::invalid("input before the start message"))?;
+                write_input(proc, data.input.unwrap_or_default()).await?;
+            }
+        }
+        match chunks.next().await {
+            Some(Ok(chunk)) => buf.extend_from_slice(&chunk),
+            Some(Err(e)) => return Err(RpcError::new(crate::proto::Code::Canceled, format!("reading the input stream: {e}"))),
+            None if buf.is_empty() => return Ok(Empty {}),
+            None => return Err(RpcError::invalid("input stream ended inside an envelope")),
+        }
+    }
+}
+
+/// Writes one `ProcessInput` to the process's stdin pipe or PTY.
+async fn write_input(proc: &Proc, input: crate::proto::ProcessInput) -> Result<(), RpcError> {
     match (&proc.input, input.stdin, input.pty) {
         (Input::Pipe(stdin), Some(data), None) => {
             use tokio::io::AsyncWriteExt;
@@ -90,7 +130,7 @@ async fn send_input(call: &Call) -> Result<Empty, RpcError> {
         (Input::Pipe(_), _, Some(_)) => return Err(RpcError::precondition("process has no pty; send stdin input instead")),
         (_, None, None) => {}
     }
-    Ok(Empty {})
+    Ok(())
 }
 
 fn send_signal(call: &Call) -> Result<Empty, RpcError> {
