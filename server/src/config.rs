@@ -35,7 +35,7 @@ impl Config {
 
     /// Snapshot, pause and fork images: `<data>/snapshots/<image id>`.
     pub fn snapshots_dir(&self) -> PathBuf {
-        self.data_dir.join("snapshots")
+        self.data_dir.join("store").join("snapshots")
     }
 
     pub fn template_dir(&self, name: &str) -> PathBuf {

@@ -36,14 +36,20 @@ pub fn app(state: AppState) -> Router {
 
 pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&cfg.data_dir)?;
+    // The runtime first: it may mount the store (which must still be empty) under the data dir.
+    let runtime = Runtime::new(&cfg.data_dir).await?;
     std::fs::create_dir_all(cfg.snapshots_dir())?;
     let store = Arc::new(Store::open(&cfg.db_path())?);
     let keys = Keys::ensure(&store, &cfg.api_key_path())?;
-    let runtime = Runtime::new(&cfg.data_dir).await?;
     info!(accelerator = runtime.accel(), data_dir = %cfg.data_dir.display(), templates_dir = %cfg.templates_dir.display(), "runtime ready");
-    if !cfg.template_dir("base").join("meta.json").is_file() {
-        warn!("the base template is not built yet: run `sandboxd template build base`");
-    }
+    // Build the base template in the background when it is missing or was built with another
+    // envd; requests for it fail with 404 until it is ready.
+    let templates_dir = cfg.templates_dir.clone();
+    tokio::spawn(async move {
+        if let Err(e) = crate::template::ensure_base(&templates_dir).await {
+            warn!("the base template is not available: {e:#} (build it with `sandboxd template build base`)");
+        }
+    });
     let manager = Manager::new(cfg.clone(), store, runtime);
     manager.recover().await?;
     manager.spawn_reaper();

@@ -26,17 +26,38 @@ pub const BASE_DISK_MB: u32 = 2048;
 const KERNEL_CMDLINE: &str =
     "console=ttyS0 quiet loglevel=3 panic=-1 mitigations=off random.trust_cpu=on 8250.nr_uarts=1 nokaslr";
 
+/// Makes sure `templates_dir/base` exists and matches the envd at hand: builds it when it is
+/// missing, rebuilds it when envd changed; with no envd binary around, keeps what exists.
+pub async fn ensure_base(templates_dir: &Path) -> anyhow::Result<PathBuf> {
+    let dir = templates_dir.join("base");
+    if find_envd().is_err() && dir.join("meta.json").exists() {
+        return Ok(dir);
+    }
+    build_base(templates_dir, false).await
+}
+
 /// Builds (or reuses, unless `force`) the `base` template under `templates_dir/base`,
 /// showing progress. Returns the image directory.
+///
+/// A built template is reused only while it was built with the same envd binary
+/// (`templates/base/envd.sha256`): a changed agent means a rebuild, so a cached template never
+/// runs a stale envd.
 pub async fn build_base(templates_dir: &Path, force: bool) -> anyhow::Result<PathBuf> {
     let final_dir = templates_dir.join("base");
-    if !force && final_dir.join("meta.json").exists() {
+    let envd = find_envd()?;
+    let envd_hash = rootfs::short_hash(std::fs::read(&envd).with_context(|| format!("read {}", envd.display()))?);
+    let up_to_date = |dir: &Path| {
+        dir.join("meta.json").exists()
+            && std::fs::read_to_string(dir.join("envd.sha256")).is_ok_and(|h| h.trim() == envd_hash)
+    };
+    if !force && up_to_date(&final_dir) {
         return Ok(final_dir);
     }
     std::fs::create_dir_all(templates_dir)?;
     let templates_dir = std::path::absolute(templates_dir)?;
+    let final_dir = templates_dir.join("base");
     let _lock = lock(&templates_dir.join(".build.lock"))?;
-    if !force && final_dir.join("meta.json").exists() {
+    if !force && up_to_date(&final_dir) {
         return Ok(final_dir); // built by someone else while we waited for the lock
     }
     let started = std::time::Instant::now();
@@ -50,11 +71,11 @@ pub async fn build_base(templates_dir: &Path, force: bool) -> anyhow::Result<Pat
     progress.step("locating the guest kernel and envd");
     let kernel = vm::accel::guest_kernel()
         .context("no guest kernel in /boot: install Debian's linux-image-amd64 (scripts/install-deps.sh)")?;
-    let envd = find_envd()?;
+    progress.detail(&format!("kernel {}, envd {} ({envd_hash})", kernel.display(), envd.display()));
 
     progress.step("building the Debian rootfs (debootstrap)");
     let root = build.join("rootfs");
-    rootfs::debootstrap(&root, &progress).await?;
+    rootfs::debootstrap_cached(&root, &templates_dir.join(".cache"), &progress).await?;
     rootfs::customize(&root, &envd)?;
 
     progress.step("creating the disk image");
@@ -67,7 +88,7 @@ pub async fn build_base(templates_dir: &Path, force: bool) -> anyhow::Result<Pat
     initramfs::build(&kernel, &build.join("initramfs"), &initrd).await?;
 
     progress.step("booting the template VM");
-    let rt = Runtime::new(&build.join("data")).await?;
+    let rt = Runtime::scratch(&build.join("data")).await?;
     let cmdline = KERNEL_CMDLINE.to_string();
     let boot_started = std::time::Instant::now();
     let vm = rt
@@ -87,6 +108,7 @@ pub async fn build_base(templates_dir: &Path, force: bool) -> anyhow::Result<Pat
     move_file(&meta.disk_layer, &layer)?;
     meta.disk_layer = layer;
     vm::files::write_atomic(&tmp.join("meta.json"), &serde_json::to_vec_pretty(&meta)?)?;
+    vm::files::write_atomic(&tmp.join("envd.sha256"), envd_hash.as_bytes())?;
     if final_dir.exists() {
         std::fs::remove_dir_all(&final_dir)?;
     }

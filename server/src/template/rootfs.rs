@@ -46,7 +46,34 @@ fn mirror() -> String {
     "http://deb.debian.org/debian".to_string()
 }
 
-pub async fn debootstrap(root: &Path, progress: &Progress) -> anyhow::Result<()> {
+/// debootstrap into `root`, or unpack the tarball a previous build left in `cache_dir`
+/// (debootstrap is the slowest step; its output only changes with the package list).
+pub async fn debootstrap_cached(root: &Path, cache_dir: &Path, progress: &Progress) -> anyhow::Result<()> {
+    std::fs::create_dir_all(cache_dir)?;
+    let tarball = cache_dir.join(format!("debootstrap-bookworm-{}.tar", short_hash(PACKAGES)));
+    std::fs::create_dir_all(root)?;
+    if tarball.is_file() {
+        progress.detail(&format!("reusing {}", tarball.display()));
+        let ok = run(tokio::process::Command::new("tar").arg("-xpf").arg(&tarball).arg("-C").arg(root)).await;
+        if ok.is_ok() {
+            return Ok(());
+        }
+        let _ = std::fs::remove_file(&tarball);
+        let _ = std::fs::remove_dir_all(root);
+    }
+    debootstrap(root, progress).await?;
+    let tmp = tarball.with_extension("tar.tmp");
+    run(tokio::process::Command::new("tar").arg("-cf").arg(&tmp).arg("-C").arg(root).arg(".")).await?;
+    std::fs::rename(&tmp, &tarball)?;
+    Ok(())
+}
+
+pub fn short_hash(data: impl AsRef<[u8]>) -> String {
+    use sha2::Digest;
+    hex::encode(&sha2::Sha256::digest(data.as_ref())[..8])
+}
+
+async fn debootstrap(root: &Path, progress: &Progress) -> anyhow::Result<()> {
     let mirror = mirror();
     progress.detail(&format!("debootstrap bookworm from {mirror}"));
     let mut child = tokio::process::Command::new("debootstrap")

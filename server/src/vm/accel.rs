@@ -2,8 +2,8 @@
 //! (pagetable-based virtualization), a stock Debian kernel hangs forever right after its
 //! real-mode setup code. So KVM is used only when a short probe boot of the guest kernel
 //! reaches `start_kernel` ("Linux version" on the early console) within a few seconds;
-//! otherwise TCG. The verdict is cached in `<data>/accel.json`, keyed by the host kernel and
-//! the guest kernel, so later starts are instant. `SANDBOXD_ACCEL=kvm|tcg` overrides.
+//! otherwise TCG. The verdict is cached, keyed by the host kernel and
+//! the guest kernel (in the temp directory), so later starts are instant. `SANDBOXD_ACCEL=kvm|tcg` overrides.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -33,7 +33,7 @@ pub fn guest_kernel() -> Option<PathBuf> {
     kernels.pop()
 }
 
-pub async fn detect(data_dir: &Path) -> &'static str {
+pub async fn detect() -> &'static str {
     match std::env::var("SANDBOXD_ACCEL").as_deref() {
         Ok("kvm") => return log("kvm", "forced by SANDBOXD_ACCEL"),
         Ok("tcg") => return log("tcg", "forced by SANDBOXD_ACCEL"),
@@ -46,7 +46,8 @@ pub async fn detect(data_dir: &Path) -> &'static str {
         return log("tcg", "no guest kernel in /boot to probe KVM with");
     };
     let host_kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_string();
-    let cache = data_dir.join("accel.json");
+    // SAFETY: geteuid has no preconditions.
+    let cache = std::env::temp_dir().join(format!("sandboxd-accel-{}.json", unsafe { libc::geteuid() }));
     let key = |accel: &str| Verdict {
         host_kernel: host_kernel.clone(),
         guest_kernel: kernel.display().to_string(),

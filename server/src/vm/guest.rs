@@ -15,13 +15,23 @@ use super::{GuestInit, Result, VmError};
 
 /// One HTTP/1.1 request to envd on a fresh connection. Returns (status, body).
 async fn request(addr: SocketAddr, method: &str, path: &str, body: Option<Vec<u8>>) -> std::io::Result<(u16, Bytes)> {
+    request_typed(addr, method, path, body, "application/json").await
+}
+
+async fn request_typed(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<Vec<u8>>,
+    content_type: &str,
+) -> std::io::Result<(u16, Bytes)> {
     let stream = TcpStream::connect(addr).await?;
     let io = hyper_util::rt::TokioIo::new(stream);
     let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await.map_err(std::io::Error::other)?;
     let conn = tokio::spawn(conn);
     let mut req = Request::builder().method(method).uri(path).header("host", "envd");
     if body.is_some() {
-        req = req.header("content-type", "application/json");
+        req = req.header("content-type", content_type);
     }
     let req = req.body(Full::new(Bytes::from(body.unwrap_or_default()))).map_err(std::io::Error::other)?;
     let resp = sender.send_request(req).await.map_err(std::io::Error::other)?;
@@ -68,7 +78,9 @@ pub async fn init(addr: SocketAddr, init: &GuestInit, deadline: Duration) -> Res
     use base64::Engine;
     let start = Instant::now();
     let mut last_err = String::new();
+    let mut attempts = 0u32;
     while start.elapsed() < deadline {
+        attempts += 1;
         let entropy: [u8; 64] = rand::random();
         let body = InitBody {
             access_token: init.access_token.as_deref(),
@@ -78,14 +90,43 @@ pub async fn init(addr: SocketAddr, init: &GuestInit, deadline: Duration) -> Res
         };
         let body = serde_json::to_vec(&body).expect("json");
         match tokio::time::timeout(Duration::from_secs(3), request(addr, "POST", "/init", Some(body))).await {
-            Ok(Ok((status, _))) if (200..300).contains(&status) => return Ok(()),
+            Ok(Ok((status, _))) if (200..300).contains(&status) => {
+                tracing::debug!(attempts, ms = start.elapsed().as_millis() as u64, "envd /init done");
+                return Ok(());
+            }
             Ok(Ok((status, body))) => {
                 return Err(VmError::Failed(format!("envd /init answered {status}: {}", String::from_utf8_lossy(&body))));
             }
             Ok(Err(e)) => last_err = e.to_string(),
             Err(_) => last_err = "timed out".into(),
         }
+        tracing::trace!(attempts, ms = start.elapsed().as_millis() as u64, "envd /init attempt failed: {last_err}");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     Err(VmError::Failed(format!("envd /init failed within {deadline:?}: {last_err}")))
+}
+
+/// Runs a shell command in the guest through envd's `process.Process/Start` (a Connect
+/// server stream) and waits for it to end. Used to warm a template's page cache before it is
+/// snapshotted, so the first command in every sandbox does not read binaries from disk.
+pub async fn run_shell(addr: SocketAddr, cmd: &str, deadline: Duration) -> Result<()> {
+    let msg = serde_json::json!({"process": {"cmd": "/bin/bash", "args": ["-l", "-c", cmd]}});
+    let json = serde_json::to_vec(&msg).expect("json");
+    let mut body = Vec::with_capacity(json.len() + 5);
+    body.push(0u8);
+    body.extend_from_slice(&(json.len() as u32).to_be_bytes());
+    body.extend_from_slice(&json);
+    let call = request_typed(addr, "POST", "/process.Process/Start", Some(body), "application/connect+json");
+    match tokio::time::timeout(deadline, call).await {
+        Ok(Ok((200, stream))) => {
+            let text = String::from_utf8_lossy(&stream);
+            if text.contains("\"exitCode\"") && !text.contains("\"exitCode\":0") || text.contains("\"error\"") {
+                tracing::warn!("warm-up command reported: {text}");
+            }
+            Ok(())
+        }
+        Ok(Ok((status, b))) => Err(VmError::Failed(format!("envd Start answered {status}: {}", String::from_utf8_lossy(&b)))),
+        Ok(Err(e)) => Err(VmError::Failed(format!("envd Start: {e}"))),
+        Err(_) => Err(VmError::Failed(format!("command did not finish within {deadline:?}"))),
+    }
 }

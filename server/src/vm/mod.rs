@@ -25,6 +25,7 @@ pub mod files;
 pub mod guest;
 pub mod qemu;
 pub mod qmp;
+pub mod store;
 mod runtime;
 
 pub use runtime::{Runtime, random_id};

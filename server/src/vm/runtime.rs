@@ -28,6 +28,8 @@ pub struct Runtime {
 
 struct Inner {
     data_dir: PathBuf,
+    /// `<data>/store`: layers, run directories and snapshot images (see `store.rs`).
+    store: PathBuf,
     accel: &'static str,
     sock_dir: PathBuf,
 }
@@ -41,18 +43,28 @@ impl Runtime {
     /// Probes the accelerator (KVM only when it really runs a guest, else TCG) and prepares
     /// `<data>/layers`, `<data>/run`.
     pub async fn new(data_dir: &Path) -> Result<Self> {
+        Self::open(data_dir, true).await
+    }
+
+    /// A runtime for throwaway work (template builds): never mounts a store image.
+    pub async fn scratch(data_dir: &Path) -> Result<Self> {
+        Self::open(data_dir, false).await
+    }
+
+    async fn open(data_dir: &Path, mount_store: bool) -> Result<Self> {
         let data_dir = std::path::absolute(data_dir)?;
+        let store = if mount_store { super::store::prepare(&data_dir)? } else { data_dir.join("store") };
         for d in ["layers", "run", "snapshots"] {
-            std::fs::create_dir_all(data_dir.join(d))?;
+            std::fs::create_dir_all(store.join(d))?;
         }
-        let accel = super::accel::detect(&data_dir).await;
+        let accel = super::accel::detect().await;
         let hash = {
             use sha2::Digest;
             hex::encode(&sha2::Sha256::digest(data_dir.as_os_str().as_encoded_bytes())[..6])
         };
         let sock_dir = std::env::temp_dir().join(format!("sandboxd-{hash}"));
         std::fs::create_dir_all(&sock_dir)?;
-        Ok(Self { inner: Arc::new(Inner { data_dir, accel, sock_dir }) })
+        Ok(Self { inner: Arc::new(Inner { data_dir, store, accel, sock_dir }) })
     }
 
     /// `"kvm"` or `"tcg"`.
@@ -62,6 +74,12 @@ impl Runtime {
 
     pub fn data_dir(&self) -> &Path {
         &self.inner.data_dir
+    }
+
+    /// Where snapshot images must be written (same filesystem as the VMs' RAM files, so
+    /// they can be reflinked): `<data>/store/snapshots`.
+    pub fn images_dir(&self) -> PathBuf {
+        self.inner.store.join("snapshots")
     }
 
     /// Directory of a built template image, if it exists (`<data>/templates/<name>`).
@@ -76,11 +94,11 @@ impl Runtime {
     }
 
     fn layers_dir(&self) -> PathBuf {
-        self.inner.data_dir.join("layers")
+        self.inner.store.join("layers")
     }
 
     fn run_dir(&self, sandbox_id: &str) -> PathBuf {
-        self.inner.data_dir.join("run").join(sandbox_id)
+        self.inner.store.join("run").join(sandbox_id)
     }
 
     fn qmp_path(&self, run_dir: &Path) -> PathBuf {
@@ -120,6 +138,12 @@ impl Runtime {
     pub async fn launch(&self, spec: LaunchSpec) -> Result<VmInfo> {
         let started = Instant::now();
         let meta = Self::read_meta(&spec.image_dir)?;
+        let mut spec = spec;
+        if !super::store::same_device(&spec.image_dir, &self.inner.store) {
+            let (store, dir) = (self.inner.store.clone(), spec.image_dir.clone());
+            spec.image_dir =
+                tokio::task::spawn_blocking(move || super::store::import_image(&store, &dir)).await.expect("join")?;
+        }
         let run = self.prepare_run_dir(&spec.sandbox_id)?;
         let result = self.launch_in(&run, &spec, &meta).await;
         match result {
@@ -139,7 +163,7 @@ impl Runtime {
         let ram = qemu::ram_path(run);
         let (src, dst) = (ram_src.clone(), ram.clone());
         let t0 = Instant::now();
-        tokio::task::spawn_blocking(move || files::clone_sparse(&src, &dst)).await.expect("join")?;
+        tokio::task::spawn_blocking(move || files::copy_sparse(&src, &dst)).await.expect("join")?;
         let ram_ms = t0.elapsed().as_millis() as u64;
         let disk = self.new_layer(&meta.disk_layer).await?;
         std::os::unix::fs::symlink(&disk, run.join("disk"))?;
@@ -251,6 +275,13 @@ impl Runtime {
             return Err(VmError::Failed(format!("{e}\n--- guest console (tail) ---\n{}", tail(&console, 3000))));
         }
         guest::init(vm.envd_addr, &GuestInit::default(), INIT_DEADLINE).await?;
+        // Pull what nearly every first command touches into the guest's page cache; clones
+        // inherit it with the memory image.
+        let warm = "python3 -c 'import json, os, sys, subprocess, socket, time, pathlib, re'; \
+                    id >/dev/null; ls /usr/bin /usr/local/bin >/dev/null; cat /etc/os-release >/dev/null; sync";
+        if let Err(e) = guest::run_shell(vm.envd_addr, warm, Duration::from_secs(120)).await {
+            tracing::warn!("template warm-up failed (continuing): {e}");
+        }
         Ok(vm)
     }
 
@@ -269,6 +300,9 @@ impl Runtime {
         let node = qmp.disk_top_node().await?;
         let next_node = format!("disk{}", node.trim_start_matches("disk").parse::<u64>().unwrap_or(0) + 1);
 
+        // Flush the guest's dirty RAM pages while it still runs: a reflink must write them
+        // out first, and doing that inside the freeze is what would make it long.
+        files::fsync_path(&ram)?;
         qmp.execute("stop", json!({})).await?;
         let frozen_at = Instant::now();
         let captured = async {
@@ -356,7 +390,7 @@ impl Runtime {
     pub fn collect_garbage(&self, image_layers: &[PathBuf]) -> Result<u64> {
         let mut live = std::collections::HashSet::new();
         let mut roots: Vec<PathBuf> = image_layers.to_vec();
-        for entry in std::fs::read_dir(self.inner.data_dir.join("run"))?.flatten() {
+        for entry in std::fs::read_dir(self.inner.store.join("run"))?.flatten() {
             if let Ok(top) = std::fs::read_link(entry.path().join("disk")) {
                 roots.push(top);
             }
