@@ -1,11 +1,13 @@
 // Starts a real sandboxd for the Node tests and points the SDK at it through the environment.
 //
 // SANDBOXD_BIN (default <repo>/target/debug/sandboxd) is started with
-// `serve --listen 127.0.0.1:<free port> --data-dir <tmp>` plus `--templates-dir
-// $SANDBOXD_TEMPLATES_DIR` when that is set. Then E2B_API_URL / E2B_SANDBOX_URL point at it and
+// `serve --listen 127.0.0.1:<free port> --data-dir <tmp> --templates-dir <dir>`, where <dir> is
+// $SANDBOXD_TEMPLATES_DIR, else sandboxd's own default shared one
+// ($XDG_DATA_HOME/sandboxd/templates or ~/.local/share/sandboxd/templates, where
+// `sandboxd template build base` puts the base template). Then E2B_API_URL / E2B_SANDBOX_URL point at it and
 // E2B_API_KEY comes from <data dir>/api_key. Anything missing or not answering makes the caller's
 // `before` hook throw, so the tests fail instead of passing without a server.
-import { spawn } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import net from 'node:net'
 import os from 'node:os'
@@ -39,7 +41,9 @@ export async function startSandboxd({ readyTimeoutMs = 60_000 } = {}) {
   const port = await freePort()
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'e2b-node-test-'))
   const args = ['serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir]
-  if (process.env.SANDBOXD_TEMPLATES_DIR) args.push('--templates-dir', process.env.SANDBOXD_TEMPLATES_DIR)
+  const dataHome = process.env.XDG_DATA_HOME || path.join(os.homedir(), '.local/share')
+  const templatesDir = process.env.SANDBOXD_TEMPLATES_DIR || path.join(dataHome, 'sandboxd/templates')
+  args.push('--templates-dir', templatesDir)
 
   const logPath = path.join(dataDir, 'sandboxd.log')
   const log = fs.openSync(logPath, 'a')
@@ -73,13 +77,37 @@ export async function startSandboxd({ readyTimeoutMs = 60_000 } = {}) {
   Object.assign(process.env, env)
 
   async function stop() {
+    // Sandboxes outlive sandboxd by design (a restart loses nothing), so kill them first.
+    try {
+      const { Sandbox } = await import('e2b')
+      const p = Sandbox.list({ apiUrl: url, sandboxUrl: url, apiKey, query: { state: ['running', 'paused'] } })
+      while (p.hasNext) {
+        for (const s of await p.nextItems()) await Sandbox.kill(s.sandboxId, { apiUrl: url, sandboxUrl: url, apiKey })
+      }
+    } catch (e) {
+      console.error(`tests/node: could not kill the sandboxes of ${url}: ${e}`)
+    }
     if (!exited) {
       child.kill('SIGTERM')
       for (let i = 0; i < 50 && !exited; i++) await sleep(100)
       if (!exited) child.kill('SIGKILL')
     }
     fs.closeSync(log)
-    if (!process.env.E2B_TEST_KEEP_DATA) fs.rmSync(dataDir, { recursive: true, force: true })
+    if (process.env.E2B_TEST_KEEP_DATA) return
+    // As root on a filesystem without reflinks, sandboxd loop-mounts an XFS image on
+    // <data>/store and leaves it mounted when it exits.
+    // Any VM still running from this data dir (its path is on the QEMU command line) goes too.
+    for (const pid of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+      try {
+        if (fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(dataDir)) process.kill(Number(pid), 'SIGKILL')
+      } catch {
+        // gone, or not ours to read
+      }
+    }
+    await sleep(200)
+    const store = path.join(dataDir, 'store')
+    if (spawnSync('mountpoint', ['-q', store]).status === 0) spawnSync('umount', [store])
+    fs.rmSync(dataDir, { recursive: true, force: true })
   }
   return { url, apiKey, dataDir, logPath, env: { ...process.env, ...env }, stop }
 }
