@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs everything this project needs on a Debian machine (as root) and runs the main job:
+# the seed document's Python and JavaScript samples, unchanged, against the embedded default
+# (no E2B configuration: the SDK starts a local sandboxd, which runs each sandbox as a microVM).
+set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+"$ROOT/scripts/install-deps.sh"
+
+say "installing the Python SDK into $ROOT/.venv (pip install .; builds the Rust core, sandboxd and envd)"
+python3 -m venv "$ROOT/.venv"
+"$ROOT/.venv/bin/pip" install --quiet --disable-pip-version-check "$ROOT"
+PKG_BIN=$("$ROOT/.venv/bin/python" -c 'import e2b, os; print(os.path.join(os.path.dirname(e2b.__file__), "bin"))')
+
+say "installing the JavaScript SDK (npm install; builds the native addon)"
+(cd "$ROOT" && npm install --no-audit --no-fund)
+
+say "building the base template (debootstrap + one boot; cached in ~/.local/share/sandboxd/templates)"
+"$PKG_BIN/sandboxd" template build base
+
+say "running the seed's samples against the embedded default"
+"$ROOT/scripts/run-seed.sh" "$ROOT/.venv/bin/python"

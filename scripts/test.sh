@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Runs the whole test suite on the real runtime (QEMU microVMs): Rust unit and integration
+# tests, the official E2B SDK against sandboxd, our Python and Node SDKs, and the quick
+# benchmark. Installs what it needs first (system packages, pip and npm dependencies).
+# Every stage runs even if an earlier one failed; the exit status says whether all passed.
+set -uo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$ROOT"
+
+"$ROOT/scripts/install-deps.sh" || exit 1
+build_server || exit 1
+build_template || exit 1
+export SANDBOXD_TEMPLATES_DIR="${SANDBOXD_TEMPLATES_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/sandboxd/templates}"
+
+failed=()
+stage() {
+  local name=$1; shift
+  say "$name"
+  local t0=$SECONDS
+  if "$@"; then echo "[ok] $name ($((SECONDS - t0)) s)"; else echo "[FAILED] $name ($((SECONDS - t0)) s)"; failed+=("$name"); fi
+}
+
+python_sdk() {
+  local venv="$CARGO_TARGET_DIR/pyvenv"
+  [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "$ROOT[test]" && "$venv/bin/python" -m pytest -ra tests/python
+}
+
+node_sdk() {
+  npm install --no-audit --no-fund && node --test tests/node/
+}
+
+stage "Rust tests (core, sandboxd, envd)" cargo test --release --locked -p e2b -p sandboxd -p envd
+stage "official E2B SDK (PyPI e2b) against sandboxd" tests/compat/run.sh
+stage "our Python SDK" python_sdk
+stage "our Node SDK" node_sdk
+if [ -x "$ROOT/bench/run.sh" ]; then stage "benchmarks (quick)" "$ROOT/bench/run.sh" --quick; fi
+
+if [ ${#failed[@]} -gt 0 ]; then
+  say "FAILED stages: ${failed[*]}"
+  exit 1
+fi
+say "all stages passed"
