@@ -85,3 +85,49 @@ async fn make_dir_is_owned_by_the_user() {
     assert_eq!(e["group"], "tester");
     assert_eq!(e["path"], envd.dir.join("home/tester/x/y").display().to_string());
 }
+
+#[tokio::test]
+async fn watch_dir_streams_events() {
+    let envd = Envd::start().await;
+    let dir = envd.home().join("watched");
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    let mut live = envd
+        .open("filesystem.Filesystem/WatchDir", json!({"path": "watched", "recursive": true, "includeEntry": true}), &[])
+        .await;
+    assert_eq!(live.next().await.unwrap().1, json!({"start": {}}));
+    std::fs::write(dir.join("sub/new.txt"), "x").unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let (_, f) = live.next().await.unwrap();
+        let ev = &f["filesystem"];
+        seen.push((ev["name"].as_str().unwrap().to_owned(), ev["type"].as_str().unwrap().to_owned()));
+        if ev["type"] == "EVENT_TYPE_CREATE" {
+            assert_eq!(ev["entry"]["name"], "new.txt");
+        }
+    }
+    assert_eq!(seen[0], ("sub/new.txt".to_owned(), "EVENT_TYPE_CREATE".to_owned()));
+    assert_eq!(seen[1], ("sub/new.txt".to_owned(), "EVENT_TYPE_WRITE".to_owned()));
+
+    let r = envd.unary("filesystem.Filesystem/WatchDir", json!({"path": "nope"}), &[]).await;
+    assert_eq!(r.status, 415, "a stream method needs the streaming content type");
+    let frames = envd.stream("filesystem.Filesystem/WatchDir", json!({"path": "nope"}), &[]).await;
+    assert_eq!(frames[0].1["error"]["code"], "not_found");
+}
+
+#[tokio::test]
+async fn polling_watcher() {
+    let envd = Envd::start().await;
+    let r = envd.unary("filesystem.Filesystem/CreateWatcher", json!({"path": "."}), &[]).await;
+    let id = r.json()["watcherId"].as_str().unwrap().to_owned();
+    std::fs::write(envd.home().join("a.txt"), "x").unwrap();
+    std::fs::remove_file(envd.home().join("a.txt")).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let r = envd.unary("filesystem.Filesystem/GetWatcherEvents", json!({"watcher_id": id}), &[]).await;
+    let types: Vec<String> = r.json()["events"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(types, ["EVENT_TYPE_CREATE", "EVENT_TYPE_WRITE", "EVENT_TYPE_REMOVE"]);
+    let r = envd.unary("filesystem.Filesystem/GetWatcherEvents", json!({"watcherId": id}), &[]).await;
+    assert_eq!(r.json()["events"], json!([]));
+    assert_eq!(envd.unary("filesystem.Filesystem/RemoveWatcher", json!({"watcherId": id}), &[]).await.status, 200);
+    let r = envd.unary("filesystem.Filesystem/GetWatcherEvents", json!({"watcherId": id}), &[]).await;
+    assert_eq!(r.json()["code"], "not_found");
+}

@@ -11,6 +11,7 @@ the envd started here. The token is handed to envd through `/init`, exactly as
 sandboxd does after a restore, so token enforcement is exercised too.
 """
 
+import asyncio
 import json
 import os
 import shutil
@@ -106,6 +107,7 @@ def main() -> None:
             sandbox_url=url,
         )
         run_checks(sbx)
+        asyncio.run(run_async_checks(f"http://127.0.0.1:{api.server_address[1]}", url))
         print(f"OK: official SDK works against envd {Stub.version}")
     finally:
         proc.terminate()
@@ -221,7 +223,35 @@ def run_checks(sbx: Sandbox) -> None:
         check("pty exit code", e.exit_code == 3)
     check("pty output and resize", b"30 90" in got)
 
+    # Directory watch (the sync SDK polls CreateWatcher/GetWatcherEvents).
+    w = sbx.files.watch_dir(tmp, recursive=True)
+    sbx.files.write(f"{tmp}/dir/watched.txt", "w")
+    time.sleep(0.3)
+    events = w.get_new_events()
+    check("watch_dir (polling)", any(e.name == "dir/watched.txt" and e.type.value == "create" for e in events))
+    w.stop()
+
     sbx.files.remove(tmp)
+
+
+async def run_async_checks(api_url: str, url: str) -> None:
+    from e2b import AsyncSandbox
+
+    sbx = await AsyncSandbox.connect("icompat", api_key="e2b_" + "0" * 40, api_url=api_url, sandbox_url=url)
+    r = await sbx.commands.run("echo async")
+    check("async commands.run", r.stdout == "async\n")
+    tmp = tempfile.mkdtemp(prefix="envd-compat-async-")
+    seen = []
+    handle = await sbx.files.watch_dir(tmp, on_event=seen.append)  # the WatchDir stream
+    await sbx.files.write(f"{tmp}/w.txt", "x")
+    for _ in range(50):
+        if any(e.name == "w.txt" for e in seen):
+            break
+        await asyncio.sleep(0.05)
+    await handle.stop()
+    check("async watch_dir (stream)", any(e.name == "w.txt" and e.type.value == "create" for e in seen))
+    check("async files.read", await sbx.files.read(f"{tmp}/w.txt") == "x")
+    await sbx.files.remove(tmp)
 
 
 if __name__ == "__main__":
