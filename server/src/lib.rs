@@ -15,6 +15,7 @@ pub mod models;
 pub mod pagination;
 pub mod proxy;
 pub mod server;
+pub mod shutdown;
 pub mod store;
 pub mod template;
 pub mod vm;

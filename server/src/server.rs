@@ -55,15 +55,9 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     manager.spawn_reaper();
     let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
     info!(listen = %listener.local_addr()?, "sandboxd listening");
-    axum::serve(listener, app(AppState { manager, keys })).with_graceful_shutdown(shutdown_signal()).await?;
+    let app = app(AppState { manager, keys });
+    crate::shutdown::serve_until_signal(|stop| axum::serve(listener, app).with_graceful_shutdown(stop).into_future())
+        .await?;
     info!("sandboxd stopped (running sandboxes keep running)");
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
-    }
 }
