@@ -35,6 +35,9 @@ struct WriteInfo {
     name: String,
     #[serde(rename = "type")]
     kind: &'static str,
+    /// What is persisted in `user.e2b.*` xattrs after the write (absent when none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metadata: Option<std::collections::HashMap<String, String>>,
 }
 
 /// An HTTP error with envd's body shape.
@@ -107,7 +110,8 @@ pub async fn upload(State(state): State<Shared>, Query(q): Query<FilesQuery>, re
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
-    let mut written = Vec::new();
+    let metadata = crate::metadata::from_headers(&headers).map_err(|e| HttpError(StatusCode::BAD_REQUEST, format!("invalid metadata: {e}")))?;
+    let mut written: Vec<WriteInfo> = Vec::new();
     if media == "multipart/form-data" {
         let mut multipart = Multipart::from_request(req, &state)
             .await
@@ -119,12 +123,18 @@ pub async fn upload(State(state): State<Shared>, Query(q): Query<FilesQuery>, re
             // The `path` query names the destination of a single-file upload; otherwise the part's filename does.
             let dest = q.path.clone().filter(|p| !p.is_empty()).or_else(|| field.file_name().map(str::to_string));
             let (user, path) = user_and_path(&state, &headers, &q, dest.as_deref())?;
+            if written.iter().any(|w| Path::new(&w.path) == path) {
+                return Err(HttpError(
+                    StatusCode::BAD_REQUEST,
+                    format!("cannot upload multiple files to the same path '{}' in one request", path.display()),
+                ));
+            }
             let mut file = open_for_write(&path, &user).await?;
             while let Some(chunk) = field.chunk().await.map_err(|e| HttpError(StatusCode::BAD_REQUEST, e.body_text()))? {
                 file.write_all(&chunk).await.map_err(|e| io_error(&e, format!("writing '{}'", path.display())))?;
             }
             file.flush().await.map_err(|e| io_error(&e, format!("writing '{}'", path.display())))?;
-            written.push(info(&path));
+            written.push(finish(&path, &metadata)?);
         }
         if written.is_empty() {
             return Err(HttpError(StatusCode::BAD_REQUEST, "no part named 'file' in the multipart body".into()));
@@ -138,19 +148,29 @@ pub async fn upload(State(state): State<Shared>, Query(q): Query<FilesQuery>, re
             "gzip" => write_gzip(&path, &user, body).await?,
             other => return Err(HttpError(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("unsupported content encoding {other:?}"))),
         }
-        written.push(info(&path));
+        written.push(finish(&path, &metadata)?);
     } else {
         return Err(HttpError(StatusCode::BAD_REQUEST, format!("unsupported content type {media:?}")));
     }
     Ok((StatusCode::OK, axum::Json(written)).into_response())
 }
 
-fn info(path: &Path) -> WriteInfo {
-    WriteInfo {
+/// Stores the upload's metadata on the written file and describes the result.
+fn finish(path: &Path, metadata: &std::collections::HashMap<String, String>) -> Result<WriteInfo, HttpError> {
+    if let Err(e) = crate::metadata::write(path, metadata) {
+        if crate::metadata::unsupported(&e) {
+            tracing::warn!("{}: no xattr support, metadata not stored", path.display());
+        } else {
+            return Err(io_error(&e, format!("storing metadata of '{}'", path.display())));
+        }
+    }
+    let stored = crate::metadata::read(path);
+    Ok(WriteInfo {
         path: path.display().to_string(),
         name: path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
         kind: "file",
-    }
+        metadata: (!stored.is_empty()).then_some(stored),
+    })
 }
 
 type ByteStream = futures::stream::BoxStream<'static, std::io::Result<Bytes>>;

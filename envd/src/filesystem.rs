@@ -162,7 +162,7 @@ pub fn entry_info(users: &UserDb, path: &Path) -> Result<EntryInfo, RpcError> {
         group: users.group_name(lmeta.gid()),
         modified_time: Some(rfc3339(lmeta.mtime(), lmeta.mtime_nsec())),
         symlink_target,
-        metadata: Default::default(),
+        metadata: crate::metadata::read(path),
         is_symlink,
     })
 }

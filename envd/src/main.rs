@@ -8,6 +8,7 @@ mod connect;
 mod files;
 mod filesystem;
 mod init;
+mod metadata;
 mod pid1;
 mod process;
 mod proto;
@@ -23,13 +24,19 @@ use clap::Parser;
 /// The envd protocol version we report (`envdVersion`, `envd --version`).
 ///
 /// The SDKs gate features on this number, so it must not promise more than we
-/// serve. 0.5.7 is the highest version whose every gated feature is implemented
-/// here: default user when no `Authorization` is sent (0.4.0), `stdin` on Start
-/// (0.3.0), `CloseStdin` (0.5.2), and `application/octet-stream` uploads with
-/// optional gzip (0.5.7). It is also at least 0.5.0, which the control plane
-/// requires for snapshots. The next gate, 0.6.2, adds file metadata in xattrs
-/// (`X-Metadata-*`), and 0.6.3 adds `entry` in watch events; neither exists yet.
-pub const ENVD_VERSION: &str = "0.5.7";
+/// serve. 0.6.4 is the highest version whose every gate in the official SDK
+/// (Python 2.63.0, `e2b/envd/versions.py`) is implemented here:
+/// - 0.1.4 recursive watch, 0.3.0 `stdin` on Start, 0.4.0 default user when
+///   no `Authorization` is sent, 0.5.2 `CloseStdin`, 0.5.7 octet-stream (and
+///   gzip) uploads;
+/// - 0.6.2 file metadata (`X-Metadata-*` headers stored as `user.e2b.*` xattrs);
+/// - 0.6.3 `entry` in filesystem watch events;
+/// - 0.6.4 `allowNetworkMounts` (network filesystems are refused otherwise).
+///
+/// It is also at least 0.5.0, which the control plane requires for snapshots.
+/// Not implemented, because no SDK call depends on it: the orchestrator-only
+/// routes of upstream 0.6.x (`/freeze`, `/collapse`, `/fsfreeze`, `/upgrade`).
+pub const ENVD_VERSION: &str = "0.6.4";
 
 #[derive(Debug, Parser)]
 #[command(name = "envd", about = "E2B-compatible sandbox agent", disable_version_flag = true)]

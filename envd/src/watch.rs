@@ -121,6 +121,26 @@ fn watcher_id() -> String {
     format!("w{:x}-{}", nanos, NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
+/// inotify misses changes made by other clients of a network filesystem, so such
+/// paths are refused unless the caller opts in (envd 0.6.4 `allowNetworkMounts`).
+fn on_network_mount(path: &Path) -> bool {
+    const NFS: i64 = 0x6969;
+    const SMB: i64 = 0x517B;
+    const CIFS: i64 = 0xFF53_4D42;
+    const SMB2: i64 = 0xFE53_4D42;
+    const FUSE: i64 = 0x6573_5546;
+    const NCP: i64 = 0x564C;
+    const CEPH: i64 = 0x00C3_6400;
+    const P9: i64 = 0x0102_1997;
+    match nix::sys::statfs::statfs(path) {
+        Ok(s) => {
+            let t = s.filesystem_type().0 as i64;
+            [NFS, SMB, CIFS, SMB2, FUSE, NCP, CEPH, P9].contains(&t)
+        }
+        Err(_) => false,
+    }
+}
+
 /// `AsyncFd` needs `AsRawFd`, which nix's `Inotify` only offers as `AsFd`.
 struct InotifyFd(Inotify);
 
@@ -154,6 +174,9 @@ impl Tree {
         let meta = std::fs::metadata(&root).map_err(|e| RpcError::io(&e, format!("path {}", root.display())))?;
         if !meta.is_dir() {
             return Err(RpcError::invalid(format!("path {} is not a directory", root.display())));
+        }
+        if !req.allow_network_mounts && on_network_mount(&root) {
+            return Err(RpcError::invalid(format!("cannot watch path on network filesystem: {}", root.display())));
         }
         let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)
             .map_err(|e| RpcError::internal(format!("creating watcher: {e}")))?;

@@ -226,3 +226,30 @@ async fn h2c_prior_knowledge() {
     let bytes = resp.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(output(&frames(&bytes), "stdout"), "h2\n");
 }
+
+#[tokio::test]
+async fn upload_metadata_becomes_xattrs() {
+    let envd = Envd::start().await;
+    let ct = ("content-type", "application/octet-stream");
+    let r = envd
+        .request("POST", "/files?path=meta.txt", &[ct, ("x-metadata-Owner", "alice"), ("x-metadata-stage", "raw data")], "x")
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let written = r.json();
+    if written[0].get("metadata").is_none() {
+        eprintln!("skipping: the test directory's filesystem has no user xattrs");
+        return;
+    }
+    assert_eq!(written[0]["metadata"], json!({"owner": "alice", "stage": "raw data"}));
+    let stat = envd.unary("filesystem.Filesystem/Stat", json!({"path": "meta.txt"}), &[]).await.json();
+    assert_eq!(stat["entry"]["metadata"], json!({"owner": "alice", "stage": "raw data"}));
+
+    // An overwrite replaces the whole set.
+    let r = envd.request("POST", "/files?path=meta.txt", &[ct, ("x-metadata-stage", "clean")], "y").await;
+    assert_eq!(r.json()[0]["metadata"], json!({"stage": "clean"}));
+    let r = envd.request("POST", "/files?path=meta.txt", &[ct], "z").await;
+    assert!(r.json()[0].get("metadata").is_none());
+
+    let r = envd.request("POST", "/files?path=meta.txt", &[ct, ("x-metadata-big", &"v".repeat(5000))], "z").await;
+    assert_eq!(r.status, 400);
+}

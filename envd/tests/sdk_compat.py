@@ -223,6 +223,11 @@ def run_checks(sbx: Sandbox) -> None:
         check("pty exit code", e.exit_code == 3)
     check("pty output and resize", b"30 90" in got)
 
+    # File metadata (envd >= 0.6.2): X-Metadata-* headers stored as xattrs.
+    info = sbx.files.write(f"{tmp}/meta.txt", "m", metadata={"owner": "alice"})
+    check("write metadata", info.metadata == {"owner": "alice"})
+    check("get_info metadata", sbx.files.get_info(f"{tmp}/meta.txt").metadata == {"owner": "alice"})
+
     # Directory watch (the sync SDK polls CreateWatcher/GetWatcherEvents).
     w = sbx.files.watch_dir(tmp, recursive=True)
     sbx.files.write(f"{tmp}/dir/watched.txt", "w")
@@ -242,14 +247,17 @@ async def run_async_checks(api_url: str, url: str) -> None:
     check("async commands.run", r.stdout == "async\n")
     tmp = tempfile.mkdtemp(prefix="envd-compat-async-")
     seen = []
-    handle = await sbx.files.watch_dir(tmp, on_event=seen.append)  # the WatchDir stream
+    # The WatchDir stream, with entries (>= 0.6.3) and the network-mount opt-in (>= 0.6.4).
+    handle = await sbx.files.watch_dir(tmp, on_event=seen.append, include_entry=True, allow_network_mounts=True)
     await sbx.files.write(f"{tmp}/w.txt", "x")
     for _ in range(50):
         if any(e.name == "w.txt" for e in seen):
             break
         await asyncio.sleep(0.05)
     await handle.stop()
-    check("async watch_dir (stream)", any(e.name == "w.txt" and e.type.value == "create" for e in seen))
+    created = [e for e in seen if e.name == "w.txt" and e.type.value == "create"]
+    check("async watch_dir (stream)", bool(created))
+    check("watch event entry", created[0].entry is not None and created[0].entry.name == "w.txt")
     check("async files.read", await sbx.files.read(f"{tmp}/w.txt") == "x")
     await sbx.files.remove(tmp)
 
