@@ -140,9 +140,26 @@ def make_sandboxd():
             shutil.rmtree(server.root, ignore_errors=True)
 
 
+_template_build = {}
+
+
+def build_base_template() -> subprocess.CompletedProcess:
+    """`sandboxd template build base` into the shared templates dir, once per session. A no-op
+    when the cached template is up to date (same envd); done before the session server starts
+    so that the server does not rebuild it in the background while tests run."""
+    if "result" not in _template_build:
+        binary = Path(os.environ.get("SANDBOXD_BIN", ROOT / "target" / "debug" / "sandboxd"))
+        _template_build["result"] = subprocess.run(
+            [str(binary), "template", "build", "base", "--templates-dir", str(templates_dir())],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=1800,
+        )
+    return _template_build["result"]
+
+
 @pytest.fixture(scope="session")
 def sandboxd():
     """The session's server, exported to the SDK's environment; yields its base URL."""
+    build_base_template()
     server = Sandboxd(Path(tempfile.mkdtemp(prefix="sandboxd-compat-")))
     server.start()
     names = ("E2B_API_URL", "E2B_SANDBOX_URL", "E2B_API_KEY", "E2B_DOMAIN")
@@ -166,10 +183,11 @@ def sandboxd():
 
 @pytest.fixture(scope="session")
 def base_template(sandboxd):
-    """Skips (only while the VM runtime cannot run yet) when no `base` template is built."""
-    if not (templates_dir() / "base" / "meta.json").exists():
-        pytest.skip(f"no built base template in {templates_dir()}: run "
-                    f"`sandboxd template build base --templates-dir {templates_dir()}`")
+    """The `base` template, built by `build_base_template` (a failed build fails the tests)."""
+    build = build_base_template()
+    if build.returncode != 0 or not (templates_dir() / "base" / "meta.json").exists():
+        pytest.fail(f"`sandboxd template build base --templates-dir {templates_dir()}` failed "
+                    f"({build.returncode}):\n{build.stdout[-3000:]}")
     return "base"
 
 
