@@ -162,3 +162,22 @@ async fn large_output_is_not_lost() {
     let frames = envd.stream("process.Process/Start", bash("head -c 3000000 /dev/zero | tr '\\0' a"), &[]).await;
     assert_eq!(output(&frames, "stdout").len(), 3_000_000);
 }
+
+#[tokio::test]
+async fn background_grandchild_does_not_hold_the_stream_open() {
+    let envd = Envd::start().await;
+    let started = std::time::Instant::now();
+    let frames = envd.stream("process.Process/Start", bash("sleep 5 & echo bye"), &[]).await;
+    assert_eq!(output(&frames, "stdout"), "bye\n");
+    assert_eq!(end(&frames)["exitCode"].as_i64().unwrap_or(0), 0);
+    assert!(started.elapsed() < Duration::from_secs(3), "stream ended only after {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn cwd_and_missing_cwd() {
+    let envd = Envd::start().await;
+    let frames = envd.stream("process.Process/Start", json!({"process": {"cmd": "/bin/pwd", "cwd": "/tmp"}}), &[]).await;
+    assert_eq!(output(&frames, "stdout"), "/tmp\n");
+    let frames = envd.stream("process.Process/Start", json!({"process": {"cmd": "/bin/pwd", "cwd": "/no/such/dir"}}), &[]).await;
+    assert_eq!(frames[0].1["error"]["code"], "invalid_argument");
+}

@@ -93,6 +93,7 @@ pub fn start(
     // Drop our copies of the slave now, or the master would never see EOF.
     drop(cmd);
     let pid = child.id().ok_or_else(|| RpcError::internal("process exited before it got a pid"))?;
+    tracing::info!(pid, cmd = %config.cmd, user = %user.name, pty = pty_master.is_some(), "process started");
 
     let input = match &pty_master {
         Some(m) => Input::Pty(m.clone()),
@@ -146,7 +147,9 @@ pub fn start(
         for r in readers {
             let _ = r.await;
         }
-        p.finish(end_event(status)).await;
+        let end = end_event(status);
+        tracing::info!(pid, status = %end.status, "process ended");
+        p.finish(end).await;
         state.processes.remove(pid);
     });
     Ok((proc, subscription))
