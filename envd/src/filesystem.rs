@@ -32,8 +32,9 @@ async fn blocking<T: Send + 'static>(call: Call, f: fn(&Call) -> Result<T, RpcEr
     tokio::task::spawn_blocking(move || f(&call)).await.map_err(|e| RpcError::internal(e.to_string()))?
 }
 
+/// Empty paths mean the default workdir (from `/init`), relative ones start at the home.
 fn path_of(call: &Call, path: &str) -> PathBuf {
-    resolve_path(path, &call.user, None)
+    resolve_path(path, &call.user, call.state.runtime().default_workdir.as_deref())
 }
 
 fn stat(call: &Call) -> Result<EntryResponse, RpcError> {
@@ -106,10 +107,17 @@ fn walk(users: &UserDb, dir: &Path, depth: u32, out: &mut Vec<EntryInfo>) -> Res
 fn remove(call: &Call) -> Result<Empty, RpcError> {
     let req: PathRequest = call.message()?;
     let path = path_of(call, &req.path);
-    let meta = std::fs::symlink_metadata(&path).map_err(|e| RpcError::io(&e, format!("path '{}'", path.display())))?;
-    let res = if meta.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
-    res.map_err(|e| RpcError::io(&e, format!("removing '{}'", path.display())))?;
-    Ok(Empty {})
+    // Like upstream's `os.RemoveAll`: removing what is already gone succeeds.
+    let res = match std::fs::symlink_metadata(&path) {
+        Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(&path),
+        Ok(_) => std::fs::remove_file(&path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    };
+    match res {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(RpcError::io(&e, format!("removing '{}'", path.display()))),
+        _ => Ok(Empty {}),
+    }
 }
 
 /// `mkdir -p` that chowns every directory it creates to `user`.

@@ -65,13 +65,15 @@ async fn not_found_errors() {
     for (method, msg) in [
         ("Stat", json!({"path": "/no/such"})),
         ("ListDir", json!({"path": "/no/such"})),
-        ("Remove", json!({"path": "/no/such"})),
         ("Move", json!({"source": "/no/such", "destination": "/tmp/x"})),
     ] {
         let r = envd.unary(&format!("filesystem.Filesystem/{method}"), msg, &[]).await;
         assert_eq!(r.status, 404, "{method}");
         assert_eq!(r.json()["code"], "not_found", "{method}");
     }
+    // Removing what is not there succeeds, as upstream's `os.RemoveAll` does.
+    let r = envd.unary("filesystem.Filesystem/Remove", json!({"path": "/no/such"}), &[]).await;
+    assert_eq!(r.status, 200);
 }
 
 #[tokio::test]
