@@ -87,6 +87,18 @@ pub async fn download(State(state): State<Shared>, headers: HeaderMap, Query(q):
     }
     let file = tokio::fs::File::open(&path).await.map_err(|e| io_error(&e, format!("opening '{}'", path.display())))?;
     let name = path.file_name().map(|n| n.to_string_lossy().replace('"', "")).unwrap_or_default();
+    if accepts_gzip(&headers) {
+        return Ok((
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+                (header::CONTENT_ENCODING, "gzip".to_string()),
+                (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
+            ],
+            gzip_body(file.into_std().await),
+        )
+            .into_response());
+    }
     Ok((
         StatusCode::OK,
         [
@@ -97,6 +109,40 @@ pub async fn download(State(state): State<Shared>, headers: HeaderMap, Query(q):
         Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 64 << 10)),
     )
         .into_response())
+}
+
+/// Whether `Accept-Encoding` lists gzip with a non-zero quality.
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers.get_all(header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(|item| {
+        let mut parts = item.split(';');
+        let coding = parts.next().unwrap_or("").trim();
+        let q = parts.find_map(|p| p.trim().strip_prefix("q=")).and_then(|q| q.parse::<f32>().ok()).unwrap_or(1.0);
+        coding.eq_ignore_ascii_case("gzip") && q > 0.0
+    })
+}
+
+/// Compresses `file` on a blocking thread, streaming the output as the body.
+fn gzip_body(mut file: std::fs::File) -> Body {
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(8);
+    tokio::task::spawn_blocking(move || {
+        struct Sink(tokio::sync::mpsc::Sender<std::io::Result<Bytes>>);
+        impl Write for Sink {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.blocking_send(Ok(Bytes::copy_from_slice(buf))).map_err(|_| std::io::Error::other("client went away"))?;
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let sink = std::io::BufWriter::with_capacity(64 << 10, Sink(tx.clone()));
+        let mut gz = flate2::write::GzEncoder::new(sink, flate2::Compression::fast());
+        let res = std::io::copy(&mut file, &mut gz).and_then(|_| gz.finish()).and_then(|mut w| w.flush());
+        if let Err(e) = res {
+            let _ = tx.blocking_send(Err(e));
+        }
+    });
+    Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
 }
 
 pub async fn upload(State(state): State<Shared>, Query(q): Query<FilesQuery>, req: Request) -> Result<Response, HttpError> {

@@ -253,3 +253,34 @@ async fn upload_metadata_becomes_xattrs() {
     let r = envd.request("POST", "/files?path=meta.txt", &[ct, ("x-metadata-big", &"v".repeat(5000))], "z").await;
     assert_eq!(r.status, 400);
 }
+
+#[tokio::test]
+async fn gzip_download_and_upload() {
+    let envd = Envd::start().await;
+    let data = blob();
+    std::fs::write(envd.home().join("z.bin"), &data).unwrap();
+    let r = envd.request("GET", "/files?path=z.bin", &[("accept-encoding", "gzip")], "").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.headers["content-encoding"], "gzip");
+    let mut gunzip = std::process::Command::new("gzip")
+        .args(["-dc"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    gunzip.stdin.take().unwrap().write_all(&r.body).unwrap();
+    assert_eq!(gunzip.wait_with_output().unwrap().stdout, data);
+
+    // And the other direction: a gzip-encoded octet-stream upload.
+    let gz = std::process::Command::new("sh").args(["-c", "printf 'packed' | gzip -c"]).output().unwrap().stdout;
+    let r = envd
+        .request("POST", "/files?path=unz.txt", &[("content-type", "application/octet-stream"), ("content-encoding", "gzip")], gz)
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(std::fs::read(envd.home().join("unz.txt")).unwrap(), b"packed");
+    let r = envd
+        .request("POST", "/files?path=bad.txt", &[("content-type", "application/octet-stream"), ("content-encoding", "gzip")], "not gzip")
+        .await;
+    assert_eq!(r.status, 400);
+}

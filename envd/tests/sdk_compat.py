@@ -167,6 +167,7 @@ def run_checks(sbx: Sandbox) -> None:
     check("octet-stream upload", bytes(sbx.files.read(f"{tmp}/stream.bin", format="bytes")) == blob)
     sbx.files.write(f"{tmp}/gz.txt", "zipped", gzip=True)
     check("gzip upload", sbx.files.read(f"{tmp}/gz.txt") == "zipped")
+    check("gzip download", bytes(sbx.files.read(f"{tmp}/b.bin", format="bytes", gzip=True)) == blob)
     sbx.files.write_files([{"path": f"{tmp}/m1", "data": "1"}, {"path": f"{tmp}/m2", "data": "2"}])
     check("write_files", sbx.files.read(f"{tmp}/m2") == "2")
     check("exists", sbx.files.exists(path) and not sbx.files.exists(f"{tmp}/nope"))
