@@ -24,7 +24,25 @@ pub fn router(state: Shared) -> Router {
         .route("/{service}/{method}", post(crate::connect::handle))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::auth::require_token))
+        .layer(axum::middleware::from_fn(cors))
         .with_state(state)
+}
+
+/// Browsers run the JS SDK too: allow any origin, answer preflights before auth
+/// (a preflight never carries the access token), and expose the Connect headers.
+async fn cors(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use http::HeaderValue;
+    let preflight = req.method() == http::Method::OPTIONS && req.headers().contains_key("access-control-request-method");
+    let mut resp = if preflight { StatusCode::NO_CONTENT.into_response() } else { next.run(req).await };
+    let h = resp.headers_mut();
+    h.insert("access-control-allow-origin", HeaderValue::from_static("*"));
+    h.insert("access-control-expose-headers", HeaderValue::from_static("*"));
+    if preflight {
+        h.insert("access-control-allow-methods", HeaderValue::from_static("GET, POST, OPTIONS"));
+        h.insert("access-control-allow-headers", HeaderValue::from_static("*"));
+        h.insert("access-control-max-age", HeaderValue::from_static("7200"));
+    }
+    resp
 }
 
 pub async fn serve(state: Shared, addr: SocketAddr) -> anyhow::Result<()> {

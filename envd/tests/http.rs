@@ -284,3 +284,16 @@ async fn gzip_download_and_upload() {
         .await;
     assert_eq!(r.status, 400);
 }
+
+#[tokio::test]
+async fn cors_preflight_skips_auth() {
+    let envd = Envd::start().await;
+    envd.request("POST", "/init", &[("content-type", "application/json")], r#"{"accessToken":"t"}"#).await;
+    let r = envd
+        .request("OPTIONS", "/process.Process/Start", &[("origin", "https://app.example"), ("access-control-request-method", "POST")], "")
+        .await;
+    assert_eq!(r.status, 204);
+    assert_eq!(r.headers["access-control-allow-origin"], "*");
+    let r = envd.request("GET", "/health", &[("origin", "https://app.example")], "").await;
+    assert_eq!(r.headers["access-control-allow-origin"], "*");
+}
