@@ -139,30 +139,19 @@ pub async fn handle(
 ) -> Response {
     let streaming = is_stream(&service, &method);
     tracing::debug!(%service, %method, streaming, "rpc");
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let media = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
 
     if !crate::process::service::knows(&service, &method) && !crate::filesystem::knows(&service, &method) {
         return RpcError::new(Code::Unimplemented, format!("{service}/{method} is not implemented")).into_unary();
     }
-
-    if (service.as_str(), method.as_str()) == ("process.Process", "StreamInput") {
-        // The one client stream: its messages are applied as they arrive.
-        if media != "application/connect+json" {
-            return unsupported_media(content_type, "application/connect+json");
-        }
-        if let Err(e) = state.request_user(&headers, None) {
-            return stream_error(e);
-        }
-        return match crate::process::service::stream_input(&state, body).await {
-            Ok(reply) => {
-                let msg = proto::encode_envelope(0, &encode(&reply).unwrap_or_default());
-                let mut frames = msg.to_vec();
-                frames.extend_from_slice(&end_frame(None));
-                (StatusCode::OK, stream_headers(), frames).into_response()
-            }
-            Err(e) => stream_error(e),
-        };
+    let client_stream = (service.as_str(), method.as_str()) == ("process.Process", "StreamInput");
+    let want = if streaming || client_stream { "application/connect+json" } else { "application/json" };
+    if media != want {
+        return unsupported_media(&content_type, want);
+    }
+    if client_stream {
+        return stream_input(state, headers, body).await;
     }
 
     let body = match axum::body::to_bytes(body, MAX_MESSAGE + proto::ENVELOPE_HEADER).await {
@@ -172,52 +161,67 @@ pub async fn handle(
             return if streaming { stream_error(err) } else { err.into_unary() };
         }
     };
-
     if streaming {
-        if media != "application/connect+json" {
-            return unsupported_media(content_type, "application/connect+json");
-        }
-        let message = match proto::decode_single_envelope(&body, MAX_MESSAGE) {
-            Ok(env) if env.flags & FLAG_COMPRESSED != 0 => {
-                return stream_error(RpcError::new(Code::Unimplemented, "compressed request messages are not supported"));
-            }
-            Ok(env) => env.payload,
-            Err(proto::EnvelopeError::TooLarge { len, max }) => {
-                return stream_error(RpcError::new(
-                    Code::ResourceExhausted,
-                    format!("request message of {len} bytes exceeds the limit of {max} bytes"),
-                ));
-            }
-            Err(e) => return stream_error(RpcError::invalid(format!("malformed request envelope: {e}"))),
-        };
-        let user = match state.request_user(&headers, None) {
-            Ok(u) => u,
-            Err(e) => return stream_error(e),
-        };
-        let interval = keepalive_interval(&headers);
-        let call = Call { state, headers, user, body: message };
-        match dispatch(&service, &method, call).await {
-            Reply::Stream(Ok(stream), keepalive) => stream_response(stream, interval.zip(keepalive)),
-            Reply::Stream(Err(e), _) | Reply::Unary(Err(e)) => stream_error(e),
-            Reply::Unary(Ok(_)) => stream_error(RpcError::internal("unary reply to a streaming call")),
-        }
+        server_stream(state, &service, &method, headers, body).await
     } else {
-        if media != "application/json" {
-            return unsupported_media(content_type, "application/json");
+        unary_call(state, &service, &method, headers, body).await
+    }
+}
+
+async fn unary_call(state: Shared, service: &str, method: &str, headers: HeaderMap, body: Bytes) -> Response {
+    if headers.get(header::CONTENT_ENCODING).is_some_and(|v| v.as_bytes() != b"identity") {
+        return RpcError::new(Code::Unimplemented, "compressed requests are not supported").into_unary();
+    }
+    let user = match state.request_user(&headers, None) {
+        Ok(u) => u,
+        Err(e) => return e.into_unary(),
+    };
+    match dispatch(service, method, Call { state, headers, user, body }).await {
+        Reply::Unary(Ok(bytes)) => (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
+        Reply::Unary(Err(e)) => e.into_unary(),
+        Reply::Stream(..) => RpcError::internal("streaming reply to a unary call").into_unary(),
+    }
+}
+
+async fn server_stream(state: Shared, service: &str, method: &str, headers: HeaderMap, body: Bytes) -> Response {
+    let message = match proto::decode_single_envelope(&body, MAX_MESSAGE) {
+        Ok(env) if env.flags & FLAG_COMPRESSED != 0 => {
+            return stream_error(RpcError::new(Code::Unimplemented, "compressed request messages are not supported"));
         }
-        if headers.get(header::CONTENT_ENCODING).is_some_and(|v| v.as_bytes() != b"identity") {
-            return RpcError::new(Code::Unimplemented, "compressed requests are not supported").into_unary();
+        Ok(env) => env.payload,
+        Err(proto::EnvelopeError::TooLarge { len, max }) => {
+            return stream_error(RpcError::new(
+                Code::ResourceExhausted,
+                format!("request message of {len} bytes exceeds the limit of {max} bytes"),
+            ));
         }
-        let user = match state.request_user(&headers, None) {
-            Ok(u) => u,
-            Err(e) => return e.into_unary(),
-        };
-        let call = Call { state, headers, user, body };
-        match dispatch(&service, &method, call).await {
-            Reply::Unary(Ok(bytes)) => (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
-            Reply::Unary(Err(e)) => e.into_unary(),
-            Reply::Stream(..) => RpcError::internal("streaming reply to a unary call").into_unary(),
+        Err(e) => return stream_error(RpcError::invalid(format!("malformed request envelope: {e}"))),
+    };
+    let user = match state.request_user(&headers, None) {
+        Ok(u) => u,
+        Err(e) => return stream_error(e),
+    };
+    let interval = keepalive_interval(&headers);
+    match dispatch(service, method, Call { state, headers, user, body: message }).await {
+        Reply::Stream(Ok(stream), keepalive) => stream_response(stream, interval.zip(keepalive)),
+        Reply::Stream(Err(e), _) | Reply::Unary(Err(e)) => stream_error(e),
+        Reply::Unary(Ok(_)) => stream_error(RpcError::internal("unary reply to a streaming call")),
+    }
+}
+
+/// The one client stream (`StreamInput`): messages are applied as they arrive;
+/// the reply is one message and the end-stream frame.
+async fn stream_input(state: Shared, headers: HeaderMap, body: Body) -> Response {
+    if let Err(e) = state.request_user(&headers, None) {
+        return stream_error(e);
+    }
+    match crate::process::service::stream_input(&state, body).await {
+        Ok(reply) => {
+            let mut frames = proto::encode_envelope(0, &encode(&reply).unwrap_or_default()).to_vec();
+            frames.extend_from_slice(&end_frame(None));
+            (StatusCode::OK, stream_headers(), frames).into_response()
         }
+        Err(e) => stream_error(e),
     }
 }
 
