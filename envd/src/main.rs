@@ -82,7 +82,7 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let users = users::UserDb { passwd: cli.passwd_file, group: cli.group_file };
+    let users = users::UserDb::new(cli.passwd_file, cli.group_file);
     let state = state::AppState::new(cli.default_user, users);
     runtime.block_on(server::serve(state, SocketAddr::new(cli.addr, cli.port)))
 }

@@ -1,10 +1,13 @@
 //! Linux users and groups, read straight from `/etc/passwd` and `/etc/group`.
 //!
 //! envd is linked statically (`+crt-static`), where glibc's NSS (`getpwnam`)
-//! cannot load its modules, so we parse the files ourselves. Files are re-read
-//! on every lookup: they are tiny, and templates add users at any time.
+//! cannot load its modules, so we parse the files ourselves. The text is cached
+//! and re-read whenever a file's mtime or size changes (templates and users add
+//! accounts at any time; a directory listing asks for hundreds of names).
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 /// What a process needs to run as a user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,17 +21,41 @@ pub struct User {
     pub groups: Vec<u32>,
 }
 
-/// Where the account databases live; tests point this elsewhere.
+/// Where the account databases live (tests point this elsewhere), with a shared cache.
 #[derive(Debug, Clone)]
 pub struct UserDb {
-    pub passwd: PathBuf,
-    pub group: PathBuf,
+    passwd: PathBuf,
+    group: PathBuf,
+    cache: Arc<Mutex<[Cached; 2]>>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Cached {
+    stamp: Option<(SystemTime, u64)>,
+    text: Arc<str>,
 }
 
 impl UserDb {
+    pub fn new(passwd: PathBuf, group: PathBuf) -> Self {
+        UserDb { passwd, group, cache: Default::default() }
+    }
+
+    /// The current text of the passwd (0) or group (1) file; empty when unreadable.
+    fn text(&self, which: usize) -> Arc<str> {
+        let path = if which == 0 { &self.passwd } else { &self.group };
+        let stamp = std::fs::metadata(path).ok().and_then(|m| Some((m.modified().ok()?, m.len())));
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = &mut cache[which];
+        if slot.stamp != stamp || stamp.is_none() {
+            slot.text = std::fs::read_to_string(path).unwrap_or_default().into();
+            slot.stamp = stamp;
+        }
+        slot.text.clone()
+    }
+
     /// Looks a user up by name.
     pub fn user(&self, name: &str) -> Option<User> {
-        let passwd = std::fs::read_to_string(&self.passwd).ok()?;
+        let passwd = self.text(0);
         let entry = passwd.lines().find_map(|line| {
             let f: Vec<&str> = line.split(':').collect();
             (f.len() >= 7 && f[0] == name).then(|| f)
@@ -38,7 +65,8 @@ impl UserDb {
         let home = if entry[5].is_empty() { PathBuf::from("/") } else { PathBuf::from(entry[5]) };
         let shell = if entry[6].is_empty() { "/bin/sh".to_string() } else { entry[6].to_string() };
         let mut groups = vec![gid];
-        if let Ok(group) = std::fs::read_to_string(&self.group) {
+        {
+            let group = self.text(1);
             for line in group.lines() {
                 let f: Vec<&str> = line.split(':').collect();
                 if f.len() < 4 {
@@ -55,17 +83,16 @@ impl UserDb {
 
     /// Name of a uid, or the number itself when it has no entry (like `ls -l`).
     pub fn user_name(&self, uid: u32) -> String {
-        name_by_id(&self.passwd, uid).unwrap_or_else(|| uid.to_string())
+        name_by_id(&self.text(0), uid).unwrap_or_else(|| uid.to_string())
     }
 
     /// Name of a gid, or the number itself.
     pub fn group_name(&self, gid: u32) -> String {
-        name_by_id(&self.group, gid).unwrap_or_else(|| gid.to_string())
+        name_by_id(&self.text(1), gid).unwrap_or_else(|| gid.to_string())
     }
 }
 
-fn name_by_id(file: &Path, id: u32) -> Option<String> {
-    let text = std::fs::read_to_string(file).ok()?;
+fn name_by_id(text: &str, id: u32) -> Option<String> {
     text.lines().find_map(|line| {
         let f: Vec<&str> = line.split(':').collect();
         (f.len() >= 3 && f[2].parse::<u32>().ok() == Some(id)).then(|| f[0].to_string())
@@ -134,7 +161,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("passwd"), "root:x:0:0:root:/root:/bin/bash\nuser:x:1000:1000::/home/user:/bin/bash\n").unwrap();
         std::fs::write(dir.join("group"), "root:x:0:\nuser:x:1000:\nsudo:x:27:user,other\n").unwrap();
-        let db = UserDb { passwd: dir.join("passwd"), group: dir.join("group") };
+        let db = UserDb::new(dir.join("passwd"), dir.join("group"));
         let u = db.user("user").unwrap();
         assert_eq!((u.uid, u.gid, u.groups.clone()), (1000, 1000, vec![1000, 27]));
         assert_eq!(u.home, PathBuf::from("/home/user"));
