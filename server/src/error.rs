@@ -82,6 +82,10 @@ impl From<VmError> for ApiError {
             VmError::Io(io) if io.raw_os_error() == Some(libc::ENOSPC) => {
                 Self::new(StatusCode::INSUFFICIENT_STORAGE, format!("not enough disk space: {io}"))
             }
+            // QEMU reports a full disk as text (e.g. a failed migration to file).
+            VmError::Failed(m) if m.contains("No space left") => {
+                Self::new(StatusCode::INSUFFICIENT_STORAGE, format!("not enough disk space: {m}"))
+            }
             other => Self {
                 error_code: Some("sandbox_create_failed"),
                 ..Self::new(StatusCode::INTERNAL_SERVER_ERROR, other.to_string())

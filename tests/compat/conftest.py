@@ -38,8 +38,10 @@ def templates_dir() -> Path:
 class Sandboxd:
     """One sandboxd process on a fixed port and data directory; can be killed and restarted."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, args=(), env=None):
         self.root = root
+        self.args = list(args)
+        self.env = dict(env or {})
         self.data = root / "data"
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -62,9 +64,9 @@ class Sandboxd:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [str(self.binary), "serve", "--listen", f"127.0.0.1:{self.port}", "--data-dir", str(self.data),
-             "--templates-dir", str(templates_dir())],
+             "--templates-dir", str(templates_dir()), *self.args],
             stdout=log, stderr=subprocess.STDOUT,
-            env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "sandboxd=info,warn")},
+            env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "sandboxd=info,warn"), **self.env},
         )
         log.close()
         deadline = time.monotonic() + START_DEADLINE_S
@@ -127,8 +129,8 @@ def make_sandboxd():
     """Starts extra sandboxd servers (own data directories), stopped at the end of the test."""
     servers = []
 
-    def make() -> Sandboxd:
-        server = Sandboxd(Path(tempfile.mkdtemp(prefix="sandboxd-compat-")))
+    def make(args=(), env=None) -> Sandboxd:
+        server = Sandboxd(Path(tempfile.mkdtemp(prefix="sandboxd-compat-")), args=args, env=env)
         servers.append(server)
         server.start()
         return server

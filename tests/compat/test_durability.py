@@ -1,0 +1,124 @@
+"""Durability and limits: a crash in the middle of a snapshot, a full disk, the capacity cap."""
+
+import json
+import os
+import sqlite3
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+from e2b import Sandbox
+from e2b.exceptions import SandboxException, ServiceBusyException
+
+
+def image_dirs_and_rows(server):
+    """Directories under the snapshot store, and the directories the database lists."""
+    snapshots = server.data / "store" / "snapshots"
+    on_disk = {p.name for p in snapshots.iterdir()} if snapshots.exists() else set()
+    with sqlite3.connect(server.data / "sandboxd.db") as db:
+        rows = {os.path.basename(d) for (d,) in db.execute("SELECT dir FROM snapshots")}
+    return on_disk, rows
+
+
+def test_kill9_during_snapshot_leaves_all_or_nothing(base_template, make_sandboxd):
+    server = make_sandboxd()
+    opts = server.opts
+    sbx = Sandbox.create(base_template, timeout=600, **opts)
+    sbx.files.write("marker.txt", "m")
+    for delay in (0.0, 0.05, 0.15, 0.4):
+        outcome = {}
+
+        def snapshot():
+            try:
+                outcome["snap"] = Sandbox.create_snapshot(sbx.sandbox_id, **opts)
+            except Exception as e:  # the server dies under the request
+                outcome["error"] = e
+
+        t = threading.Thread(target=snapshot)
+        t.start()
+        time.sleep(delay)
+        server.kill9()
+        t.join(timeout=60)
+        server.start()
+
+        on_disk, rows = image_dirs_and_rows(server)
+        assert not [d for d in on_disk if d.startswith(".tmp-")], on_disk
+        assert on_disk == rows, (on_disk, rows)
+        listed = [s.snapshot_id for s in Sandbox.list_snapshots(sandbox_id=sbx.sandbox_id, **opts).next_items()]
+        if "snap" in outcome:  # acknowledged, so it must have survived
+            assert outcome["snap"].snapshot_id in listed
+        # The source was picked up again and still works.
+        assert Sandbox.get_info(sbx.sandbox_id, **opts).state.value == "running"
+        assert sbx.commands.run("cat marker.txt").stdout == "m"
+    # Whatever is listed is complete: a sandbox starts from the newest one.
+    listed = [s.snapshot_id for s in Sandbox.list_snapshots(sandbox_id=sbx.sandbox_id, **opts).next_items()]
+    if listed:
+        clone = Sandbox.create(listed[0], timeout=120, **opts)
+        assert clone.files.read("marker.txt") == "m"
+
+
+def fill(path):
+    """Allocates every free block of the filesystem holding `path` (down to 4 KiB)."""
+    with open(path, "wb") as f:
+        size, chunk = 0, 1 << 30
+        while chunk >= 4096:
+            try:
+                os.posix_fallocate(f.fileno(), size, chunk)
+                size += chunk
+            except OSError:
+                chunk //= 2
+
+
+@pytest.mark.xfail(
+    strict=False,
+    reason="runtime: guest RAM is a sparse file inside the store, so a full store can kill the "
+    "running VM (SIGBUS on a page fault) before the snapshot even starts; sandboxd's side (507, "
+    "source kept, no leftovers) passes whenever the VM survives the full disk",
+)
+def test_full_disk_snapshot_is_507_and_the_source_keeps_running(base_template, make_sandboxd):
+    server = make_sandboxd(env={"SANDBOXD_STORE_SIZE_GB": "2"})
+    store = server.data / "store"
+    if not os.path.ismount(store):
+        pytest.skip("needs sandboxd's size-capped XFS store (running as root)")
+    opts = server.opts
+    sbx = Sandbox.create(base_template, timeout=300, **opts)
+    assert sbx.commands.run("echo alive").stdout == "alive\n"
+    # Guest RAM is a sparse file in the store: have the guest touch most of its memory first,
+    # so that it does not need new blocks (and die of SIGBUS) while the disk is full.
+    sbx.commands.run("python3 -c \"b = b'x' * (320 << 20)\"", timeout=120)
+    filler, late = store / "filler", store / "filler-late"
+    fill(filler)
+    time.sleep(3)  # blocks the guest frees are given back to the store asynchronously
+    fill(late)
+    try:
+        with pytest.raises(SandboxException) as e:
+            Sandbox.create_snapshot(sbx.sandbox_id, **opts)
+        assert "507" in str(e.value), str(e.value)
+    finally:
+        filler.unlink()
+        late.unlink()
+    assert sbx.commands.run("echo alive").stdout == "alive\n"
+    assert Sandbox.get_info(sbx.sandbox_id, **opts).state.value == "running"
+    on_disk, rows = image_dirs_and_rows(server)
+    assert on_disk == rows
+    assert Sandbox.create_snapshot(sbx.sandbox_id, **opts).snapshot_id
+
+
+def test_capacity_limit_is_503_sandbox_capacity_unavailable(base_template, make_sandboxd):
+    server = make_sandboxd(args=["--max-sandboxes", "1"])
+    opts = server.opts
+    first = Sandbox.create(base_template, timeout=120, **opts)
+    with pytest.raises(ServiceBusyException):
+        Sandbox.create(base_template, timeout=120, retries=0, **opts)
+    req = urllib.request.Request(
+        f"{server.url}/v2/sandboxes", method="POST", data=json.dumps({"templateID": base_template}).encode(),
+        headers={"X-API-KEY": server.key, "Content-Type": "application/json"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(req, timeout=30)
+    assert e.value.code == 503
+    assert json.loads(e.value.read())["error_code"] == "sandbox_capacity_unavailable"
+    first.kill()
+    Sandbox.create(base_template, timeout=120, **opts).kill()
