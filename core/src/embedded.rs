@@ -9,6 +9,8 @@
 //! 3. Wait for `/health` until a deadline (`E2B_SANDBOXD_START_TIMEOUT` seconds, default 60),
 //!    failing early with the log's tail if the process exits.
 //! 4. Read the API key from `<data dir>/api_key` (sandboxd writes it on first start).
+//! 5. A create from the `base` template waits while it answers 404: a fresh sandboxd builds that
+//!    template in the background ([`while_base_template_builds`]).
 //!
 //! Launcher search order: `$E2B_SANDBOXD_BIN`, launchers registered by a binding with
 //! [`register_launcher`] (a `sandboxd` shipped next to the Python/Node package, or a command that
@@ -17,6 +19,7 @@
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
+use std::future::Future;
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::io::AsRawFd;
 use std::os::unix::process::CommandExt;
@@ -249,6 +252,39 @@ async fn read_api_key(data_dir: &Path, deadline: Instant) -> Result<String> {
                 )));
             }
             _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// Run `attempt` (a create from the `base` template) again while it fails with 404: a sandboxd
+/// that has just started builds that template in the background (minutes on a first start).
+/// Bounded by `E2B_SANDBOXD_TEMPLATE_WAIT` seconds (default 900); tells the user once on stderr.
+pub async fn while_base_template_builds<T, F, Fut>(server: &EmbeddedServer, mut attempt: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    let wait = std::env::var("E2B_SANDBOXD_TEMPLATE_WAIT")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .map(Duration::from_secs)
+        .unwrap_or(Duration::from_secs(900));
+    let deadline = Instant::now() + wait;
+    let mut told = false;
+    loop {
+        match attempt().await {
+            Err(Error::Sandbox { status: Some(404), message }) if Instant::now() < deadline => {
+                if !told {
+                    told = true;
+                    eprintln!(
+                        "e2b: waiting for the local sandboxd to build the base template ({message}); \
+                         progress in {}",
+                        server.data_dir.join("sandboxd.log").display()
+                    );
+                }
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            other => return other,
         }
     }
 }

@@ -110,7 +110,14 @@ impl Sandbox {
             allow_internet_access: opts.allow_internet_access,
             auto_pause: None,
         };
-        let r = api::sandboxes::create(&api, &body).await?;
+        let r = match (&api.config().embedded, body.template_id == DEFAULT_TEMPLATE) {
+            // A sandboxd that just started builds `base` in the background and answers 404 for it
+            // until then: wait instead of failing a user's very first `Sandbox.create()`.
+            (Some(server), true) => {
+                crate::embedded::while_base_template_builds(server, || api::sandboxes::create(&api, &body)).await?
+            }
+            _ => api::sandboxes::create(&api, &body).await?,
+        };
         if version_lt(&r.envd_version, (0, 1, 0)) {
             let _ = api::sandboxes::kill(&api, &r.sandbox_id).await;
             return Err(Error::Template("You need to update the template to use the new SDK.".into()));
