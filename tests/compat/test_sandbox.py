@@ -103,3 +103,23 @@ def test_sandbox_is_killed_at_its_timeout(base_template):
 
     wait_until(gone, 60, "the sandbox to be killed at its timeout", interval_s=0.5)
     assert sbx.is_running() is False
+
+
+@pytest.mark.parametrize("http_version", ["1.1", "2"])
+def test_both_http_versions(base_template, monkeypatch, http_version):
+    monkeypatch.setenv("E2B_HTTP_VERSION", http_version)
+    sbx = Sandbox.create(base_template, timeout=120)
+    try:
+        assert sbx.commands.run("echo hi").stdout == "hi\n"
+        assert sbx.get_info().sandbox_id == sbx.sandbox_id
+    finally:
+        sbx.kill()
+
+
+def test_envd_is_reachable_by_host_name(sandbox, sandboxd):
+    """`<port>-<sandboxID>.<domain>` in Host routes to envd, as behind a wildcard-DNS proxy."""
+    import urllib.request
+
+    req = urllib.request.Request(f"{sandboxd}/health", headers={"Host": f"49983-{sandbox.sandbox_id}.sandboxes.local"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        assert r.status in (200, 204)

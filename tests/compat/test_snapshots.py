@@ -162,3 +162,34 @@ def test_fork_three(counting):
         for f in forks:
             if isinstance(f, Sandbox):
                 f.kill()
+
+
+def paused(sandbox_id: str) -> bool:
+    return Sandbox.get_info(sandbox_id).state.value == "paused"
+
+
+def test_auto_pause_at_timeout_keeps_memory(base_template):
+    sbx = Sandbox.create(base_template, timeout=20, lifecycle={"on_timeout": "pause"})
+    try:
+        assert sbx.get_info().lifecycle["on_timeout"] == "pause"
+        start_counter(sbx)
+        before = counter(sbx)
+        wait_until(lambda: paused(sbx.sandbox_id), 120, "the sandbox to pause at its timeout", interval_s=0.5)
+        assert sbx.is_running() is False
+        resumed = Sandbox.connect(sbx.sandbox_id, timeout=120)
+        assert counter(resumed) >= before
+    finally:
+        Sandbox.kill(sbx.sandbox_id)
+
+
+def test_auto_resume_on_traffic(base_template):
+    sbx = Sandbox.create(base_template, timeout=20, lifecycle={"on_timeout": "pause", "auto_resume": True})
+    try:
+        start_counter(sbx)
+        before = counter(sbx)
+        wait_until(lambda: paused(sbx.sandbox_id), 120, "the sandbox to pause at its timeout", interval_s=0.5)
+        # Plain envd traffic with the handle we already hold wakes it up.
+        assert counter(sbx) >= before
+        assert Sandbox.get_info(sbx.sandbox_id).state.value == "running"
+    finally:
+        Sandbox.kill(sbx.sandbox_id)
