@@ -122,3 +122,55 @@ def test_capacity_limit_is_503_sandbox_capacity_unavailable(base_template, make_
     assert json.loads(e.value.read())["error_code"] == "sandbox_capacity_unavailable"
     first.kill()
     Sandbox.create(base_template, timeout=120, **opts).kill()
+
+
+def test_deleted_snapshot_files_are_freed_when_no_sandbox_uses_them(base_template, make_sandboxd):
+    from conftest import wait_until
+
+    server = make_sandboxd()
+    opts = server.opts
+    src = Sandbox.create(base_template, timeout=300, **opts)
+    snap = src.create_snapshot(**opts)
+    req = urllib.request.Request(f"{server.url}/snapshots?sandboxID={src.sandbox_id}", headers={"X-API-KEY": server.key})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        listed = json.loads(r.read())
+    assert listed[0]["snapshotID"] == snap.snapshot_id and listed[0]["sizeBytes"] > 0
+    image = server.data / "store" / "snapshots" / snap.snapshot_id.split(":")[0]
+    assert image.is_dir()
+
+    clone = Sandbox.create(snap.snapshot_id, timeout=300, **opts)
+    assert Sandbox.delete_snapshot(snap.snapshot_id, **opts) is True
+    assert snap.snapshot_id not in [s.snapshot_id for s in Sandbox.list_snapshots(**opts).next_items()]
+    time.sleep(1)
+    assert image.is_dir(), "freed while a sandbox still runs from it"
+    assert clone.commands.run("echo still").stdout == "still\n"
+    clone.kill()
+    wait_until(lambda: not image.exists(), 30, "the snapshot's files to be freed")
+    assert src.commands.run("echo src").stdout == "src\n"
+
+
+def test_concurrent_snapshots_of_one_sandbox_conflict(base_template, make_sandboxd):
+    server = make_sandboxd()
+    src = Sandbox.create(base_template, timeout=300, **server.opts)
+    statuses = []
+
+    def snapshot():
+        req = urllib.request.Request(
+            f"{server.url}/sandboxes/{src.sandbox_id}/snapshots", method="POST", data=b"{}",
+            headers={"X-API-KEY": server.key, "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=120) as r:
+                statuses.append(r.status)
+        except urllib.error.HTTPError as e:
+            statuses.append(e.code)
+
+    threads = [threading.Thread(target=snapshot) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert set(statuses) <= {201, 409}, statuses
+    assert 201 in statuses
+    assert 409 in statuses, f"no overlap observed: {statuses}"
+    assert Sandbox.get_info(src.sandbox_id, **server.opts).state.value == "running"
