@@ -37,6 +37,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v2/sandboxes"),
     ("GET", "/sandboxes/{sandboxID}"),
     ("DELETE", "/sandboxes/{sandboxID}"),
+    ("GET", "/sandboxes/{sandboxID}/metrics"),
     ("POST", "/sandboxes/{sandboxID}/timeout"),
     ("POST", "/sandboxes/{sandboxID}/refreshes"),
     ("POST", "/sandboxes/{sandboxID}/pause"),
@@ -54,6 +55,7 @@ pub fn router(state: AppState) -> Router {
         .route("/sandboxes", post(sandboxes::create_v1).get(sandboxes::list_v1))
         .route("/v2/sandboxes", post(sandboxes::create_v2).get(sandboxes::list_v2))
         .route("/sandboxes/{sandboxID}", get(sandboxes::detail).delete(sandboxes::kill))
+        .route("/sandboxes/{sandboxID}/metrics", get(sandboxes::metrics))
         .route("/sandboxes/{sandboxID}/timeout", post(sandboxes::set_timeout))
         .route("/sandboxes/{sandboxID}/refreshes", post(sandboxes::refresh))
         .route("/sandboxes/{sandboxID}/pause", post(sandboxes::pause))

@@ -106,6 +106,13 @@ pub async fn detail(State(state): State<AppState>, PathId(id): PathId) -> ApiRes
     Ok(Json(SandboxDetail::new(&state.manager.get(&id)?, true)))
 }
 
+/// `GET /sandboxes/{id}/metrics`: sandboxd collects no guest metrics yet, so an existing
+/// sandbox has an empty series (the SDK then returns `[]` instead of "not found").
+pub async fn metrics(State(state): State<AppState>, PathId(id): PathId) -> ApiResult<Json<Vec<serde_json::Value>>> {
+    state.manager.get(&id)?;
+    Ok(Json(Vec::new()))
+}
+
 pub async fn kill(State(state): State<AppState>, PathId(id): PathId) -> ApiResult<StatusCode> {
     state.manager.kill(&id).await?;
     Ok(StatusCode::NO_CONTENT)
