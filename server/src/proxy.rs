@@ -129,7 +129,7 @@ impl EnvdProxy {
             }
             Err(e) => {
                 tracing::debug!(sandbox = %id, error = %e, "envd unreachable");
-                if self.manager.envd_addr(&id).is_none() {
+                if self.manager.envd_addr(&id).is_none() || self.manager.reap_if_dead(&id).await {
                     bad_gateway(format!("The sandbox {id} was not found"))
                 } else {
                     bad_gateway(format!("The sandbox {id} is running but port {port} is not open"))

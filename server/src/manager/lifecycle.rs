@@ -312,6 +312,22 @@ impl Manager {
         Ok(row)
     }
 
+    /// Forgets a sandbox whose VM died on its own (the proxy calls this when envd stops
+    /// answering). Returns true when the sandbox was dead.
+    pub async fn reap_if_dead(&self, id: &str) -> bool {
+        let lock = self.op_lock(id);
+        let _op = lock.lock().await;
+        let Ok(Some(row)) = self.store().sandbox(id) else { return false };
+        match &row.vm {
+            Some(vm) if row.state != SandboxState::Paused && !self.inner.runtime.is_alive(vm) => {
+                warn!(sandbox = %id, "the sandbox's VM exited on its own");
+                self.destroy(row).await;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Called by the reaper: kill, or pause when the sandbox asked for `autoPause`.
     pub(super) async fn expire(&self, id: &str) {
         let lock = self.op_lock(id);

@@ -2,7 +2,8 @@
 //!
 //! Invariant: it sleeps until the earliest deadline in the store (at most a minute, as a
 //! safety net) and is woken early through `Inner::reaper` whenever a deadline may have moved
-//! closer, so it never polls the database in a tight loop.
+//! closer, so it never polls the database in a tight loop. About once a minute it also forgets
+//! sandboxes whose VM exited on its own (crash, OOM kill), so they do not linger as `running`.
 
 use std::time::Duration;
 
@@ -10,12 +11,21 @@ use super::Manager;
 use crate::ids;
 
 const MAX_SLEEP: Duration = Duration::from_secs(60);
+const LIVENESS_EVERY: Duration = Duration::from_secs(60);
 
 impl Manager {
     pub fn spawn_reaper(&self) -> tokio::task::JoinHandle<()> {
         let mgr = self.clone();
         tokio::spawn(async move {
+            let mut last_liveness = std::time::Instant::now();
             loop {
+                if last_liveness.elapsed() >= LIVENESS_EVERY {
+                    last_liveness = std::time::Instant::now();
+                    let ids: Vec<String> = mgr.inner.routes.read().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect();
+                    for id in ids {
+                        mgr.reap_if_dead(&id).await;
+                    }
+                }
                 let now = ids::now_ns();
                 let next = match mgr.store().next_deadline() {
                     Ok(next) => next,
