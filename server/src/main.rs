@@ -63,15 +63,26 @@ impl DirArgs {
 enum TemplateCommand {
     /// Build a template image.
     Build {
-        /// Template to build (only `base` exists: Debian with bash, coreutils and python3).
-        #[arg(value_parser = ["base"])]
+        /// Template name (`base` is the default template: Debian with bash, coreutils and
+        /// python3). Other names build the same image with another memory size, e.g.
+        /// `sandboxd template build base-2g --memory-mb 2048`.
+        #[arg(value_parser = template_name)]
         name: String,
+        /// Guest memory of the template's sandboxes, in MiB (fixed at build time: sandboxes
+        /// are restored from its memory image).
+        #[arg(long, default_value_t = sandboxd::template::BASE_MEMORY_MB)]
+        memory_mb: u32,
         /// Rebuild even if a built image is already cached.
         #[arg(long)]
         force: bool,
         #[command(flatten)]
         dirs: DirArgs,
     },
+}
+
+fn template_name(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if ok { Ok(s.to_string()) } else { Err("template names use a-z, 0-9 and '-' (at most 64)".into()) }
 }
 
 #[tokio::main]
@@ -92,9 +103,9 @@ async fn main() -> anyhow::Result<()> {
             let (data_dir, templates_dir) = args.dirs.resolve();
             sandboxd::server::serve(Config { listen: args.listen, data_dir, templates_dir, max_sandboxes: args.max_sandboxes.max(1) }).await
         }
-        Command::Template { command: TemplateCommand::Build { name: _, force, dirs } } => {
+        Command::Template { command: TemplateCommand::Build { name, memory_mb, force, dirs } } => {
             let (_, templates_dir) = dirs.resolve();
-            let dir = sandboxd::template::build_base(&templates_dir, force).await?;
+            let dir = sandboxd::template::build(&templates_dir, &name, memory_mb, force).await?;
             println!("{}", dir.display());
             Ok(())
         }

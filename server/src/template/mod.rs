@@ -36,18 +36,23 @@ pub async fn ensure_base(templates_dir: &Path) -> anyhow::Result<PathBuf> {
     build_base(templates_dir, false).await
 }
 
-/// Builds (or reuses, unless `force`) the `base` template under `templates_dir/base`,
-/// showing progress. Returns the image directory.
+/// Builds (or reuses, unless `force`) the `base` template.
+pub async fn build_base(templates_dir: &Path, force: bool) -> anyhow::Result<PathBuf> {
+    build(templates_dir, "base", BASE_MEMORY_MB, force).await
+}
+
+/// Builds (or reuses, unless `force`) a template under `templates_dir/<name>`: the base
+/// rootfs booted with `memory_mb` of guest RAM, showing progress. Returns the image directory.
 ///
 /// A built template is reused only while it was built with the same envd binary
 /// (`templates/base/envd.sha256`): a changed agent means a rebuild, so a cached template never
 /// runs a stale envd.
-pub async fn build_base(templates_dir: &Path, force: bool) -> anyhow::Result<PathBuf> {
-    let final_dir = templates_dir.join("base");
+pub async fn build(templates_dir: &Path, name: &str, memory_mb: u32, force: bool) -> anyhow::Result<PathBuf> {
+    let final_dir = templates_dir.join(name);
     let envd = find_envd()?;
     let envd_hash = rootfs::short_hash(std::fs::read(&envd).with_context(|| format!("read {}", envd.display()))?);
     let up_to_date = |dir: &Path| {
-        dir.join("meta.json").exists()
+        Runtime::read_meta(dir).is_ok_and(|m| m.memory_mb == memory_mb)
             && std::fs::read_to_string(dir.join("envd.sha256")).is_ok_and(|h| h.trim() == envd_hash)
     };
     if !force && up_to_date(&final_dir) {
@@ -55,7 +60,7 @@ pub async fn build_base(templates_dir: &Path, force: bool) -> anyhow::Result<Pat
     }
     std::fs::create_dir_all(templates_dir)?;
     let templates_dir = std::path::absolute(templates_dir)?;
-    let final_dir = templates_dir.join("base");
+    let final_dir = templates_dir.join(name);
     let _lock = lock(&templates_dir.join(".build.lock"))?;
     if !force && up_to_date(&final_dir) {
         return Ok(final_dir); // built by someone else while we waited for the lock
@@ -92,12 +97,12 @@ pub async fn build_base(templates_dir: &Path, force: bool) -> anyhow::Result<Pat
     let cmdline = KERNEL_CMDLINE.to_string();
     let boot_started = std::time::Instant::now();
     let vm = rt
-        .boot_cold("template-base", &rootfs_layer, &kernel, &initrd, &cmdline, BASE_MEMORY_MB, BASE_VCPUS, BASE_DISK_MB)
+        .boot_cold(&format!("template-{name}"), &rootfs_layer, &kernel, &initrd, &cmdline, memory_mb, BASE_VCPUS, BASE_DISK_MB)
         .await?;
     progress.detail(&format!("guest up in {:.1} s ({})", boot_started.elapsed().as_secs_f64(), rt.accel()));
 
     progress.step("snapshotting the booted template");
-    let tmp = templates_dir.join(".tmp-base");
+    let tmp = templates_dir.join(format!(".tmp-{name}"));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp)?;
     let snap = rt.snapshot(&vm, &tmp).await;
@@ -116,7 +121,7 @@ pub async fn build_base(templates_dir: &Path, force: bool) -> anyhow::Result<Pat
     vm::files::fsync_path(&templates_dir)?;
     std::fs::remove_dir_all(&build).ok();
     progress.finish(&format!(
-        "template base built in {:.0} s ({} MiB on disk)",
+        "template {name} built in {:.0} s ({} MiB on disk)",
         started.elapsed().as_secs_f64(),
         meta.size_bytes >> 20
     ));

@@ -59,6 +59,12 @@ pub struct ImageMeta {
     pub envd_version: String,
     /// Bytes this image occupies on disk (RAM file blocks + state + its own disk layer).
     pub size_bytes: u64,
+    /// How long the source VM was paused to capture this image (host side, stop → cont).
+    #[serde(default)]
+    pub frozen_ms: u64,
+    /// From the snapshot request to the image being durable on disk.
+    #[serde(default)]
+    pub capture_ms: u64,
 }
 
 /// What a launched VM needs from the caller.

@@ -346,6 +346,8 @@ impl Runtime {
             disk_layer: frozen_layer,
             envd_version: crate::vm::ENVD_VERSION.to_string(),
             size_bytes,
+            frozen_ms,
+            capture_ms: started.elapsed().as_millis() as u64,
         };
         files::write_atomic(&dest.join("meta.json"), &serde_json::to_vec_pretty(&meta).expect("json"))?;
         files::fsync_path(dest)?;
