@@ -138,13 +138,30 @@ pub fn import_image(store: &Path, image_dir: &Path) -> Result<PathBuf> {
         let _ = std::fs::remove_dir_all(&tmp);
         return Err(e);
     }
+    std::fs::write(tmp.join("source"), image_dir.as_os_str().as_encoded_bytes())?;
     match std::fs::rename(&tmp, &dest) {
-        Ok(()) => Ok(dest),
+        Ok(()) => {
+            remove_stale_imports(store, image_dir, &dest);
+            Ok(dest)
+        }
         // Someone imported it concurrently: use theirs.
         Err(_) if dest.join("meta.json").exists() => {
             let _ = std::fs::remove_dir_all(&tmp);
             Ok(dest)
         }
         Err(e) => Err(VmError::Io(e)),
+    }
+}
+
+/// Drops earlier imports of the same image directory (a template that was rebuilt). Running
+/// VMs do not depend on them: they run on their own copy of the RAM file.
+fn remove_stale_imports(store: &Path, image_dir: &Path, keep: &Path) {
+    let Ok(entries) = std::fs::read_dir(store.join("imported")) else { return };
+    for e in entries.flatten() {
+        let p = e.path();
+        let same_source = std::fs::read(p.join("source")).is_ok_and(|s| s == image_dir.as_os_str().as_encoded_bytes());
+        if p != keep && same_source {
+            let _ = std::fs::remove_dir_all(&p);
+        }
     }
 }
