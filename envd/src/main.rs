@@ -68,6 +68,11 @@ struct Cli {
 }
 
 fn main() -> anyhow::Result<()> {
+    // Upstream's Go flag spelling, which build tooling runs to read the version.
+    if std::env::args().nth(1).as_deref() == Some("-version") {
+        println!("{ENVD_VERSION}");
+        return Ok(());
+    }
     let cli = Cli::parse();
     if cli.version {
         println!("{ENVD_VERSION}");
