@@ -181,3 +181,20 @@ async fn cwd_and_missing_cwd() {
     let frames = envd.stream("process.Process/Start", json!({"process": {"cmd": "/bin/pwd", "cwd": "/no/such/dir"}}), &[]).await;
     assert_eq!(frames[0].1["error"]["code"], "invalid_argument");
 }
+
+#[tokio::test]
+async fn bare_command_names_are_found_on_path() {
+    let envd = Envd::start().await;
+    let frames = envd.stream("process.Process/Start", json!({"process": {"cmd": "echo", "args": ["found"]}}), &[]).await;
+    assert_eq!(output(&frames, "stdout"), "found\n");
+}
+
+#[tokio::test]
+async fn pty_as_unprivileged_user() {
+    let envd = Envd::start().await;
+    let auth = basic("tester");
+    let start = json!({"process": {"cmd": "/bin/sh", "args": ["-c", "id -u; test -O \"$(tty)\" && echo owns-tty"]}, "pty": {"size": {"cols": 80, "rows": 24}}});
+    let frames = envd.stream("process.Process/Start", start, &[("authorization", &auth)]).await;
+    let text = output(&frames, "pty");
+    assert!(text.contains("65534") && text.contains("owns-tty"), "{text:?}");
+}

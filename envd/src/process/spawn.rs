@@ -56,6 +56,8 @@ pub fn start(
     let mut pty_master = None;
     if let Some(p) = &req.pty {
         let (master, slave) = pty::open(p.size.unwrap_or_default()).map_err(|e| RpcError::io(&e, "opening a pty"))?;
+        // The terminal belongs to its user, as login(1) arranges (mesg, tty checks).
+        let _ = std::os::unix::fs::fchown(&slave, Some(user.uid), None);
         let dup = |fd: &std::os::fd::OwnedFd| fd.try_clone().map(Stdio::from).map_err(|e| RpcError::io(&e, "pty"));
         cmd.stdin(dup(&slave)?).stdout(dup(&slave)?).stderr(Stdio::from(slave));
         pty_master = Some(Arc::new(master));
