@@ -20,7 +20,7 @@ if ! "$venv/bin/python" -c 'import e2b, pytest' 2>/dev/null \
     "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$here/requirements.txt"
 fi
 
-export SANDBOXD_BIN="${SANDBOXD_BIN:-$root/target/debug/sandboxd}"
+export SANDBOXD_BIN="${SANDBOXD_BIN:-${CARGO_TARGET_DIR:-$root/target}/debug/sandboxd}"
 if [ ! -x "$SANDBOXD_BIN" ]; then
     (cd "$root" && cargo build -p sandboxd)
 fi
