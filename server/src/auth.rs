@@ -33,10 +33,10 @@ fn hash(key: &str) -> [u8; 32] {
 impl Keys {
     /// Creates the first key if there is none, then loads every stored hash.
     pub fn ensure(store: &Store, key_file: &Path) -> anyhow::Result<Self> {
-        if let Ok(existing) = std::fs::read_to_string(key_file) {
-            if !existing.trim().is_empty() {
-                store.add_api_key_hash(&hash(&existing))?;
-            }
+        if let Ok(existing) = std::fs::read_to_string(key_file)
+            && !existing.trim().is_empty()
+        {
+            store.add_api_key_hash(&hash(&existing))?;
         }
         if store.api_key_hashes()?.is_empty() {
             let key = format!("e2b_{}", crate::ids::secret_hex(20));

@@ -35,10 +35,11 @@ fn documented() -> BTreeMap<(String, String), BTreeSet<u16>> {
             let key = (t.trim_end_matches(':').to_uppercase(), path.clone().unwrap());
             out.insert(key.clone(), BTreeSet::new());
             op = Some(key);
-        } else if indent == 8 && t.starts_with('"') {
-            if let (Some(key), Ok(code)) = (&op, t[1..4].parse::<u16>()) {
-                out.get_mut(key).unwrap().insert(code);
-            }
+        } else if indent == 8
+            && t.starts_with('"')
+            && let (Some(key), Ok(code)) = (&op, t[1..4].parse::<u16>())
+        {
+            out.get_mut(key).unwrap().insert(code);
         }
     }
     out

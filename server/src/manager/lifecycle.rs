@@ -136,10 +136,10 @@ impl Manager {
 
     /// Kills the VM (if any) and forgets the sandbox. Callers hold the operation lock.
     pub(super) async fn destroy(&self, row: SandboxRow) {
-        if let Some(vm) = &row.vm {
-            if let Err(e) = self.inner.runtime.kill(vm).await {
-                warn!(sandbox = %row.id, error = %e, "killing the VM failed");
-            }
+        if let Some(vm) = &row.vm
+            && let Err(e) = self.inner.runtime.kill(vm).await
+        {
+            warn!(sandbox = %row.id, error = %e, "killing the VM failed");
         }
         self.drop_route(&row.id);
         if let Err(e) = self.store().delete_sandbox(&row.id) {
@@ -249,10 +249,10 @@ impl Manager {
         let lock = self.op_lock(id);
         let _op = lock.lock().await;
         let row = self.store().sandbox(id).ok().flatten()?;
-        if row.state == SandboxState::Paused {
-            if let Err(e) = self.resume_locked(row, AUTO_RESUME_TIMEOUT_SECS, false).await {
-                warn!(sandbox = %id, error = %e, "auto-resume failed");
-            }
+        if row.state == SandboxState::Paused
+            && let Err(e) = self.resume_locked(row, AUTO_RESUME_TIMEOUT_SECS, false).await
+        {
+            warn!(sandbox = %id, error = %e, "auto-resume failed");
         }
         self.envd_addr(id)
     }

@@ -155,10 +155,8 @@ impl Manager {
         if r.tag != "default" && r.tag != "latest" {
             return Err(not_found());
         }
-        if let Some(ns) = r.namespace {
-            if ns != crate::store::NAMESPACE {
-                return Err(not_found());
-            }
+        if r.namespace.is_some_and(|ns| ns != crate::store::NAMESPACE) {
+            return Err(not_found());
         }
         if let Some(img) = self.store().find_snapshot(r.name)? {
             return Ok((img.dir.clone(), img.id.clone(), img.name.clone()));

@@ -101,10 +101,10 @@ impl TestServer {
     async fn wait_healthy(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(r) = self.request(Method::GET, "/health", &[], None).await {
-                if r.status == StatusCode::OK {
-                    break;
-                }
+            if let Ok(r) = self.request(Method::GET, "/health", &[], None).await
+                && r.status == StatusCode::OK
+            {
+                break;
             }
             assert!(self.child.try_wait().unwrap().is_none(), "sandboxd exited during start-up");
             assert!(Instant::now() < deadline, "sandboxd did not become healthy");
