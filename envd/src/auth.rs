@@ -34,7 +34,7 @@ pub async fn require_token(State(state): State<Shared>, req: Request, next: Next
         .get(ACCESS_TOKEN_HEADER)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| ct_eq(v, &token));
-    if header_ok || (path == "/files" && signature_ok(&state, &req, &token)) {
+    if header_ok || (path == "/files" && signature_ok(&req, &token)) {
         return next.run(req).await;
     }
     unauthorized(path)
@@ -52,23 +52,28 @@ fn unauthorized(path: &str) -> Response {
 
 /// Checks `signature` (and `signature_expiration`) of a `/files` request:
 /// `"v1_" + base64(sha256("<path>:<read|write>:<user>:<token>[:<exp>]"))`, unpadded.
-fn signature_ok(state: &Shared, req: &Request, token: &str) -> bool {
+fn signature_ok(req: &Request, token: &str) -> bool {
     let query = req.uri().query().unwrap_or("");
-    let param = |name: &str| {
-        url_pairs(query).find(|(k, _)| k == name).map(|(_, v)| v)
+    let param = |name: &str| url_pairs(query).find(|(k, _)| k == name).map(|(_, v)| v);
+    let Some(signature) = param("signature") else {
+        return false;
     };
-    let Some(signature) = param("signature") else { return false };
     let path = param("path").unwrap_or_default();
     let user = param("username").unwrap_or_default();
-    let operation = if req.method() == Method::GET { "read" } else { "write" };
+    let operation = if req.method() == Method::GET {
+        "read"
+    } else {
+        "write"
+    };
     let expiration = param("signature_expiration");
     if let Some(exp) = &expiration {
-        let Ok(exp) = exp.parse::<i64>() else { return false };
+        let Ok(exp) = exp.parse::<i64>() else {
+            return false;
+        };
         if exp < chrono::Utc::now().timestamp() {
             return false;
         }
     }
-    let _ = state;
     let raw = match &expiration {
         Some(exp) => format!("{path}:{operation}:{user}:{token}:{exp}"),
         None => format!("{path}:{operation}:{user}:{token}"),
@@ -85,7 +90,9 @@ pub fn url_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
     query.split('&').filter(|p| !p.is_empty()).map(|pair| {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         let dec = |s: &str| {
-            percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned()
+            percent_encoding::percent_decode_str(&s.replace('+', " "))
+                .decode_utf8_lossy()
+                .into_owned()
         };
         (dec(k), dec(v))
     })

@@ -36,7 +36,10 @@ pub struct RpcError {
 
 impl RpcError {
     pub fn new(code: Code, message: impl Into<String>) -> Self {
-        RpcError { code, message: message.into() }
+        RpcError {
+            code,
+            message: message.into(),
+        }
     }
     pub fn invalid(m: impl Into<String>) -> Self {
         Self::new(Code::InvalidArgument, m)
@@ -61,10 +64,14 @@ impl RpcError {
             K::NotFound => Code::NotFound,
             K::PermissionDenied => Code::PermissionDenied,
             K::AlreadyExists => Code::AlreadyExists,
-            K::InvalidInput | K::NotADirectory | K::IsADirectory | K::DirectoryNotEmpty => Code::InvalidArgument,
+            K::InvalidInput | K::NotADirectory | K::IsADirectory | K::DirectoryNotEmpty => {
+                Code::InvalidArgument
+            }
             K::StorageFull | K::QuotaExceeded => Code::ResourceExhausted,
             _ => match err.raw_os_error() {
-                Some(libc::ELOOP) | Some(libc::ENAMETOOLONG) | Some(libc::EXDEV) => Code::InvalidArgument,
+                Some(libc::ELOOP) | Some(libc::ENAMETOOLONG) | Some(libc::EXDEV) => {
+                    Code::InvalidArgument
+                }
                 _ => Code::Internal,
             },
         };
@@ -72,12 +79,16 @@ impl RpcError {
     }
 
     fn body(&self) -> ErrorBody {
-        ErrorBody { code: self.code, message: self.message.clone() }
+        ErrorBody {
+            code: self.code,
+            message: self.message.clone(),
+        }
     }
 
     /// The unary error response.
     pub fn into_unary(self) -> Response {
-        let status = StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = StatusCode::from_u16(self.code.http_status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::to_vec(&self.body()).unwrap_or_default();
         (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
     }
@@ -95,12 +106,18 @@ pub enum Reply {
 
 /// Serializes a unary response message.
 pub fn unary<T: Serialize>(r: Result<T, RpcError>) -> Reply {
-    Reply::Unary(r.and_then(|m| serde_json::to_vec(&m).map(Bytes::from).map_err(|e| RpcError::internal(e.to_string()))))
+    Reply::Unary(r.and_then(|m| {
+        serde_json::to_vec(&m)
+            .map(Bytes::from)
+            .map_err(|e| RpcError::internal(e.to_string()))
+    }))
 }
 
 /// JSON-encodes one stream message.
 pub fn encode<T: Serialize>(m: &T) -> Result<Bytes, RpcError> {
-    serde_json::to_vec(m).map(Bytes::from).map_err(|e| RpcError::internal(e.to_string()))
+    serde_json::to_vec(m)
+        .map(Bytes::from)
+        .map_err(|e| RpcError::internal(e.to_string()))
 }
 
 /// Everything a method needs about its request.
@@ -114,20 +131,32 @@ pub struct Call {
 impl Call {
     /// Decodes the request message (`{}` for an empty body).
     pub fn message<T: DeserializeOwned>(&self) -> Result<T, RpcError> {
-        let body: &[u8] = if self.body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &self.body };
-        serde_json::from_slice(body).map_err(|e| RpcError::invalid(format!("invalid request message: {e}")))
+        let body: &[u8] = if self.body.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else {
+            &self.body
+        };
+        serde_json::from_slice(body)
+            .map_err(|e| RpcError::invalid(format!("invalid request message: {e}")))
     }
 
     /// `Connect-Timeout-Ms`, when the client set a deadline.
     pub fn timeout(&self) -> Option<Duration> {
         let v = self.headers.get("connect-timeout-ms")?.to_str().ok()?;
-        v.trim().parse::<u64>().ok().filter(|ms| *ms > 0).map(Duration::from_millis)
+        v.trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|ms| *ms > 0)
+            .map(Duration::from_millis)
     }
 }
 
 /// Which methods are server streams (they use the enveloped `application/connect+json` body).
 fn is_stream(service: &str, method: &str) -> bool {
-    matches!((service, method), ("process.Process", "Start" | "Connect") | ("filesystem.Filesystem", "WatchDir"))
+    matches!(
+        (service, method),
+        ("process.Process", "Start" | "Connect") | ("filesystem.Filesystem", "WatchDir")
+    )
 }
 
 /// Axum handler for every `POST /<pkg>.<Service>/<Method>`.
@@ -139,14 +168,33 @@ pub async fn handle(
 ) -> Response {
     let streaming = is_stream(&service, &method);
     tracing::debug!(%service, %method, streaming, "rpc");
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-    let media = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let media = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
 
-    if !crate::process::service::knows(&service, &method) && !crate::filesystem::knows(&service, &method) {
-        return RpcError::new(Code::Unimplemented, format!("{service}/{method} is not implemented")).into_unary();
+    if !crate::process::service::knows(&service, &method)
+        && !crate::filesystem::knows(&service, &method)
+    {
+        return RpcError::new(
+            Code::Unimplemented,
+            format!("{service}/{method} is not implemented"),
+        )
+        .into_unary();
     }
     let client_stream = (service.as_str(), method.as_str()) == ("process.Process", "StreamInput");
-    let want = if streaming || client_stream { "application/connect+json" } else { "application/json" };
+    let want = if streaming || client_stream {
+        "application/connect+json"
+    } else {
+        "application/json"
+    };
     if media != want {
         return unsupported_media(&content_type, want);
     }
@@ -158,7 +206,11 @@ pub async fn handle(
         Ok(b) => b,
         Err(e) => {
             let err = RpcError::new(Code::ResourceExhausted, format!("reading the request: {e}"));
-            return if streaming { stream_error(err) } else { err.into_unary() };
+            return if streaming {
+                stream_error(err)
+            } else {
+                err.into_unary()
+            };
         }
     };
     if streaming {
@@ -168,25 +220,60 @@ pub async fn handle(
     }
 }
 
-async fn unary_call(state: Shared, service: &str, method: &str, headers: HeaderMap, body: Bytes) -> Response {
-    if headers.get(header::CONTENT_ENCODING).is_some_and(|v| v.as_bytes() != b"identity") {
-        return RpcError::new(Code::Unimplemented, "compressed requests are not supported").into_unary();
+async fn unary_call(
+    state: Shared,
+    service: &str,
+    method: &str,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if headers
+        .get(header::CONTENT_ENCODING)
+        .is_some_and(|v| v.as_bytes() != b"identity")
+    {
+        return RpcError::new(Code::Unimplemented, "compressed requests are not supported")
+            .into_unary();
     }
     let user = match state.request_user(&headers, None) {
         Ok(u) => u,
         Err(e) => return e.into_unary(),
     };
-    match dispatch(service, method, Call { state, headers, user, body }).await {
-        Reply::Unary(Ok(bytes)) => (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
+    match dispatch(
+        service,
+        method,
+        Call {
+            state,
+            headers,
+            user,
+            body,
+        },
+    )
+    .await
+    {
+        Reply::Unary(Ok(bytes)) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            bytes,
+        )
+            .into_response(),
         Reply::Unary(Err(e)) => e.into_unary(),
         Reply::Stream(..) => RpcError::internal("streaming reply to a unary call").into_unary(),
     }
 }
 
-async fn server_stream(state: Shared, service: &str, method: &str, headers: HeaderMap, body: Bytes) -> Response {
+async fn server_stream(
+    state: Shared,
+    service: &str,
+    method: &str,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let message = match proto::decode_single_envelope(&body, MAX_MESSAGE) {
         Ok(env) if env.flags & FLAG_COMPRESSED != 0 => {
-            return stream_error(RpcError::new(Code::Unimplemented, "compressed request messages are not supported"));
+            return stream_error(RpcError::new(
+                Code::Unimplemented,
+                "compressed request messages are not supported",
+            ));
         }
         Ok(env) => env.payload,
         Err(proto::EnvelopeError::TooLarge { len, max }) => {
@@ -195,14 +282,29 @@ async fn server_stream(state: Shared, service: &str, method: &str, headers: Head
                 format!("request message of {len} bytes exceeds the limit of {max} bytes"),
             ));
         }
-        Err(e) => return stream_error(RpcError::invalid(format!("malformed request envelope: {e}"))),
+        Err(e) => {
+            return stream_error(RpcError::invalid(format!(
+                "malformed request envelope: {e}"
+            )));
+        }
     };
     let user = match state.request_user(&headers, None) {
         Ok(u) => u,
         Err(e) => return stream_error(e),
     };
     let interval = keepalive_interval(&headers);
-    match dispatch(service, method, Call { state, headers, user, body: message }).await {
+    match dispatch(
+        service,
+        method,
+        Call {
+            state,
+            headers,
+            user,
+            body: message,
+        },
+    )
+    .await
+    {
         Reply::Stream(Ok(stream), keepalive) => stream_response(stream, interval.zip(keepalive)),
         Reply::Stream(Err(e), _) | Reply::Unary(Err(e)) => stream_error(e),
         Reply::Unary(Ok(_)) => stream_error(RpcError::internal("unary reply to a streaming call")),
@@ -217,7 +319,8 @@ async fn stream_input(state: Shared, headers: HeaderMap, body: Body) -> Response
     }
     match crate::process::service::stream_input(&state, body).await {
         Ok(reply) => {
-            let mut frames = proto::encode_envelope(0, &encode(&reply).unwrap_or_default()).to_vec();
+            let mut frames =
+                proto::encode_envelope(0, &encode(&reply).unwrap_or_default()).to_vec();
             frames.extend_from_slice(&end_frame(None));
             (StatusCode::OK, stream_headers(), frames).into_response()
         }
@@ -236,7 +339,10 @@ async fn dispatch(service: &str, method: &str, call: Call) -> Reply {
 fn unsupported_media(got: &str, want: &str) -> Response {
     (
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        [(header::HeaderName::from_static("accept-post"), want.to_string())],
+        [(
+            header::HeaderName::from_static("accept-post"),
+            want.to_string(),
+        )],
         format!("unsupported content type {got:?}; expected {want}"),
     )
         .into_response()
@@ -244,7 +350,13 @@ fn unsupported_media(got: &str, want: &str) -> Response {
 
 /// `Keepalive-Ping-Interval` (seconds) asks for keepalive events on idle streams.
 fn keepalive_interval(headers: &HeaderMap) -> Option<Duration> {
-    let secs: f64 = headers.get("keepalive-ping-interval")?.to_str().ok()?.trim().parse().ok()?;
+    let secs: f64 = headers
+        .get("keepalive-ping-interval")?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
     (secs > 0.0 && secs.is_finite()).then(|| Duration::from_secs_f64(secs.max(0.05)))
 }
 
@@ -253,8 +365,14 @@ fn stream_headers() -> [(header::HeaderName, &'static str); 1] {
 }
 
 fn end_frame(error: Option<RpcError>) -> Bytes {
-    let end = EndStream { error: error.map(|e| e.body()), metadata: None };
-    proto::encode_envelope(FLAG_END_STREAM, &serde_json::to_vec(&end).unwrap_or_else(|_| b"{}".to_vec()))
+    let end = EndStream {
+        error: error.map(|e| e.body()),
+        metadata: None,
+    };
+    proto::encode_envelope(
+        FLAG_END_STREAM,
+        &serde_json::to_vec(&end).unwrap_or_else(|_| b"{}".to_vec()),
+    )
 }
 
 /// A stream that failed before its first message: just the end-stream frame.
@@ -272,14 +390,15 @@ fn stream_response(mut stream: EventStream, keepalive: Option<(Duration, Bytes)>
     tokio::spawn(async move {
         loop {
             let next = match &keepalive {
-                Some((every, _)) => match tokio::time::timeout(*every, stream.next()).await {
-                    Ok(item) => Some(item),
-                    Err(_) => None, // idle: send a keepalive below
-                },
+                // `None` means the stream was idle for the interval: send a keepalive below.
+                Some((every, _)) => tokio::time::timeout(*every, stream.next()).await.ok(),
                 None => Some(stream.next().await),
             };
             let frame = match next {
-                None => proto::encode_envelope(0, &keepalive.as_ref().map(|k| k.1.clone()).unwrap_or_default()),
+                None => proto::encode_envelope(
+                    0,
+                    &keepalive.as_ref().map(|k| k.1.clone()).unwrap_or_default(),
+                ),
                 Some(Some(Ok(msg))) => proto::encode_envelope(0, &msg),
                 Some(Some(Err(e))) => {
                     let _ = tx.send(Ok(end_frame(Some(e)))).await;

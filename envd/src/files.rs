@@ -66,12 +66,20 @@ impl From<RpcError> for HttpError {
 
 fn io_error(e: &std::io::Error, what: impl std::fmt::Display) -> HttpError {
     if e.raw_os_error() == Some(libc::ENOSPC) || e.raw_os_error() == Some(libc::EDQUOT) {
-        return HttpError(StatusCode::INSUFFICIENT_STORAGE, format!("not enough disk space: {what}: {e}"));
+        return HttpError(
+            StatusCode::INSUFFICIENT_STORAGE,
+            format!("not enough disk space: {what}: {e}"),
+        );
     }
     RpcError::io(e, what).into()
 }
 
-fn user_and_path(state: &Shared, headers: &HeaderMap, q: &FilesQuery, path: Option<&str>) -> Result<(User, PathBuf), HttpError> {
+fn user_and_path(
+    state: &Shared,
+    headers: &HeaderMap,
+    q: &FilesQuery,
+    path: Option<&str>,
+) -> Result<(User, PathBuf), HttpError> {
     let user = state.request_user(headers, q.username.as_deref())?;
     let path = path.or(q.path.as_deref()).filter(|p| !p.is_empty());
     let path = path.ok_or_else(|| HttpError(StatusCode::BAD_REQUEST, "path is required".into()))?;
@@ -79,21 +87,38 @@ fn user_and_path(state: &Shared, headers: &HeaderMap, q: &FilesQuery, path: Opti
     Ok((user, resolved))
 }
 
-pub async fn download(State(state): State<Shared>, headers: HeaderMap, Query(q): Query<FilesQuery>) -> Result<Response, HttpError> {
+pub async fn download(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<FilesQuery>,
+) -> Result<Response, HttpError> {
     let (_user, path) = user_and_path(&state, &headers, &q, None)?;
-    let meta = tokio::fs::metadata(&path).await.map_err(|e| io_error(&e, format!("path '{}'", path.display())))?;
+    let meta = tokio::fs::metadata(&path)
+        .await
+        .map_err(|e| io_error(&e, format!("path '{}'", path.display())))?;
     if meta.is_dir() {
-        return Err(HttpError(StatusCode::BAD_REQUEST, format!("path '{}' is a directory", path.display())));
+        return Err(HttpError(
+            StatusCode::BAD_REQUEST,
+            format!("path '{}' is a directory", path.display()),
+        ));
     }
-    let file = tokio::fs::File::open(&path).await.map_err(|e| io_error(&e, format!("opening '{}'", path.display())))?;
-    let name = path.file_name().map(|n| n.to_string_lossy().replace('"', "")).unwrap_or_default();
+    let file = tokio::fs::File::open(&path)
+        .await
+        .map_err(|e| io_error(&e, format!("opening '{}'", path.display())))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().replace('"', ""))
+        .unwrap_or_default();
     if accepts_gzip(&headers) {
         return Ok((
             StatusCode::OK,
             [
                 (header::CONTENT_TYPE, "application/octet-stream".to_string()),
                 (header::CONTENT_ENCODING, "gzip".to_string()),
-                (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"{name}\""),
+                ),
             ],
             gzip_body(file.into_std().await),
         )
@@ -104,7 +129,10 @@ pub async fn download(State(state): State<Shared>, headers: HeaderMap, Query(q):
         [
             (header::CONTENT_TYPE, "application/octet-stream".to_string()),
             (header::CONTENT_LENGTH, meta.len().to_string()),
-            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
         ],
         Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 64 << 10)),
     )
@@ -113,12 +141,20 @@ pub async fn download(State(state): State<Shared>, headers: HeaderMap, Query(q):
 
 /// Whether `Accept-Encoding` lists gzip with a non-zero quality.
 fn accepts_gzip(headers: &HeaderMap) -> bool {
-    headers.get_all(header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(|item| {
-        let mut parts = item.split(';');
-        let coding = parts.next().unwrap_or("").trim();
-        let q = parts.find_map(|p| p.trim().strip_prefix("q=")).and_then(|q| q.parse::<f32>().ok()).unwrap_or(1.0);
-        coding.eq_ignore_ascii_case("gzip") && q > 0.0
-    })
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|item| {
+            let mut parts = item.split(';');
+            let coding = parts.next().unwrap_or("").trim();
+            let q = parts
+                .find_map(|p| p.trim().strip_prefix("q="))
+                .and_then(|q| q.parse::<f32>().ok())
+                .unwrap_or(1.0);
+            coding.eq_ignore_ascii_case("gzip") && q > 0.0
+        })
 }
 
 /// Compresses `file` on a blocking thread, streaming the output as the body.
@@ -128,7 +164,9 @@ fn gzip_body(mut file: std::fs::File) -> Body {
         struct Sink(tokio::sync::mpsc::Sender<std::io::Result<Bytes>>);
         impl Write for Sink {
             fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-                self.0.blocking_send(Ok(Bytes::copy_from_slice(buf))).map_err(|_| std::io::Error::other("client went away"))?;
+                self.0
+                    .blocking_send(Ok(Bytes::copy_from_slice(buf)))
+                    .map_err(|_| std::io::Error::other("client went away"))?;
                 Ok(buf.len())
             }
             fn flush(&mut self) -> std::io::Result<()> {
@@ -137,7 +175,9 @@ fn gzip_body(mut file: std::fs::File) -> Body {
         }
         let sink = std::io::BufWriter::with_capacity(64 << 10, Sink(tx.clone()));
         let mut gz = flate2::write::GzEncoder::new(sink, flate2::Compression::fast());
-        let res = std::io::copy(&mut file, &mut gz).and_then(|_| gz.finish()).and_then(|mut w| w.flush());
+        let res = std::io::copy(&mut file, &mut gz)
+            .and_then(|_| gz.finish())
+            .and_then(|mut w| w.flush());
         if let Err(e) = res {
             let _ = tx.blocking_send(Err(e));
         }
@@ -145,7 +185,11 @@ fn gzip_body(mut file: std::fs::File) -> Body {
     Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
 }
 
-pub async fn upload(State(state): State<Shared>, Query(q): Query<FilesQuery>, req: Request) -> Result<Response, HttpError> {
+pub async fn upload(
+    State(state): State<Shared>,
+    Query(q): Query<FilesQuery>,
+    req: Request,
+) -> Result<Response, HttpError> {
     let headers = req.headers().clone();
     let media = headers
         .get(header::CONTENT_TYPE)
@@ -156,64 +200,113 @@ pub async fn upload(State(state): State<Shared>, Query(q): Query<FilesQuery>, re
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
-    let metadata = crate::metadata::from_headers(&headers).map_err(|e| HttpError(StatusCode::BAD_REQUEST, format!("invalid metadata: {e}")))?;
+    let metadata = crate::metadata::from_headers(&headers)
+        .map_err(|e| HttpError(StatusCode::BAD_REQUEST, format!("invalid metadata: {e}")))?;
     let mut written: Vec<WriteInfo> = Vec::new();
     if media == "multipart/form-data" {
         let mut multipart = Multipart::from_request(req, &state)
             .await
             .map_err(|e| HttpError(StatusCode::BAD_REQUEST, e.body_text()))?;
-        while let Some(mut field) = multipart.next_field().await.map_err(|e| HttpError(StatusCode::BAD_REQUEST, e.body_text()))? {
+        while let Some(mut field) = multipart
+            .next_field()
+            .await
+            .map_err(|e| HttpError(StatusCode::BAD_REQUEST, e.body_text()))?
+        {
             if field.name() != Some("file") {
                 continue;
             }
             // The `path` query names the destination of a single-file upload; otherwise the part's filename does.
-            let dest = q.path.clone().filter(|p| !p.is_empty()).or_else(|| field.file_name().map(str::to_string));
+            let dest = q
+                .path
+                .clone()
+                .filter(|p| !p.is_empty())
+                .or_else(|| field.file_name().map(str::to_string));
             let (user, path) = user_and_path(&state, &headers, &q, dest.as_deref())?;
             if written.iter().any(|w| Path::new(&w.path) == path) {
                 return Err(HttpError(
                     StatusCode::BAD_REQUEST,
-                    format!("cannot upload multiple files to the same path '{}' in one request", path.display()),
+                    format!(
+                        "cannot upload multiple files to the same path '{}' in one request",
+                        path.display()
+                    ),
                 ));
             }
             let mut file = open_for_write(&path, &user).await?;
-            while let Some(chunk) = field.chunk().await.map_err(|e| HttpError(StatusCode::BAD_REQUEST, e.body_text()))? {
-                file.write_all(&chunk).await.map_err(|e| io_error(&e, format!("writing '{}'", path.display())))?;
+            while let Some(chunk) = field
+                .chunk()
+                .await
+                .map_err(|e| HttpError(StatusCode::BAD_REQUEST, e.body_text()))?
+            {
+                file.write_all(&chunk)
+                    .await
+                    .map_err(|e| io_error(&e, format!("writing '{}'", path.display())))?;
             }
-            file.flush().await.map_err(|e| io_error(&e, format!("writing '{}'", path.display())))?;
+            file.flush()
+                .await
+                .map_err(|e| io_error(&e, format!("writing '{}'", path.display())))?;
             written.push(finish(&path, &metadata)?);
         }
         if written.is_empty() {
-            return Err(HttpError(StatusCode::BAD_REQUEST, "no part named 'file' in the multipart body".into()));
+            return Err(HttpError(
+                StatusCode::BAD_REQUEST,
+                "no part named 'file' in the multipart body".into(),
+            ));
         }
     } else if media == "application/octet-stream" || media.is_empty() {
         let (user, path) = user_and_path(&state, &headers, &q, None)?;
-        let encoding = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()).unwrap_or("identity").trim().to_ascii_lowercase();
-        let body = req.into_body().into_data_stream().map(|r| r.map_err(std::io::Error::other)).boxed();
+        let encoding = headers
+            .get(header::CONTENT_ENCODING)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("identity")
+            .trim()
+            .to_ascii_lowercase();
+        let body = req
+            .into_body()
+            .into_data_stream()
+            .map(|r| r.map_err(std::io::Error::other))
+            .boxed();
         match encoding.as_str() {
             "" | "identity" => write_stream(&path, &user, body).await?,
             "gzip" => write_gzip(&path, &user, body).await?,
-            other => return Err(HttpError(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("unsupported content encoding {other:?}"))),
+            other => {
+                return Err(HttpError(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    format!("unsupported content encoding {other:?}"),
+                ));
+            }
         }
         written.push(finish(&path, &metadata)?);
     } else {
-        return Err(HttpError(StatusCode::BAD_REQUEST, format!("unsupported content type {media:?}")));
+        return Err(HttpError(
+            StatusCode::BAD_REQUEST,
+            format!("unsupported content type {media:?}"),
+        ));
     }
     Ok((StatusCode::OK, axum::Json(written)).into_response())
 }
 
 /// Stores the upload's metadata on the written file and describes the result.
-fn finish(path: &Path, metadata: &std::collections::HashMap<String, String>) -> Result<WriteInfo, HttpError> {
+fn finish(
+    path: &Path,
+    metadata: &std::collections::HashMap<String, String>,
+) -> Result<WriteInfo, HttpError> {
     if let Err(e) = crate::metadata::write(path, metadata) {
         if crate::metadata::unsupported(&e) {
             tracing::warn!("{}: no xattr support, metadata not stored", path.display());
         } else {
-            return Err(io_error(&e, format!("storing metadata of '{}'", path.display())));
+            return Err(io_error(
+                &e,
+                format!("storing metadata of '{}'", path.display()),
+            ));
         }
     }
     let stored = crate::metadata::read(path);
     Ok(WriteInfo {
         path: path.display().to_string(),
-        name: path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        name: path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
         kind: "file",
         metadata: (!stored.is_empty()).then_some(stored),
     })
@@ -224,14 +317,22 @@ type ByteStream = futures::stream::BoxStream<'static, std::io::Result<Bytes>>;
 /// Creates parents (owned by `user`), truncates or creates the file, chowns it.
 async fn open_for_write(path: &Path, user: &User) -> Result<tokio::fs::File, HttpError> {
     if tokio::fs::metadata(path).await.is_ok_and(|m| m.is_dir()) {
-        return Err(HttpError(StatusCode::BAD_REQUEST, format!("path '{}' is a directory", path.display())));
+        return Err(HttpError(
+            StatusCode::BAD_REQUEST,
+            format!("path '{}' is a directory", path.display()),
+        ));
     }
     if let Some(parent) = path.parent() {
         let (parent, u) = (parent.to_path_buf(), user.clone());
         tokio::task::spawn_blocking(move || create_dirs(&parent, &u))
             .await
             .map_err(|e| HttpError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-            .map_err(|e| io_error(&e, format!("creating parent directories of '{}'", path.display())))?;
+            .map_err(|e| {
+                io_error(
+                    &e,
+                    format!("creating parent directories of '{}'", path.display()),
+                )
+            })?;
     }
     let file = tokio::fs::OpenOptions::new()
         .write(true)
@@ -248,10 +349,15 @@ async fn open_for_write(path: &Path, user: &User) -> Result<tokio::fs::File, Htt
 async fn write_stream(path: &Path, user: &User, mut body: ByteStream) -> Result<(), HttpError> {
     let mut file = open_for_write(path, user).await?;
     while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| HttpError(StatusCode::BAD_REQUEST, format!("reading the upload: {e}")))?;
-        file.write_all(&chunk).await.map_err(|e| io_error(&e, format!("writing '{}'", path.display())))?;
+        let chunk = chunk
+            .map_err(|e| HttpError(StatusCode::BAD_REQUEST, format!("reading the upload: {e}")))?;
+        file.write_all(&chunk)
+            .await
+            .map_err(|e| io_error(&e, format!("writing '{}'", path.display())))?;
     }
-    file.flush().await.map_err(|e| io_error(&e, format!("writing '{}'", path.display())))?;
+    file.flush()
+        .await
+        .map_err(|e| io_error(&e, format!("writing '{}'", path.display())))?;
     Ok(())
 }
 
@@ -261,16 +367,22 @@ async fn write_gzip(path: &Path, user: &User, mut body: ByteStream) -> Result<()
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(8);
     let dest = path.to_path_buf();
     let decoder = tokio::task::spawn_blocking(move || -> Result<(), HttpError> {
-        let reader = ChannelReader { rx, current: Bytes::new() };
+        let reader = ChannelReader {
+            rx,
+            current: Bytes::new(),
+        };
         let mut gz = flate2::read::MultiGzDecoder::new(reader);
         let mut out = std::io::BufWriter::new(file);
         std::io::copy(&mut gz, &mut out).map_err(|e| match e.kind() {
-            std::io::ErrorKind::InvalidData | std::io::ErrorKind::InvalidInput | std::io::ErrorKind::UnexpectedEof => {
+            std::io::ErrorKind::InvalidData
+            | std::io::ErrorKind::InvalidInput
+            | std::io::ErrorKind::UnexpectedEof => {
                 HttpError(StatusCode::BAD_REQUEST, format!("invalid gzip body: {e}"))
             }
             _ => io_error(&e, format!("writing '{}'", dest.display())),
         })?;
-        out.flush().map_err(|e| io_error(&e, format!("writing '{}'", dest.display())))
+        out.flush()
+            .map_err(|e| io_error(&e, format!("writing '{}'", dest.display())))
     });
     while let Some(chunk) = body.next().await {
         let failed = chunk.is_err();
@@ -279,7 +391,9 @@ async fn write_gzip(path: &Path, user: &User, mut body: ByteStream) -> Result<()
         }
     }
     drop(tx);
-    decoder.await.map_err(|e| HttpError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+    decoder
+        .await
+        .map_err(|e| HttpError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
 }
 
 /// `Read` over chunks arriving on a channel.

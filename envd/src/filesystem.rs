@@ -8,12 +8,15 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::connect::{Call, Reply, RpcError, unary};
-use crate::proto::{Code, Empty, EntryInfo, EntryResponse, FileType, ListDirResponse, MoveRequest, PathRequest};
+use crate::proto::{
+    Code, Empty, EntryInfo, EntryResponse, FileType, ListDirResponse, MoveRequest, PathRequest,
+};
 use crate::users::{User, UserDb, resolve_path};
 
 pub fn knows(service: &str, method: &str) -> bool {
     service == "filesystem.Filesystem"
-        && (matches!(method, "Stat" | "MakeDir" | "Move" | "ListDir" | "Remove") || crate::watch::knows(method))
+        && (matches!(method, "Stat" | "MakeDir" | "Move" | "ListDir" | "Remove")
+            || crate::watch::knows(method))
 }
 
 pub async fn dispatch(method: &str, call: Call) -> Reply {
@@ -28,19 +31,30 @@ pub async fn dispatch(method: &str, call: Call) -> Reply {
 }
 
 /// Filesystem syscalls block; keep them off the async workers.
-async fn blocking<T: Send + 'static>(call: Call, f: fn(&Call) -> Result<T, RpcError>) -> Result<T, RpcError> {
-    tokio::task::spawn_blocking(move || f(&call)).await.map_err(|e| RpcError::internal(e.to_string()))?
+async fn blocking<T: Send + 'static>(
+    call: Call,
+    f: fn(&Call) -> Result<T, RpcError>,
+) -> Result<T, RpcError> {
+    tokio::task::spawn_blocking(move || f(&call))
+        .await
+        .map_err(|e| RpcError::internal(e.to_string()))?
 }
 
 /// Empty paths mean the default workdir (from `/init`), relative ones start at the home.
 fn path_of(call: &Call, path: &str) -> PathBuf {
-    resolve_path(path, &call.user, call.state.runtime().default_workdir.as_deref())
+    resolve_path(
+        path,
+        &call.user,
+        call.state.runtime().default_workdir.as_deref(),
+    )
 }
 
 fn stat(call: &Call) -> Result<EntryResponse, RpcError> {
     let req: PathRequest = call.message()?;
     let path = path_of(call, &req.path);
-    Ok(EntryResponse { entry: Some(entry_info(&call.state.users, &path)?) })
+    Ok(EntryResponse {
+        entry: Some(entry_info(&call.state.users, &path)?),
+    })
 }
 
 fn make_dir(call: &Call) -> Result<EntryResponse, RpcError> {
@@ -48,35 +62,56 @@ fn make_dir(call: &Call) -> Result<EntryResponse, RpcError> {
     let path = path_of(call, &req.path);
     match std::fs::metadata(&path) {
         Ok(m) if m.is_dir() => {
-            return Err(RpcError::new(Code::AlreadyExists, format!("directory '{}' already exists", path.display())));
+            return Err(RpcError::new(
+                Code::AlreadyExists,
+                format!("directory '{}' already exists", path.display()),
+            ));
         }
         Ok(_) => {
-            return Err(RpcError::invalid(format!("path '{}' already exists but is not a directory", path.display())));
+            return Err(RpcError::invalid(format!(
+                "path '{}' already exists but is not a directory",
+                path.display()
+            )));
         }
         Err(_) => {}
     }
-    create_dirs(&path, &call.user).map_err(|e| RpcError::io(&e, format!("creating directory '{}'", path.display())))?;
-    Ok(EntryResponse { entry: Some(entry_info(&call.state.users, &path)?) })
+    create_dirs(&path, &call.user)
+        .map_err(|e| RpcError::io(&e, format!("creating directory '{}'", path.display())))?;
+    Ok(EntryResponse {
+        entry: Some(entry_info(&call.state.users, &path)?),
+    })
 }
 
 fn move_entry(call: &Call) -> Result<EntryResponse, RpcError> {
     let req: MoveRequest = call.message()?;
     let (src, dst) = (path_of(call, &req.source), path_of(call, &req.destination));
-    std::fs::symlink_metadata(&src).map_err(|e| RpcError::io(&e, format!("source '{}'", src.display())))?;
+    std::fs::symlink_metadata(&src)
+        .map_err(|e| RpcError::io(&e, format!("source '{}'", src.display())))?;
     if let Some(parent) = dst.parent() {
-        create_dirs(parent, &call.user).map_err(|e| RpcError::io(&e, format!("creating '{}'", parent.display())))?;
+        create_dirs(parent, &call.user)
+            .map_err(|e| RpcError::io(&e, format!("creating '{}'", parent.display())))?;
     }
-    std::fs::rename(&src, &dst)
-        .map_err(|e| RpcError::io(&e, format!("moving '{}' to '{}'", src.display(), dst.display())))?;
-    Ok(EntryResponse { entry: Some(entry_info(&call.state.users, &dst)?) })
+    std::fs::rename(&src, &dst).map_err(|e| {
+        RpcError::io(
+            &e,
+            format!("moving '{}' to '{}'", src.display(), dst.display()),
+        )
+    })?;
+    Ok(EntryResponse {
+        entry: Some(entry_info(&call.state.users, &dst)?),
+    })
 }
 
 fn list_dir(call: &Call) -> Result<ListDirResponse, RpcError> {
     let req: PathRequest = call.message()?;
     let root = path_of(call, &req.path);
-    let meta = std::fs::metadata(&root).map_err(|e| RpcError::io(&e, format!("directory '{}'", root.display())))?;
+    let meta = std::fs::metadata(&root)
+        .map_err(|e| RpcError::io(&e, format!("directory '{}'", root.display())))?;
     if !meta.is_dir() {
-        return Err(RpcError::invalid(format!("path '{}' is not a directory", root.display())));
+        return Err(RpcError::invalid(format!(
+            "path '{}' is not a directory",
+            root.display()
+        )));
     }
     let mut entries = Vec::new();
     walk(&call.state.users, &root, req.depth.max(1), &mut entries)?;
@@ -93,7 +128,9 @@ fn walk(users: &UserDb, dir: &Path, depth: u32, out: &mut Vec<EntryInfo>) -> Res
     for e in names {
         let path = e.path();
         // An entry can vanish between readdir and lstat; skip it rather than fail the listing.
-        let Ok(info) = entry_info(users, &path) else { continue };
+        let Ok(info) = entry_info(users, &path) else {
+            continue;
+        };
         let descend = depth > 1 && info.file_type == FileType::Directory && !info.is_symlink;
         out.push(info);
         if descend {
@@ -115,7 +152,9 @@ fn remove(call: &Call) -> Result<Empty, RpcError> {
         Err(e) => Err(e),
     };
     match res {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(RpcError::io(&e, format!("removing '{}'", path.display()))),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(RpcError::io(&e, format!("removing '{}'", path.display())))
+        }
         _ => Ok(Empty {}),
     }
 }
@@ -142,7 +181,8 @@ pub fn create_dirs(path: &Path, user: &User) -> std::io::Result<()> {
 /// symlink, `type` describes the target and `isSymlink` marks the link (as newer
 /// envd does; the SDK reads both forms).
 pub fn entry_info(users: &UserDb, path: &Path) -> Result<EntryInfo, RpcError> {
-    let lmeta = std::fs::symlink_metadata(path).map_err(|e| RpcError::io(&e, format!("path '{}'", path.display())))?;
+    let lmeta = std::fs::symlink_metadata(path)
+        .map_err(|e| RpcError::io(&e, format!("path '{}'", path.display())))?;
     let is_symlink = lmeta.file_type().is_symlink();
     let (file_type, symlink_target) = if is_symlink {
         let target = std::fs::canonicalize(path).ok();
@@ -151,7 +191,9 @@ pub fn entry_info(users: &UserDb, path: &Path) -> Result<EntryInfo, RpcError> {
             Ok(_) => FileType::File,
             Err(_) => FileType::Symlink, // dangling link
         };
-        let target = target.or_else(|| std::fs::read_link(path).ok()).map(|t| t.display().to_string());
+        let target = target
+            .or_else(|| std::fs::read_link(path).ok())
+            .map(|t| t.display().to_string());
         (kind, target)
     } else if lmeta.is_dir() {
         (FileType::Directory, None)
@@ -160,7 +202,10 @@ pub fn entry_info(users: &UserDb, path: &Path) -> Result<EntryInfo, RpcError> {
     };
     let mode = lmeta.permissions().mode();
     Ok(EntryInfo {
-        name: path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "/".into()),
+        name: path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "/".into()),
         file_type,
         path: path.display().to_string(),
         size: lmeta.len() as i64,
@@ -194,7 +239,17 @@ pub fn permissions_string(mode: u32) -> String {
     };
     let mut s = String::with_capacity(10);
     s.push(kind);
-    let bits = [(0o400, 'r'), (0o200, 'w'), (0o100, 'x'), (0o040, 'r'), (0o020, 'w'), (0o010, 'x'), (0o004, 'r'), (0o002, 'w'), (0o001, 'x')];
+    let bits = [
+        (0o400, 'r'),
+        (0o200, 'w'),
+        (0o100, 'x'),
+        (0o040, 'r'),
+        (0o020, 'w'),
+        (0o010, 'x'),
+        (0o004, 'r'),
+        (0o002, 'w'),
+        (0o001, 'x'),
+    ];
     for (i, (bit, c)) in bits.iter().enumerate() {
         let set = mode & bit != 0;
         let special = match i {

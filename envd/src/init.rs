@@ -46,7 +46,11 @@ pub async fn init(State(state): State<Shared>, body: Bytes) -> Response {
             Err(e) => return bad_request(format!("invalid init body: {e}")),
         }
     };
-    let timestamp = match req.timestamp.as_deref().map(chrono::DateTime::parse_from_rfc3339) {
+    let timestamp = match req
+        .timestamp
+        .as_deref()
+        .map(chrono::DateTime::parse_from_rfc3339)
+    {
         Some(Ok(t)) => Some(t),
         Some(Err(e)) => return bad_request(format!("invalid timestamp: {e}")),
         None => None,
@@ -57,15 +61,15 @@ pub async fn init(State(state): State<Shared>, body: Bytes) -> Response {
         None => None,
     };
 
-    if let Some(t) = timestamp {
-        if let Err(e) = set_clock(t.timestamp(), t.timestamp_subsec_nanos()) {
-            tracing::warn!("setting the clock failed: {e}");
-        }
+    if let Some(t) = timestamp
+        && let Err(e) = set_clock(t.timestamp(), t.timestamp_subsec_nanos())
+    {
+        tracing::warn!("setting the clock failed: {e}");
     }
-    if let Some(bytes) = entropy.filter(|b| !b.is_empty()) {
-        if let Err(e) = add_entropy(&bytes) {
-            tracing::warn!("adding entropy failed: {e}");
-        }
+    if let Some(bytes) = entropy.filter(|b| !b.is_empty())
+        && let Err(e) = add_entropy(&bytes)
+    {
+        tracing::warn!("adding entropy failed: {e}");
     }
 
     let mut rt = state.runtime.write().unwrap_or_else(|e| e.into_inner());
@@ -83,11 +87,18 @@ pub async fn init(State(state): State<Shared>, body: Bytes) -> Response {
 }
 
 fn bad_request(message: String) -> Response {
-    (StatusCode::BAD_REQUEST, axum::Json(serde_json::json!({"code": 400, "message": message}))).into_response()
+    (
+        StatusCode::BAD_REQUEST,
+        axum::Json(serde_json::json!({"code": 400, "message": message})),
+    )
+        .into_response()
 }
 
 fn set_clock(secs: i64, nanos: u32) -> std::io::Result<()> {
-    let ts = libc::timespec { tv_sec: secs as libc::time_t, tv_nsec: nanos as _ };
+    let ts = libc::timespec {
+        tv_sec: secs as libc::time_t,
+        tv_nsec: nanos as _,
+    };
     // SAFETY: clock_settime reads the timespec we pass.
     if unsafe { libc::clock_settime(libc::CLOCK_REALTIME, &ts) } != 0 {
         return Err(std::io::Error::last_os_error());
@@ -100,7 +111,9 @@ fn set_clock(secs: i64, nanos: u32) -> std::io::Result<()> {
 fn add_entropy(bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::fd::AsRawFd;
-    let mut dev = std::fs::OpenOptions::new().write(true).open("/dev/urandom")?;
+    let mut dev = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/urandom")?;
     // struct rand_pool_info { int entropy_count; int buf_size; __u32 buf[]; }
     let mut req = Vec::with_capacity(8 + bytes.len());
     req.extend_from_slice(&((bytes.len() * 8) as i32).to_ne_bytes());

@@ -39,7 +39,11 @@ use clap::Parser;
 pub const ENVD_VERSION: &str = "0.6.4";
 
 #[derive(Debug, Parser)]
-#[command(name = "envd", about = "E2B-compatible sandbox agent", disable_version_flag = true)]
+#[command(
+    name = "envd",
+    about = "E2B-compatible sandbox agent",
+    disable_version_flag = true
+)]
 struct Cli {
     /// Print the envd protocol version (just the number, like upstream `envd -version`) and exit.
     #[arg(long)]
@@ -83,10 +87,15 @@ fn main() -> anyhow::Result<()> {
         pid1::become_init();
     }
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| "info".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     let users = users::UserDb::new(cli.passwd_file, cli.group_file);
     let state = state::AppState::new(cli.default_user, users);
     runtime.block_on(server::serve(state, SocketAddr::new(cli.addr, cli.port)))

@@ -22,11 +22,15 @@ const MAX_TOTAL: usize = 4096;
 pub fn from_headers(headers: &HeaderMap) -> Result<HashMap<String, String>, String> {
     let mut out = HashMap::new();
     for (name, value) in headers {
-        let Some(key) = name.as_str().strip_prefix(HEADER_PREFIX) else { continue };
+        let Some(key) = name.as_str().strip_prefix(HEADER_PREFIX) else {
+            continue;
+        };
         if key.is_empty() || out.contains_key(key) {
             continue;
         }
-        let value = value.to_str().map_err(|_| format!("metadata value of '{key}' is not printable ASCII"))?;
+        let value = value
+            .to_str()
+            .map_err(|_| format!("metadata value of '{key}' is not printable ASCII"))?;
         if !value.bytes().all(|b| (0x20..0x7f).contains(&b)) {
             return Err(format!("metadata value of '{key}' is not printable ASCII"));
         }
@@ -34,13 +38,16 @@ pub fn from_headers(headers: &HeaderMap) -> Result<HashMap<String, String>, Stri
     }
     let total: usize = out.iter().map(|(k, v)| k.len() + v.len()).sum();
     if total > MAX_TOTAL {
-        return Err(format!("metadata is {total} bytes; the limit is {MAX_TOTAL}"));
+        return Err(format!(
+            "metadata is {total} bytes; the limit is {MAX_TOTAL}"
+        ));
     }
     Ok(out)
 }
 
 fn cpath(path: &Path) -> io::Result<CString> {
-    CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
 }
 
 fn names(path: &Path) -> io::Result<Vec<String>> {
@@ -59,7 +66,11 @@ fn names(path: &Path) -> io::Result<Vec<String>> {
         }
         buf.resize(buf.len() * 4, 0);
     }
-    Ok(buf.split(|b| *b == 0).filter(|s| !s.is_empty()).map(|s| String::from_utf8_lossy(s).into_owned()).collect())
+    Ok(buf
+        .split(|b| *b == 0)
+        .filter(|s| !s.is_empty())
+        .map(|s| String::from_utf8_lossy(s).into_owned())
+        .collect())
 }
 
 /// Reads the `user.e2b.*` attributes of `path` (empty when none or unsupported).
@@ -68,11 +79,22 @@ pub fn read(path: &Path) -> HashMap<String, String> {
     let Ok(names) = names(path) else { return out };
     let Ok(p) = cpath(path) else { return out };
     for name in names {
-        let Some(key) = name.strip_prefix(XATTR_PREFIX) else { continue };
-        let Ok(cname) = CString::new(name.as_bytes()) else { continue };
+        let Some(key) = name.strip_prefix(XATTR_PREFIX) else {
+            continue;
+        };
+        let Ok(cname) = CString::new(name.as_bytes()) else {
+            continue;
+        };
         let mut buf = vec![0u8; MAX_TOTAL + 1];
         // SAFETY: getxattr writes at most `buf.len()` bytes into our buffer.
-        let n = unsafe { libc::getxattr(p.as_ptr(), cname.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        let n = unsafe {
+            libc::getxattr(
+                p.as_ptr(),
+                cname.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        };
         if n >= 0 {
             buf.truncate(n as usize);
             out.insert(key.to_string(), String::from_utf8_lossy(&buf).into_owned());
@@ -92,7 +114,8 @@ pub fn write(path: &Path, metadata: &HashMap<String, String>) -> io::Result<()> 
                 if metadata.contains_key(&name[XATTR_PREFIX.len()..]) {
                     continue;
                 }
-                let cname = CString::new(name.as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+                let cname = CString::new(name.as_bytes())
+                    .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
                 // SAFETY: both strings are valid C strings.
                 unsafe { libc::removexattr(p.as_ptr(), cname.as_ptr()) };
             }
@@ -101,9 +124,18 @@ pub fn write(path: &Path, metadata: &HashMap<String, String>) -> io::Result<()> 
         Err(e) => return Err(e),
     }
     for (key, value) in metadata {
-        let cname = CString::new(format!("{XATTR_PREFIX}{key}")).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        let cname = CString::new(format!("{XATTR_PREFIX}{key}"))
+            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
         // SAFETY: valid C strings and a value buffer of the given length.
-        let rc = unsafe { libc::setxattr(p.as_ptr(), cname.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
+        let rc = unsafe {
+            libc::setxattr(
+                p.as_ptr(),
+                cname.as_ptr(),
+                value.as_ptr().cast(),
+                value.len(),
+                0,
+            )
+        };
         if rc != 0 {
             return Err(io::Error::last_os_error());
         }

@@ -23,9 +23,27 @@ struct Mount {
 fn mounts() -> Vec<Mount> {
     let secure = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV;
     vec![
-        Mount { source: "proc", target: "/proc", fstype: "proc", flags: secure, data: None },
-        Mount { source: "sysfs", target: "/sys", fstype: "sysfs", flags: secure, data: None },
-        Mount { source: "devtmpfs", target: "/dev", fstype: "devtmpfs", flags: MsFlags::MS_NOSUID, data: Some("mode=0755") },
+        Mount {
+            source: "proc",
+            target: "/proc",
+            fstype: "proc",
+            flags: secure,
+            data: None,
+        },
+        Mount {
+            source: "sysfs",
+            target: "/sys",
+            fstype: "sysfs",
+            flags: secure,
+            data: None,
+        },
+        Mount {
+            source: "devtmpfs",
+            target: "/dev",
+            fstype: "devtmpfs",
+            flags: MsFlags::MS_NOSUID,
+            data: Some("mode=0755"),
+        },
         Mount {
             source: "devpts",
             target: "/dev/pts",
@@ -33,16 +51,36 @@ fn mounts() -> Vec<Mount> {
             flags: MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
             data: Some("gid=5,mode=620,ptmxmode=666"),
         },
-        Mount { source: "shm", target: "/dev/shm", fstype: "tmpfs", flags: MsFlags::MS_NOSUID | MsFlags::MS_NODEV, data: Some("mode=1777") },
-        Mount { source: "tmpfs", target: "/tmp", fstype: "tmpfs", flags: MsFlags::MS_NOSUID | MsFlags::MS_NODEV, data: Some("mode=1777") },
-        Mount { source: "tmpfs", target: "/run", fstype: "tmpfs", flags: MsFlags::MS_NOSUID | MsFlags::MS_NODEV, data: Some("mode=0755") },
+        Mount {
+            source: "shm",
+            target: "/dev/shm",
+            fstype: "tmpfs",
+            flags: MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            data: Some("mode=1777"),
+        },
+        Mount {
+            source: "tmpfs",
+            target: "/tmp",
+            fstype: "tmpfs",
+            flags: MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            data: Some("mode=1777"),
+        },
+        Mount {
+            source: "tmpfs",
+            target: "/run",
+            fstype: "tmpfs",
+            flags: MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            data: Some("mode=0755"),
+        },
     ]
 }
 
 /// Whether something is already mounted on `target` (the initramfs may have done it).
 fn is_mounted(target: &str) -> bool {
     let table = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-    table.lines().any(|l| l.split_whitespace().nth(1) == Some(target))
+    table
+        .lines()
+        .any(|l| l.split_whitespace().nth(1) == Some(target))
 }
 
 /// Prepares the guest and forks; returns only in the child, which then runs the server.

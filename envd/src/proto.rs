@@ -115,7 +115,9 @@ pub mod b64 {
     }
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Bytes, D::Error> {
         let s = Option::<String>::deserialize(d)?.unwrap_or_default();
-        decode(&s).map(Bytes::from).map_err(serde::de::Error::custom)
+        decode(&s)
+            .map(Bytes::from)
+            .map_err(serde::de::Error::custom)
     }
 
     /// For `Option<Bytes>` oneof members in requests.
@@ -130,7 +132,9 @@ pub mod b64 {
         pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Bytes>, D::Error> {
             match Option::<String>::deserialize(d)? {
                 None => Ok(None),
-                Some(s) => decode(&s).map(|v| Some(Bytes::from(v))).map_err(serde::de::Error::custom),
+                Some(s) => decode(&s)
+                    .map(|v| Some(Bytes::from(v)))
+                    .map_err(serde::de::Error::custom),
             }
         }
     }
@@ -209,7 +213,10 @@ pub struct ProcessConfig {
     pub cmd: String,
     #[serde(deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<String>,
-    #[serde(deserialize_with = "nullable", skip_serializing_if = "HashMap::is_empty")]
+    #[serde(
+        deserialize_with = "nullable",
+        skip_serializing_if = "HashMap::is_empty"
+    )]
     pub envs: HashMap<String, String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cwd: Option<String>,
@@ -219,7 +226,10 @@ pub struct ProcessConfig {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ProcessSelector {
-    #[serde(deserialize_with = "de_opt_u32", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        deserialize_with = "de_opt_u32",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub pid: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tag: Option<String>,
@@ -363,7 +373,11 @@ pub enum DataEvent {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct EndEvent {
-    #[serde(alias = "exit_code", deserialize_with = "de_i32", skip_serializing_if = "is_zero_i32")]
+    #[serde(
+        alias = "exit_code",
+        deserialize_with = "de_i32",
+        skip_serializing_if = "is_zero_i32"
+    )]
     pub exit_code: i32,
     #[serde(skip_serializing_if = "is_false")]
     pub exited: bool,
@@ -432,7 +446,10 @@ pub struct EntryInfo {
     pub modified_time: Option<String>,
     #[serde(alias = "symlink_target", skip_serializing_if = "Option::is_none")]
     pub symlink_target: Option<String>,
-    #[serde(deserialize_with = "nullable", skip_serializing_if = "HashMap::is_empty")]
+    #[serde(
+        deserialize_with = "nullable",
+        skip_serializing_if = "HashMap::is_empty"
+    )]
     pub metadata: HashMap<String, String>,
     /// Newer envd: the entry itself is a symlink and `type` describes its target.
     #[serde(alias = "is_symlink", skip_serializing_if = "is_false")]
@@ -513,6 +530,7 @@ pub struct GetWatcherEventsResponse {
 }
 
 /// `WatchDirResponse` with its `oneof event`.
+#[allow(clippy::large_enum_variant)] // mirrors the wire message; events are short-lived
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum WatchDirEvent {
@@ -624,7 +642,10 @@ impl std::fmt::Display for EnvelopeError {
                 write!(f, "truncated envelope: need {needed} bytes, have {have}")
             }
             EnvelopeError::TooLarge { len, max } => {
-                write!(f, "envelope of {len} bytes exceeds the limit of {max} bytes")
+                write!(
+                    f,
+                    "envelope of {len} bytes exceeds the limit of {max} bytes"
+                )
             }
             EnvelopeError::Trailing { extra } => {
                 write!(f, "{extra} unexpected bytes after the request envelope")
@@ -669,7 +690,10 @@ pub fn decode_single_envelope(body: &[u8], max: usize) -> Result<Envelope, Envel
             } else {
                 ENVELOPE_HEADER + u32::from_be_bytes([body[1], body[2], body[3], body[4]]) as usize
             };
-            Err(EnvelopeError::Truncated { needed, have: body.len() })
+            Err(EnvelopeError::Truncated {
+                needed,
+                have: body.len(),
+            })
         }
     }
 }

@@ -19,11 +19,19 @@ pub fn router(state: Shared) -> Router {
         .route("/init", post(crate::init::init))
         .route("/envs", get(envs))
         .route("/metrics", get(metrics))
-        .route("/files", get(crate::files::download).post(crate::files::upload).layer(DefaultBodyLimit::disable()))
+        .route(
+            "/files",
+            get(crate::files::download)
+                .post(crate::files::upload)
+                .layer(DefaultBodyLimit::disable()),
+        )
         // Connect routes enforce their own size limit while reading (see `connect::handle`).
         .route("/{service}/{method}", post(crate::connect::handle))
         .fallback(not_found)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::auth::require_token))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::require_token,
+        ))
         .layer(axum::middleware::from_fn(cors))
         .with_state(state)
 }
@@ -32,14 +40,28 @@ pub fn router(state: Shared) -> Router {
 /// (a preflight never carries the access token), and expose the Connect headers.
 async fn cors(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
     use http::HeaderValue;
-    let preflight = req.method() == http::Method::OPTIONS && req.headers().contains_key("access-control-request-method");
-    let mut resp = if preflight { StatusCode::NO_CONTENT.into_response() } else { next.run(req).await };
+    let preflight = req.method() == http::Method::OPTIONS
+        && req.headers().contains_key("access-control-request-method");
+    let mut resp = if preflight {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        next.run(req).await
+    };
     let h = resp.headers_mut();
     h.insert("access-control-allow-origin", HeaderValue::from_static("*"));
-    h.insert("access-control-expose-headers", HeaderValue::from_static("*"));
+    h.insert(
+        "access-control-expose-headers",
+        HeaderValue::from_static("*"),
+    );
     if preflight {
-        h.insert("access-control-allow-methods", HeaderValue::from_static("GET, POST, OPTIONS"));
-        h.insert("access-control-allow-headers", HeaderValue::from_static("*"));
+        h.insert(
+            "access-control-allow-methods",
+            HeaderValue::from_static("GET, POST, OPTIONS"),
+        );
+        h.insert(
+            "access-control-allow-headers",
+            HeaderValue::from_static("*"),
+        );
         h.insert("access-control-max-age", HeaderValue::from_static("7200"));
     }
     resp
@@ -47,23 +69,36 @@ async fn cors(req: axum::extract::Request, next: axum::middleware::Next) -> Resp
 
 pub async fn serve(state: Shared, addr: SocketAddr) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!("envd {} listening on {}", crate::ENVD_VERSION, listener.local_addr()?);
+    tracing::info!(
+        "envd {} listening on {}",
+        crate::ENVD_VERSION,
+        listener.local_addr()?
+    );
     axum::serve(listener, router(state)).await?;
     Ok(())
 }
 
 /// 204 with no body, like upstream envd; the version rides along in a header for humans.
 async fn health() -> Response {
-    (StatusCode::NO_CONTENT, [("x-envd-version", crate::ENVD_VERSION)]).into_response()
+    (
+        StatusCode::NO_CONTENT,
+        [("x-envd-version", crate::ENVD_VERSION)],
+    )
+        .into_response()
 }
 
 async fn not_found(uri: http::Uri) -> Response {
     let message = format!("no route for {}", uri.path());
     if uri.path().matches('/').count() == 2 && uri.path().contains('.') {
         // Looks like a Connect route: answer in Connect's shape.
-        return crate::connect::RpcError::new(crate::proto::Code::Unimplemented, message).into_unary();
+        return crate::connect::RpcError::new(crate::proto::Code::Unimplemented, message)
+            .into_unary();
     }
-    (StatusCode::NOT_FOUND, axum::Json(serde_json::json!({"code": 404, "message": message}))).into_response()
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(serde_json::json!({"code": 404, "message": message})),
+    )
+        .into_response()
 }
 
 /// The variables set by `/init`.
@@ -73,14 +108,22 @@ async fn envs(State(state): State<Shared>) -> Response {
 
 /// Best-effort resource usage in the shape of upstream envd's `/metrics`.
 async fn metrics() -> Response {
-    let m = tokio::task::spawn_blocking(collect_metrics).await.unwrap_or_default();
+    let m = tokio::task::spawn_blocking(collect_metrics)
+        .await
+        .unwrap_or_default();
     ([(header::CACHE_CONTROL, "no-store")], axum::Json(m)).into_response()
 }
 
 fn collect_metrics() -> serde_json::Value {
     let cpu = || -> Option<(u64, u64)> {
         let stat = std::fs::read_to_string("/proc/stat").ok()?;
-        let v: Vec<u64> = stat.lines().next()?.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+        let v: Vec<u64> = stat
+            .lines()
+            .next()?
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|x| x.parse().ok())
+            .collect();
         let idle = v.get(3)? + v.get(4).copied().unwrap_or(0);
         Some((v.iter().sum(), idle))
     };
@@ -88,7 +131,9 @@ fn collect_metrics() -> serde_json::Value {
     std::thread::sleep(std::time::Duration::from_millis(100));
     let b = cpu();
     let cpu_used_pct = match (a, b) {
-        (Some((t0, i0)), Some((t1, i1))) if t1 > t0 => 100.0 * (1.0 - (i1 - i0) as f64 / (t1 - t0) as f64),
+        (Some((t0, i0)), Some((t1, i1))) if t1 > t0 => {
+            100.0 * (1.0 - (i1 - i0) as f64 / (t1 - t0) as f64)
+        }
         _ => 0.0,
     };
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
@@ -105,8 +150,8 @@ fn collect_metrics() -> serde_json::Value {
     let used = total.saturating_sub(available);
     let (disk_total, disk_used) = nix::sys::statvfs::statvfs("/")
         .map(|s| {
-            let f = s.fragment_size() as u64;
-            (s.blocks() as u64 * f, (s.blocks() - s.blocks_free()) as u64 * f)
+            let f = s.fragment_size();
+            (s.blocks() * f, (s.blocks() - s.blocks_free()) * f)
         })
         .unwrap_or((0, 0));
     serde_json::json!({

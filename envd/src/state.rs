@@ -39,25 +39,37 @@ impl AppState {
     pub fn new(default_user: String, users: UserDb) -> Shared {
         Arc::new(AppState {
             users,
-            runtime: RwLock::new(Runtime { default_user, ..Runtime::default() }),
+            runtime: RwLock::new(Runtime {
+                default_user,
+                ..Runtime::default()
+            }),
             processes: Default::default(),
             watchers: Default::default(),
         })
     }
 
     pub fn runtime(&self) -> Runtime {
-        self.runtime.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.runtime
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The user a request acts as: `explicit` (the `username` query of `/files`),
     /// else `Authorization: Basic`, else the default user. The default `user`
     /// falls back to root when the image has no such account (bare images).
-    pub fn request_user(&self, headers: &HeaderMap, explicit: Option<&str>) -> Result<User, RpcError> {
+    pub fn request_user(
+        &self,
+        headers: &HeaderMap,
+        explicit: Option<&str>,
+    ) -> Result<User, RpcError> {
         let named = match explicit.filter(|u| !u.is_empty()) {
             Some(u) => Some(u.to_string()),
             None => match headers.get(http::header::AUTHORIZATION) {
                 Some(v) => {
-                    let v = v.to_str().map_err(|_| RpcError::unauthenticated("invalid authorization header"))?;
+                    let v = v
+                        .to_str()
+                        .map_err(|_| RpcError::unauthenticated("invalid authorization header"))?;
                     Some(basic_auth_user(v).map_err(RpcError::unauthenticated)?)
                 }
                 None => None,
@@ -69,7 +81,12 @@ impl AppState {
                 .user(&name)
                 .ok_or_else(|| RpcError::unauthenticated(format!("invalid user: '{name}'")));
         }
-        let default = self.runtime.read().unwrap_or_else(|e| e.into_inner()).default_user.clone();
+        let default = self
+            .runtime
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .default_user
+            .clone();
         self.users
             .user(&default)
             .or_else(|| self.users.user("root"))

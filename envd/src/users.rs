@@ -37,13 +37,23 @@ struct Cached {
 
 impl UserDb {
     pub fn new(passwd: PathBuf, group: PathBuf) -> Self {
-        UserDb { passwd, group, cache: Default::default() }
+        UserDb {
+            passwd,
+            group,
+            cache: Default::default(),
+        }
     }
 
     /// The current text of the passwd (0) or group (1) file; empty when unreadable.
     fn text(&self, which: usize) -> Arc<str> {
-        let path = if which == 0 { &self.passwd } else { &self.group };
-        let stamp = std::fs::metadata(path).ok().and_then(|m| Some((m.modified().ok()?, m.len())));
+        let path = if which == 0 {
+            &self.passwd
+        } else {
+            &self.group
+        };
+        let stamp = std::fs::metadata(path)
+            .ok()
+            .and_then(|m| Some((m.modified().ok()?, m.len())));
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         let slot = &mut cache[which];
         if slot.stamp != stamp || stamp.is_none() {
@@ -58,12 +68,20 @@ impl UserDb {
         let passwd = self.text(0);
         let entry = passwd.lines().find_map(|line| {
             let f: Vec<&str> = line.split(':').collect();
-            (f.len() >= 7 && f[0] == name).then(|| f)
+            (f.len() >= 7 && f[0] == name).then_some(f)
         })?;
         let uid = entry[2].parse().ok()?;
         let gid = entry[3].parse().ok()?;
-        let home = if entry[5].is_empty() { PathBuf::from("/") } else { PathBuf::from(entry[5]) };
-        let shell = if entry[6].is_empty() { "/bin/sh".to_string() } else { entry[6].to_string() };
+        let home = if entry[5].is_empty() {
+            PathBuf::from("/")
+        } else {
+            PathBuf::from(entry[5])
+        };
+        let shell = if entry[6].is_empty() {
+            "/bin/sh".to_string()
+        } else {
+            entry[6].to_string()
+        };
         let mut groups = vec![gid];
         {
             let group = self.text(1);
@@ -78,7 +96,14 @@ impl UserDb {
                 }
             }
         }
-        Some(User { name: name.to_string(), uid, gid, home, shell, groups })
+        Some(User {
+            name: name.to_string(),
+            uid,
+            gid,
+            home,
+            shell,
+            groups,
+        })
     }
 
     /// Name of a uid, or the number itself when it has no entry (like `ls -l`).
@@ -122,7 +147,9 @@ pub fn basic_auth_user(header: &str) -> Result<String, String> {
 pub fn resolve_path(path: &str, user: &User, default_workdir: Option<&Path>) -> PathBuf {
     let home = &user.home;
     let joined = if path.is_empty() {
-        default_workdir.map(Path::to_path_buf).unwrap_or_else(|| home.clone())
+        default_workdir
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| home.clone())
     } else if path == "~" {
         home.clone()
     } else if let Some(rest) = path.strip_prefix("~/") {
@@ -159,18 +186,35 @@ mod tests {
     fn parses_passwd_and_groups() {
         let dir = std::env::temp_dir().join(format!("envd-users-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("passwd"), "root:x:0:0:root:/root:/bin/bash\nuser:x:1000:1000::/home/user:/bin/bash\n").unwrap();
-        std::fs::write(dir.join("group"), "root:x:0:\nuser:x:1000:\nsudo:x:27:user,other\n").unwrap();
+        std::fs::write(
+            dir.join("passwd"),
+            "root:x:0:0:root:/root:/bin/bash\nuser:x:1000:1000::/home/user:/bin/bash\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("group"),
+            "root:x:0:\nuser:x:1000:\nsudo:x:27:user,other\n",
+        )
+        .unwrap();
         let db = UserDb::new(dir.join("passwd"), dir.join("group"));
         let u = db.user("user").unwrap();
-        assert_eq!((u.uid, u.gid, u.groups.clone()), (1000, 1000, vec![1000, 27]));
+        assert_eq!(
+            (u.uid, u.gid, u.groups.clone()),
+            (1000, 1000, vec![1000, 27])
+        );
         assert_eq!(u.home, PathBuf::from("/home/user"));
         assert!(db.user("nobody").is_none());
         assert_eq!(db.group_name(27), "sudo");
         assert_eq!(db.user_name(4242), "4242");
-        assert_eq!(resolve_path("a/../b", &u, None), PathBuf::from("/home/user/b"));
+        assert_eq!(
+            resolve_path("a/../b", &u, None),
+            PathBuf::from("/home/user/b")
+        );
         assert_eq!(resolve_path("~/x", &u, None), PathBuf::from("/home/user/x"));
-        assert_eq!(resolve_path("/etc/./hosts", &u, None), PathBuf::from("/etc/hosts"));
+        assert_eq!(
+            resolve_path("/etc/./hosts", &u, None),
+            PathBuf::from("/etc/hosts")
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 

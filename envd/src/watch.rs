@@ -18,7 +18,8 @@ use tokio::io::unix::AsyncFd;
 
 use crate::connect::{Call, EventStream, Reply, RpcError, encode, unary};
 use crate::proto::{
-    Code, Empty, EventType, FilesystemEvent, GetWatcherEventsResponse, WatchDirEvent, WatchRequest, WatcherIdMessage,
+    Code, Empty, EventType, FilesystemEvent, GetWatcherEventsResponse, WatchDirEvent, WatchRequest,
+    WatcherIdMessage,
 };
 use crate::users::{UserDb, resolve_path};
 
@@ -26,12 +27,18 @@ use crate::users::{UserDb, resolve_path};
 const MAX_BUFFERED: usize = 10_000;
 
 pub fn knows(method: &str) -> bool {
-    matches!(method, "WatchDir" | "CreateWatcher" | "GetWatcherEvents" | "RemoveWatcher")
+    matches!(
+        method,
+        "WatchDir" | "CreateWatcher" | "GetWatcherEvents" | "RemoveWatcher"
+    )
 }
 
 pub async fn dispatch(method: &str, call: Call) -> Reply {
     match method {
-        "WatchDir" => Reply::Stream(watch_dir(&call), encode(&WatchDirEvent::Keepalive(Empty {})).ok()),
+        "WatchDir" => Reply::Stream(
+            watch_dir(&call),
+            encode(&WatchDirEvent::Keepalive(Empty {})).ok(),
+        ),
         "CreateWatcher" => unary(create(&call)),
         "GetWatcherEvents" => unary(get_events(&call)),
         "RemoveWatcher" => unary(remove(&call)),
@@ -73,7 +80,10 @@ fn watch_dir(call: &Call) -> Result<EventStream, RpcError> {
     })
     .flat_map(|batch: Result<Vec<FilesystemEvent>, RpcError>| {
         let items: Vec<Result<bytes::Bytes, RpcError>> = match batch {
-            Ok(events) => events.into_iter().map(|e| encode(&WatchDirEvent::Filesystem(e))).collect(),
+            Ok(events) => events
+                .into_iter()
+                .map(|e| encode(&WatchDirEvent::Filesystem(e)))
+                .collect(),
             Err(e) => vec![Err(e)],
         };
         futures::stream::iter(items)
@@ -96,28 +106,51 @@ fn create(call: &Call) -> Result<WatcherIdMessage, RpcError> {
         }
     });
     let id = watcher_id();
-    call.state.watchers.map.lock().unwrap_or_else(|e| e.into_inner()).insert(id.clone(), Polled { events, task });
+    call.state
+        .watchers
+        .map
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(id.clone(), Polled { events, task });
     Ok(WatcherIdMessage { watcher_id: id })
 }
 
 fn get_events(call: &Call) -> Result<GetWatcherEventsResponse, RpcError> {
     let req: WatcherIdMessage = call.message()?;
-    let map = call.state.watchers.map.lock().unwrap_or_else(|e| e.into_inner());
-    let w = map.get(&req.watcher_id).ok_or_else(|| RpcError::not_found(format!("watcher {} not found", req.watcher_id)))?;
+    let map = call
+        .state
+        .watchers
+        .map
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let w = map
+        .get(&req.watcher_id)
+        .ok_or_else(|| RpcError::not_found(format!("watcher {} not found", req.watcher_id)))?;
     let events = std::mem::take(&mut *w.events.lock().unwrap_or_else(|e| e.into_inner()));
     Ok(GetWatcherEventsResponse { events })
 }
 
 fn remove(call: &Call) -> Result<Empty, RpcError> {
     let req: WatcherIdMessage = call.message()?;
-    let removed = call.state.watchers.map.lock().unwrap_or_else(|e| e.into_inner()).remove(&req.watcher_id);
-    removed.map(|_| Empty {}).ok_or_else(|| RpcError::not_found(format!("watcher {} not found", req.watcher_id)))
+    let removed = call
+        .state
+        .watchers
+        .map
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&req.watcher_id);
+    removed
+        .map(|_| Empty {})
+        .ok_or_else(|| RpcError::not_found(format!("watcher {} not found", req.watcher_id)))
 }
 
 fn watcher_id() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(1);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
     format!("w{:x}-{}", nanos, NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
@@ -134,7 +167,7 @@ fn on_network_mount(path: &Path) -> bool {
     const P9: i64 = 0x0102_1997;
     match nix::sys::statfs::statfs(path) {
         Ok(s) => {
-            let t = s.filesystem_type().0 as i64;
+            let t = s.filesystem_type().0;
             [NFS, SMB, CIFS, SMB2, FUSE, NCP, CEPH, P9].contains(&t)
         }
         Err(_) => false,
@@ -171,21 +204,34 @@ const MASK: F = F::IN_CREATE
 impl Tree {
     fn open(call: &Call, req: &WatchRequest) -> Result<Tree, RpcError> {
         let root = resolve_path(&req.path, &call.user, None);
-        let meta = std::fs::metadata(&root).map_err(|e| RpcError::io(&e, format!("path {}", root.display())))?;
+        let meta = std::fs::metadata(&root)
+            .map_err(|e| RpcError::io(&e, format!("path {}", root.display())))?;
         if !meta.is_dir() {
-            return Err(RpcError::invalid(format!("path {} is not a directory", root.display())));
+            return Err(RpcError::invalid(format!(
+                "path {} is not a directory",
+                root.display()
+            )));
         }
         if !req.allow_network_mounts && on_network_mount(&root) {
-            return Err(RpcError::invalid(format!("cannot watch path on network filesystem: {}", root.display())));
+            return Err(RpcError::invalid(format!(
+                "cannot watch path on network filesystem: {}",
+                root.display()
+            )));
         }
         let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)
             .map_err(|e| RpcError::internal(format!("creating watcher: {e}")))?;
         // SAFETY: the inotify fd is owned by the wrapper and stays open while registered.
         let fd = unsafe { AsyncFd::register(InotifyFd(inotify)) }
             .map_err(|e| RpcError::internal(format!("registering watcher: {e}")))?;
-        let mut tree =
-            Tree { fd, root: root.clone(), dirs: HashMap::new(), recursive: req.recursive, include_entry: req.include_entry };
-        tree.add(&root).map_err(|e| RpcError::internal(format!("watching {}: {e}", root.display())))?;
+        let mut tree = Tree {
+            fd,
+            root: root.clone(),
+            dirs: HashMap::new(),
+            recursive: req.recursive,
+            include_entry: req.include_entry,
+        };
+        tree.add(&root)
+            .map_err(|e| RpcError::internal(format!("watching {}: {e}", root.display())))?;
         Ok(tree)
     }
 
@@ -193,12 +239,12 @@ impl Tree {
     fn add(&mut self, dir: &Path) -> nix::Result<()> {
         let wd = self.fd.get_ref().0.add_watch(dir, MASK | F::IN_ONLYDIR)?;
         self.dirs.insert(wd, dir.to_path_buf());
-        if self.recursive {
-            if let Ok(entries) = std::fs::read_dir(dir) {
-                for e in entries.flatten() {
-                    if e.file_type().is_ok_and(|t| t.is_dir()) {
-                        let _ = self.add(&e.path());
-                    }
+        if self.recursive
+            && let Ok(entries) = std::fs::read_dir(dir)
+        {
+            for e in entries.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    let _ = self.add(&e.path());
                 }
             }
         }
@@ -228,12 +274,17 @@ impl Tree {
             self.dirs.remove(&ev.wd);
             return;
         }
-        let Some(dir) = self.dirs.get(&ev.wd).cloned() else { return };
+        let Some(dir) = self.dirs.get(&ev.wd).cloned() else {
+            return;
+        };
         let path = match &ev.name {
             Some(name) => dir.join(name),
             None => dir.clone(),
         };
-        if self.recursive && ev.mask.contains(F::IN_ISDIR) && ev.mask.intersects(F::IN_CREATE | F::IN_MOVED_TO) {
+        if self.recursive
+            && ev.mask.contains(F::IN_ISDIR)
+            && ev.mask.intersects(F::IN_CREATE | F::IN_MOVED_TO)
+        {
             let _ = self.add(&path);
         }
         // A self-event on a subdirectory is also reported by its parent: keep only the root's.
@@ -248,12 +299,27 @@ impl Tree {
             (F::IN_MODIFY, EventType::Write),
             (F::IN_DELETE | F::IN_DELETE_SELF, EventType::Remove),
         ];
-        let name = path.strip_prefix(&self.root).map(|p| p.display().to_string()).unwrap_or_default();
-        let name = if name.is_empty() { ".".to_string() } else { name };
+        let name = path
+            .strip_prefix(&self.root)
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        let name = if name.is_empty() {
+            ".".to_string()
+        } else {
+            name
+        };
         for (mask, kind) in kinds {
             if m.intersects(mask) {
-                let entry = if self.include_entry { crate::filesystem::entry_info(users, &path).ok() } else { None };
-                out.push(FilesystemEvent { name: name.clone(), event_type: kind, entry });
+                let entry = if self.include_entry {
+                    crate::filesystem::entry_info(users, &path).ok()
+                } else {
+                    None
+                };
+                out.push(FilesystemEvent {
+                    name: name.clone(),
+                    event_type: kind,
+                    entry,
+                });
             }
         }
     }

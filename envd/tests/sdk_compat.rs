@@ -4,7 +4,8 @@
 
 #[test]
 fn official_python_sdk_works_unchanged() {
-    let python = std::env::var("E2B_SDK_PYTHON").unwrap_or_else(|_| "/tmp/offsdk/bin/python".into());
+    let python =
+        std::env::var("E2B_SDK_PYTHON").unwrap_or_else(|_| "/tmp/offsdk/bin/python".into());
     if !std::path::Path::new(&python).exists() {
         eprintln!("skipping: no Python with the e2b SDK at {python} (set E2B_SDK_PYTHON)");
         return;
@@ -29,7 +30,9 @@ fn official_python_sdk_works_unchanged() {
 fn official_js_sdk_works_unchanged() {
     let dir = std::env::var("E2B_JS_SDK_DIR").unwrap_or_else(|_| "/tmp/jssdk/node_modules".into());
     if !std::path::Path::new(&dir).join("e2b").exists() {
-        eprintln!("skipping: no e2b JS SDK in {dir} (npm install --prefix /tmp/jssdk e2b, or set E2B_JS_SDK_DIR)");
+        eprintln!(
+            "skipping: no e2b JS SDK in {dir} (npm install --prefix /tmp/jssdk e2b, or set E2B_JS_SDK_DIR)"
+        );
         return;
     }
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk_compat.mjs");

@@ -53,7 +53,13 @@ pub enum Subscription {
 
 impl Proc {
     pub fn new(pid: u32, config: ProcessConfig, tag: Option<String>, input: Input) -> Self {
-        Proc { pid, config, tag, input, hub: Mutex::new(Hub::default()) }
+        Proc {
+            pid,
+            config,
+            tag,
+            input,
+            hub: Mutex::new(Hub::default()),
+        }
     }
 
     pub fn subscribe(&self) -> Subscription {
@@ -101,24 +107,43 @@ pub struct Registry {
 
 impl Registry {
     pub fn insert(&self, p: Arc<Proc>) {
-        self.procs.lock().unwrap_or_else(|e| e.into_inner()).insert(p.pid, p);
+        self.procs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(p.pid, p);
     }
 
     pub fn remove(&self, pid: u32) {
-        self.procs.lock().unwrap_or_else(|e| e.into_inner()).remove(&pid);
+        self.procs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&pid);
     }
 
     pub fn by_pid(&self, pid: u32) -> Option<Arc<Proc>> {
-        self.procs.lock().unwrap_or_else(|e| e.into_inner()).get(&pid).cloned()
+        self.procs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&pid)
+            .cloned()
     }
 
     pub fn by_tag(&self, tag: &str) -> Option<Arc<Proc>> {
         let procs = self.procs.lock().unwrap_or_else(|e| e.into_inner());
-        procs.values().find(|p| p.tag.as_deref() == Some(tag)).cloned()
+        procs
+            .values()
+            .find(|p| p.tag.as_deref() == Some(tag))
+            .cloned()
     }
 
     pub fn all(&self) -> Vec<Arc<Proc>> {
-        let mut v: Vec<_> = self.procs.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        let mut v: Vec<_> = self
+            .procs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
         v.sort_by_key(|p| p.pid);
         v
     }

@@ -26,7 +26,13 @@ pub fn open(size: PtySize) -> io::Result<(Master, OwnedFd)> {
     // SAFETY: fcntl on a descriptor we own; only flips O_NONBLOCK.
     unsafe {
         let flags = libc::fcntl(pair.master.as_raw_fd(), libc::F_GETFL);
-        if flags < 0 || libc::fcntl(pair.master.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
+        if flags < 0
+            || libc::fcntl(
+                pair.master.as_raw_fd(),
+                libc::F_SETFL,
+                flags | libc::O_NONBLOCK,
+            ) < 0
+        {
             return Err(io::Error::last_os_error());
         }
     }
@@ -60,7 +66,11 @@ impl Master {
             let res = guard.try_io(|fd| {
                 // SAFETY: reading into a valid, exclusively borrowed buffer.
                 let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-                if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
+                if n < 0 {
+                    Err(io::Error::last_os_error())
+                } else {
+                    Ok(n as usize)
+                }
             });
             match res {
                 Ok(Ok(n)) => return Ok(n),
@@ -78,7 +88,11 @@ impl Master {
             let res = guard.try_io(|fd| {
                 // SAFETY: writing from a valid slice.
                 let n = unsafe { libc::write(fd.as_raw_fd(), data.as_ptr().cast(), data.len()) };
-                if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
+                if n < 0 {
+                    Err(io::Error::last_os_error())
+                } else {
+                    Ok(n as usize)
+                }
             });
             match res {
                 Ok(Ok(n)) => data = &data[n..],
@@ -93,7 +107,8 @@ impl Master {
     pub fn resize(&self, size: PtySize) -> io::Result<()> {
         let ws = winsize(size);
         // SAFETY: TIOCSWINSZ reads a winsize struct we own.
-        if unsafe { libc::ioctl(self.fd.get_ref().as_fd().as_raw_fd(), libc::TIOCSWINSZ, &ws) } < 0 {
+        if unsafe { libc::ioctl(self.fd.get_ref().as_fd().as_raw_fd(), libc::TIOCSWINSZ, &ws) } < 0
+        {
             return Err(io::Error::last_os_error());
         }
         Ok(())

@@ -7,8 +7,9 @@ use futures::StreamExt;
 use super::{Input, Proc, Subscription, spawn};
 use crate::connect::{Call, EventStream, Reply, RpcError, encode, unary};
 use crate::proto::{
-    CloseStdinRequest, ConnectRequest, Empty, ListRequest, ListResponse, ProcessEvent, ProcessEventResponse, ProcessInfo,
-    ProcessSelector, SendInputRequest, SendSignalRequest, Signal, StartEvent, StartRequest, UpdateRequest,
+    CloseStdinRequest, ConnectRequest, Empty, ListRequest, ListResponse, ProcessEvent,
+    ProcessEventResponse, ProcessInfo, ProcessSelector, SendInputRequest, SendSignalRequest,
+    Signal, StartEvent, StartRequest, UpdateRequest,
 };
 use crate::state::Shared;
 
@@ -16,12 +17,22 @@ pub fn knows(service: &str, method: &str) -> bool {
     service == "process.Process"
         && matches!(
             method,
-            "Start" | "Connect" | "List" | "SendInput" | "StreamInput" | "SendSignal" | "CloseStdin" | "Update"
+            "Start"
+                | "Connect"
+                | "List"
+                | "SendInput"
+                | "StreamInput"
+                | "SendSignal"
+                | "CloseStdin"
+                | "Update"
         )
 }
 
 pub async fn dispatch(method: &str, call: Call) -> Reply {
-    let keepalive = encode(&ProcessEventResponse { event: ProcessEvent::Keepalive(Empty {}) }).ok();
+    let keepalive = encode(&ProcessEventResponse {
+        event: ProcessEvent::Keepalive(Empty {}),
+    })
+    .ok();
     match method {
         "Start" => Reply::Stream(start(&call), keepalive),
         "Connect" => Reply::Stream(connect(&call), keepalive),
@@ -30,7 +41,10 @@ pub async fn dispatch(method: &str, call: Call) -> Reply {
         "SendSignal" => unary(send_signal(&call)),
         "CloseStdin" => unary(close_stdin(&call).await),
         "Update" => unary(update(&call)),
-        _ => Reply::Unary(Err(RpcError::new(crate::proto::Code::Unimplemented, method.to_string()))),
+        _ => Reply::Unary(Err(RpcError::new(
+            crate::proto::Code::Unimplemented,
+            method.to_string(),
+        ))),
     }
 }
 
@@ -48,12 +62,19 @@ fn connect(call: &Call) -> Result<EventStream, RpcError> {
 
 /// `start{pid}`, then the process's live events (or its end, if it just ended).
 fn events(proc: &Arc<Proc>, subscription: Subscription) -> EventStream {
-    let start = futures::stream::once(futures::future::ready(ProcessEvent::Start(StartEvent { pid: proc.pid })));
+    let start = futures::stream::once(futures::future::ready(ProcessEvent::Start(StartEvent {
+        pid: proc.pid,
+    })));
     let rest: futures::stream::BoxStream<'static, ProcessEvent> = match subscription {
         Subscription::Live(rx) => tokio_stream::wrappers::ReceiverStream::new(rx).boxed(),
-        Subscription::Ended(end) => futures::stream::once(futures::future::ready(ProcessEvent::End(end))).boxed(),
+        Subscription::Ended(end) => {
+            futures::stream::once(futures::future::ready(ProcessEvent::End(end))).boxed()
+        }
     };
-    start.chain(rest).map(|event| encode(&ProcessEventResponse { event })).boxed()
+    start
+        .chain(rest)
+        .map(|event| encode(&ProcessEventResponse { event }))
+        .boxed()
 }
 
 fn list(state: &Shared) -> ListResponse {
@@ -61,7 +82,11 @@ fn list(state: &Shared) -> ListResponse {
         .processes
         .all()
         .into_iter()
-        .map(|p| ProcessInfo { config: p.config.clone(), pid: p.pid, tag: p.tag.clone() })
+        .map(|p| ProcessInfo {
+            config: p.config.clone(),
+            pid: p.pid,
+            tag: p.tag.clone(),
+        })
         .collect();
     ListResponse { processes }
 }
@@ -69,8 +94,14 @@ fn list(state: &Shared) -> ListResponse {
 fn find(state: &Shared, sel: Option<&ProcessSelector>) -> Result<Arc<Proc>, RpcError> {
     let sel = sel.ok_or_else(|| RpcError::invalid("process selector is required"))?;
     match (sel.pid, sel.tag.as_deref()) {
-        (Some(pid), _) => state.processes.by_pid(pid).ok_or_else(|| RpcError::not_found(format!("process with pid {pid} not found"))),
-        (None, Some(tag)) => state.processes.by_tag(tag).ok_or_else(|| RpcError::not_found(format!("process with tag {tag} not found"))),
+        (Some(pid), _) => state
+            .processes
+            .by_pid(pid)
+            .ok_or_else(|| RpcError::not_found(format!("process with pid {pid} not found"))),
+        (None, Some(tag)) => state
+            .processes
+            .by_tag(tag)
+            .ok_or_else(|| RpcError::not_found(format!("process with tag {tag} not found"))),
         (None, None) => Err(RpcError::invalid("process selector needs a pid or a tag")),
     }
 }
@@ -94,20 +125,30 @@ pub async fn stream_input(state: &Shared, body: axum::body::Body) -> Result<Empt
             .map_err(|e| RpcError::invalid(format!("malformed request envelope: {e}")))?
         {
             if env.flags & FLAG_COMPRESSED != 0 {
-                return Err(RpcError::new(crate::proto::Code::Unimplemented, "compressed messages are not supported"));
+                return Err(RpcError::new(
+                    crate::proto::Code::Unimplemented,
+                    "compressed messages are not supported",
+                ));
             }
             let msg: StreamInputRequest = serde_json::from_slice(&env.payload)
                 .map_err(|e| RpcError::invalid(format!("invalid request message: {e}")))?;
             if let Some(start) = msg.start {
                 target = Some(find(state, start.process.as_ref())?);
             } else if let Some(data) = msg.data {
-                let proc = target.as_ref().ok_or_else(|| RpcError::invalid("input before the start message"))?;
+                let proc = target
+                    .as_ref()
+                    .ok_or_else(|| RpcError::invalid("input before the start message"))?;
                 write_input(proc, data.input.unwrap_or_default()).await?;
             }
         }
         match chunks.next().await {
             Some(Ok(chunk)) => buf.extend_from_slice(&chunk),
-            Some(Err(e)) => return Err(RpcError::new(crate::proto::Code::Canceled, format!("reading the input stream: {e}"))),
+            Some(Err(e)) => {
+                return Err(RpcError::new(
+                    crate::proto::Code::Canceled,
+                    format!("reading the input stream: {e}"),
+                ));
+            }
             None if buf.is_empty() => return Ok(Empty {}),
             None => return Err(RpcError::invalid("input stream ended inside an envelope")),
         }
@@ -120,14 +161,26 @@ async fn write_input(proc: &Proc, input: crate::proto::ProcessInput) -> Result<(
         (Input::Pipe(stdin), Some(data), None) => {
             use tokio::io::AsyncWriteExt;
             let mut guard = stdin.lock().await;
-            let pipe = guard.as_mut().ok_or_else(|| RpcError::precondition("stdin not enabled or closed"))?;
-            pipe.write_all(&data).await.map_err(|e| RpcError::io(&e, format!("writing to stdin of process {}", proc.pid)))?;
-            pipe.flush().await.map_err(|e| RpcError::io(&e, "flushing stdin"))?;
+            let pipe = guard
+                .as_mut()
+                .ok_or_else(|| RpcError::precondition("stdin not enabled or closed"))?;
+            pipe.write_all(&data).await.map_err(|e| {
+                RpcError::io(&e, format!("writing to stdin of process {}", proc.pid))
+            })?;
+            pipe.flush()
+                .await
+                .map_err(|e| RpcError::io(&e, "flushing stdin"))?;
         }
         (Input::Pty(master), _, Some(data)) | (Input::Pty(master), Some(data), None) => {
-            master.write_all(&data).await.map_err(|e| RpcError::io(&e, format!("writing to the pty of process {}", proc.pid)))?;
+            master.write_all(&data).await.map_err(|e| {
+                RpcError::io(&e, format!("writing to the pty of process {}", proc.pid))
+            })?;
         }
-        (Input::Pipe(_), _, Some(_)) => return Err(RpcError::precondition("process has no pty; send stdin input instead")),
+        (Input::Pipe(_), _, Some(_)) => {
+            return Err(RpcError::precondition(
+                "process has no pty; send stdin input instead",
+            ));
+        }
         (_, None, None) => {}
     }
     Ok(())
@@ -142,7 +195,10 @@ fn send_signal(call: &Call) -> Result<Empty, RpcError> {
         Signal::Unspecified => return Err(RpcError::invalid("signal is required")),
     };
     if !spawn::signal_group(proc.pid, sig) {
-        return Err(RpcError::not_found(format!("process with pid {} not found", proc.pid)));
+        return Err(RpcError::not_found(format!(
+            "process with pid {} not found",
+            proc.pid
+        )));
     }
     Ok(Empty {})
 }
@@ -153,7 +209,11 @@ async fn close_stdin(call: &Call) -> Result<Empty, RpcError> {
     match &proc.input {
         // Dropping the pipe's write end is what delivers EOF.
         Input::Pipe(stdin) => drop(stdin.lock().await.take()),
-        Input::Pty(_) => return Err(RpcError::precondition("cannot close stdin of a PTY process; send Ctrl+D (0x04) instead")),
+        Input::Pty(_) => {
+            return Err(RpcError::precondition(
+                "cannot close stdin of a PTY process; send Ctrl+D (0x04) instead",
+            ));
+        }
     }
     Ok(Empty {})
 }
@@ -163,7 +223,9 @@ fn update(call: &Call) -> Result<Empty, RpcError> {
     let proc = find(&call.state, req.process.as_ref())?;
     if let Some(size) = req.pty.and_then(|p| p.size) {
         match &proc.input {
-            Input::Pty(master) => master.resize(size).map_err(|e| RpcError::io(&e, "resizing the pty"))?,
+            Input::Pty(master) => master
+                .resize(size)
+                .map_err(|e| RpcError::io(&e, "resizing the pty"))?,
             Input::Pipe(_) => return Err(RpcError::precondition("process has no pty")),
         }
     }

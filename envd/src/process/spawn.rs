@@ -44,26 +44,49 @@ pub fn start(
         return Err(RpcError::invalid("process.cmd is required"));
     }
     let runtime = state.runtime();
-    let cwd = resolve_path(config.cwd.as_deref().unwrap_or(""), user, runtime.default_workdir.as_deref());
+    let cwd = resolve_path(
+        config.cwd.as_deref().unwrap_or(""),
+        user,
+        runtime.default_workdir.as_deref(),
+    );
     if !cwd.is_dir() {
-        return Err(RpcError::invalid(format!("cwd '{}' does not exist", cwd.display())));
+        return Err(RpcError::invalid(format!(
+            "cwd '{}' does not exist",
+            cwd.display()
+        )));
     }
 
     let mut cmd = tokio::process::Command::new(&config.cmd);
-    cmd.args(&config.args).current_dir(&cwd).env_clear().envs(environment(user, &runtime, &config.envs, req.pty.is_some()));
+    cmd.args(&config.args)
+        .current_dir(&cwd)
+        .env_clear()
+        .envs(environment(user, &runtime, &config.envs, req.pty.is_some()));
     cmd.kill_on_drop(false);
 
     let mut pty_master = None;
     if let Some(p) = &req.pty {
-        let (master, slave) = pty::open(p.size.unwrap_or_default()).map_err(|e| RpcError::io(&e, "opening a pty"))?;
+        let (master, slave) =
+            pty::open(p.size.unwrap_or_default()).map_err(|e| RpcError::io(&e, "opening a pty"))?;
         // The terminal belongs to its user, as login(1) arranges (mesg, tty checks).
         let _ = std::os::unix::fs::fchown(&slave, Some(user.uid), None);
-        let dup = |fd: &std::os::fd::OwnedFd| fd.try_clone().map(Stdio::from).map_err(|e| RpcError::io(&e, "pty"));
-        cmd.stdin(dup(&slave)?).stdout(dup(&slave)?).stderr(Stdio::from(slave));
+        let dup = |fd: &std::os::fd::OwnedFd| {
+            fd.try_clone()
+                .map(Stdio::from)
+                .map_err(|e| RpcError::io(&e, "pty"))
+        };
+        cmd.stdin(dup(&slave)?)
+            .stdout(dup(&slave)?)
+            .stderr(Stdio::from(slave));
         pty_master = Some(Arc::new(master));
     } else {
-        let stdin = if req.stdin.unwrap_or(true) { Stdio::piped() } else { Stdio::null() };
-        cmd.stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let stdin = if req.stdin.unwrap_or(true) {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        };
+        cmd.stdin(stdin)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
     }
 
     let creds = credentials(user)?;
@@ -78,23 +101,26 @@ pub fn start(
             if with_tty && libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
                 return Err(std::io::Error::last_os_error());
             }
-            if let Some((uid, gid, groups)) = &creds {
-                if libc::setgroups(groups.len(), groups.as_ptr()) < 0
+            if let Some((uid, gid, groups)) = &creds
+                && (libc::setgroups(groups.len(), groups.as_ptr()) < 0
                     || libc::setgid(*gid) < 0
-                    || libc::setuid(*uid) < 0
-                {
-                    return Err(std::io::Error::last_os_error());
-                }
+                    || libc::setuid(*uid) < 0)
+            {
+                return Err(std::io::Error::last_os_error());
             }
             Ok(())
         });
     }
 
     let what = format!("error starting process '{}'", config.cmd);
-    let mut child = cmd.spawn().map_err(|e| RpcError::invalid(format!("{what}: {e}")))?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| RpcError::invalid(format!("{what}: {e}")))?;
     // Drop our copies of the slave now, or the master would never see EOF.
     drop(cmd);
-    let pid = child.id().ok_or_else(|| RpcError::internal("process exited before it got a pid"))?;
+    let pid = child
+        .id()
+        .ok_or_else(|| RpcError::internal("process exited before it got a pid"))?;
     tracing::info!(pid, cmd = %config.cmd, user = %user.name, pty = pty_master.is_some(), "process started");
 
     let input = match &pty_master {
@@ -124,10 +150,20 @@ pub fn start(
         }
         None => {
             if let Some(out) = child.stdout.take() {
-                readers.push(tokio::spawn(pump(proc.clone(), out, exited_rx.clone(), DataEvent::Stdout)));
+                readers.push(tokio::spawn(pump(
+                    proc.clone(),
+                    out,
+                    exited_rx.clone(),
+                    DataEvent::Stdout,
+                )));
             }
             if let Some(err) = child.stderr.take() {
-                readers.push(tokio::spawn(pump(proc.clone(), err, exited_rx.clone(), DataEvent::Stderr)));
+                readers.push(tokio::spawn(pump(
+                    proc.clone(),
+                    err,
+                    exited_rx.clone(),
+                    DataEvent::Stderr,
+                )));
             }
         }
     }
@@ -158,7 +194,12 @@ pub fn start(
 }
 
 /// Forwards one pipe to the subscribers until EOF, or until idle after exit.
-async fn pump<R: AsyncRead + Unpin>(p: Arc<Proc>, mut out: R, exited: watch::Receiver<bool>, wrap: fn(bytes::Bytes) -> DataEvent) {
+async fn pump<R: AsyncRead + Unpin>(
+    p: Arc<Proc>,
+    mut out: R,
+    exited: watch::Receiver<bool>,
+    wrap: fn(bytes::Bytes) -> DataEvent,
+) {
     let mut buf = vec![0u8; CHUNK];
     loop {
         let n = tokio::select! {
@@ -166,7 +207,8 @@ async fn pump<R: AsyncRead + Unpin>(p: Arc<Proc>, mut out: R, exited: watch::Rec
             r = out.read(&mut buf) => match r { Ok(0) | Err(_) => break, Ok(n) => n },
             _ = idle_after_exit(exited.clone()) => break,
         };
-        p.publish(wrap(bytes::Bytes::copy_from_slice(&buf[..n]))).await;
+        p.publish(wrap(bytes::Bytes::copy_from_slice(&buf[..n])))
+            .await;
     }
 }
 
@@ -189,9 +231,19 @@ fn end_event(status: std::io::Result<std::process::ExitStatus>) -> EndEvent {
                 _ => (-1, false, "unknown".to_string()),
             };
             let error = (!s.success()).then(|| text.clone());
-            EndEvent { exit_code, exited, status: text, error }
+            EndEvent {
+                exit_code,
+                exited,
+                status: text,
+                error,
+            }
         }
-        Err(e) => EndEvent { exit_code: -1, exited: false, status: "unknown".into(), error: Some(e.to_string()) },
+        Err(e) => EndEvent {
+            exit_code: -1,
+            exited: false,
+            status: "unknown".into(),
+            error: Some(e.to_string()),
+        },
     }
 }
 
@@ -225,7 +277,10 @@ fn credentials(user: &User) -> Result<Option<(u32, u32, Vec<libc::gid_t>)>, RpcE
     if euid != 0 {
         return Err(RpcError::new(
             crate::proto::Code::PermissionDenied,
-            format!("envd runs as uid {euid} and cannot start processes as '{}'", user.name),
+            format!(
+                "envd runs as uid {euid} and cannot start processes as '{}'",
+                user.name
+            ),
         ));
     }
     Ok(Some((user.uid, user.gid, user.groups.clone())))
@@ -238,7 +293,10 @@ fn environment(
     request: &std::collections::HashMap<String, String>,
     pty: bool,
 ) -> Vec<(String, String)> {
-    let path = std::env::var("PATH").ok().filter(|p| !p.is_empty()).unwrap_or_else(|| DEFAULT_PATH.to_string());
+    let path = std::env::var("PATH")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| DEFAULT_PATH.to_string());
     let mut env = vec![
         ("PATH".to_string(), path),
         ("HOME".into(), user.home.display().to_string()),

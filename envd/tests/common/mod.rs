@@ -46,18 +46,24 @@ pub struct Resp {
 
 impl Resp {
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
     }
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Envd {
     /// Starts envd; `root`'s home is a fresh temp dir, and `tester` (uid 65534) exists too.
     pub async fn start() -> Envd {
-        let dir = std::env::temp_dir().join(format!("envd-test-{}-{}", std::process::id(), free_port()));
+        let dir =
+            std::env::temp_dir().join(format!("envd-test-{}-{}", std::process::id(), free_port()));
         let home = dir.join("root");
         let tester_home = dir.join("home/tester");
         std::fs::create_dir_all(&home).unwrap();
@@ -72,10 +78,23 @@ impl Envd {
             ),
         )
         .unwrap();
-        std::fs::write(dir.join("group"), "root:x:0:\ntester:x:65534:\nextra:x:4242:tester\n").unwrap();
+        std::fs::write(
+            dir.join("group"),
+            "root:x:0:\ntester:x:65534:\nextra:x:4242:tester\n",
+        )
+        .unwrap();
         let port = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_envd"))
-            .args(["--port", &port.to_string(), "--addr", "127.0.0.1", "--default-user", "root", "--log", "warn"])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--addr",
+                "127.0.0.1",
+                "--default-user",
+                "root",
+                "--log",
+                "warn",
+            ])
             .arg("--passwd-file")
             .arg(dir.join("passwd"))
             .arg("--group-file")
@@ -84,7 +103,12 @@ impl Envd {
             .spawn()
             .expect("spawn envd");
         let client = Client::builder(TokioExecutor::new()).build_http();
-        let envd = Envd { child, port, dir, client };
+        let envd = Envd {
+            child,
+            port,
+            dir,
+            client,
+        };
         for _ in 0..200 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 return envd;
@@ -102,27 +126,52 @@ impl Envd {
         self.dir.join("root")
     }
 
-    pub async fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Resp {
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Resp {
         let mut req = http::Request::builder().method(method).uri(self.url(path));
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let resp = self.client.request(req.body(Full::new(body.into())).unwrap()).await.expect("request");
+        let resp = self
+            .client
+            .request(req.body(Full::new(body.into())).unwrap())
+            .await
+            .expect("request");
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let body = resp.into_body().collect().await.expect("body").to_bytes();
-        Resp { status, headers, body }
+        Resp {
+            status,
+            headers,
+            body,
+        }
     }
 
     /// A unary Connect call.
     pub async fn unary(&self, method: &str, msg: Value, headers: &[(&str, &str)]) -> Resp {
         let mut h = vec![("content-type", "application/json")];
         h.extend_from_slice(headers);
-        self.request("POST", &format!("/{method}"), &h, serde_json::to_vec(&msg).unwrap()).await
+        self.request(
+            "POST",
+            &format!("/{method}"),
+            &h,
+            serde_json::to_vec(&msg).unwrap(),
+        )
+        .await
     }
 
     /// A server-streaming Connect call, read to the end: all frames as (flags, JSON).
-    pub async fn stream(&self, method: &str, msg: Value, headers: &[(&str, &str)]) -> Vec<(u8, Value)> {
+    pub async fn stream(
+        &self,
+        method: &str,
+        msg: Value,
+        headers: &[(&str, &str)],
+    ) -> Vec<(u8, Value)> {
         let mut h = vec![("content-type", "application/connect+json")];
         h.extend_from_slice(headers);
         let body = proto::encode_envelope(0, &serde_json::to_vec(&msg).unwrap());
@@ -137,7 +186,10 @@ pub fn frames(body: &[u8]) -> Vec<(u8, Value)> {
     let mut buf = BytesMut::from(body);
     let mut out = Vec::new();
     while let Some(env) = proto::decode_envelope(&mut buf, 1 << 24).expect("valid envelope") {
-        out.push((env.flags, serde_json::from_slice(&env.payload).expect("JSON frame")));
+        out.push((
+            env.flags,
+            serde_json::from_slice(&env.payload).expect("JSON frame"),
+        ));
     }
     assert!(buf.is_empty(), "trailing bytes in stream");
     out
@@ -156,7 +208,10 @@ pub fn b64(s: &[u8]) -> String {
 pub fn output(frames: &[(u8, Value)], stream: &str) -> String {
     let mut out = Vec::new();
     for (_, f) in frames {
-        if let Some(s) = f.pointer(&format!("/event/data/{stream}")).and_then(Value::as_str) {
+        if let Some(s) = f
+            .pointer(&format!("/event/data/{stream}"))
+            .and_then(Value::as_str)
+        {
             out.extend(proto::b64::decode(s).unwrap());
         }
     }
@@ -165,7 +220,10 @@ pub fn output(frames: &[(u8, Value)], stream: &str) -> String {
 
 /// The `end` event of a finished process stream.
 pub fn end(frames: &[(u8, Value)]) -> Value {
-    frames.iter().find_map(|(_, f)| f.pointer("/event/end").cloned()).expect("end event")
+    frames
+        .iter()
+        .find_map(|(_, f)| f.pointer("/event/end").cloned())
+        .expect("end event")
 }
 
 pub fn basic(user: &str) -> String {
@@ -181,8 +239,13 @@ pub struct Live {
 impl Live {
     pub async fn next(&mut self) -> Option<(u8, Value)> {
         loop {
-            if let Some(env) = proto::decode_envelope(&mut self.buf, 1 << 24).expect("valid envelope") {
-                return Some((env.flags, serde_json::from_slice(&env.payload).expect("JSON frame")));
+            if let Some(env) =
+                proto::decode_envelope(&mut self.buf, 1 << 24).expect("valid envelope")
+            {
+                return Some((
+                    env.flags,
+                    serde_json::from_slice(&env.payload).expect("JSON frame"),
+                ));
             }
             let frame = self.body.frame().await?.expect("body frame");
             if let Ok(data) = frame.into_data() {
@@ -215,8 +278,15 @@ impl Envd {
             req = req.header(*k, *v);
         }
         let body = proto::encode_envelope(0, &serde_json::to_vec(&msg).unwrap());
-        let resp = self.client.request(req.body(Full::new(body)).unwrap()).await.expect("request");
+        let resp = self
+            .client
+            .request(req.body(Full::new(body)).unwrap())
+            .await
+            .expect("request");
         assert_eq!(resp.status(), 200);
-        Live { body: resp.into_body(), buf: BytesMut::new() }
+        Live {
+            body: resp.into_body(),
+            buf: BytesMut::new(),
+        }
     }
 }
