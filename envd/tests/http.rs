@@ -528,3 +528,14 @@ async fn cors_preflight_skips_auth() {
         .await;
     assert_eq!(r.headers["access-control-allow-origin"], "*");
 }
+
+#[tokio::test]
+async fn disk_full_is_507() {
+    let envd = Envd::start().await;
+    // /dev/full fails every write with ENOSPC, like a full disk.
+    let r = envd
+        .request("POST", "/files?path=/dev/full", &[("content-type", "application/octet-stream")], vec![7u8; 4096])
+        .await;
+    assert_eq!(r.status, 507, "{:?}", r.body);
+    assert!(r.json()["message"].as_str().unwrap().contains("not enough disk space"));
+}
