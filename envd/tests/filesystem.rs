@@ -230,20 +230,28 @@ async fn polling_watcher() {
     let id = r.json()["watcherId"].as_str().unwrap().to_owned();
     std::fs::write(envd.home().join("a.txt"), "x").unwrap();
     std::fs::remove_file(envd.home().join("a.txt")).unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    let r = envd
-        .unary(
-            "filesystem.Filesystem/GetWatcherEvents",
-            json!({"watcher_id": id}),
-            &[],
-        )
-        .await;
-    let types: Vec<String> = r.json()["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["type"].as_str().unwrap().to_owned())
-        .collect();
+    // Events arrive asynchronously: poll (snake_case field name on purpose) until all three are in.
+    let mut types: Vec<String> = Vec::new();
+    for _ in 0..100 {
+        let r = envd
+            .unary(
+                "filesystem.Filesystem/GetWatcherEvents",
+                json!({"watcher_id": id}),
+                &[],
+            )
+            .await;
+        types.extend(
+            r.json()["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["type"].as_str().unwrap().to_owned()),
+        );
+        if types.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    }
     assert_eq!(
         types,
         ["EVENT_TYPE_CREATE", "EVENT_TYPE_WRITE", "EVENT_TYPE_REMOVE"]

@@ -232,8 +232,12 @@ def run_checks(sbx: Sandbox) -> None:
     # Directory watch (the sync SDK polls CreateWatcher/GetWatcherEvents).
     w = sbx.files.watch_dir(tmp, recursive=True)
     sbx.files.write(f"{tmp}/dir/watched.txt", "w")
-    time.sleep(0.3)
-    events = w.get_new_events()
+    events = []
+    for _ in range(60):  # events arrive asynchronously
+        events += w.get_new_events()
+        if any(e.name == "dir/watched.txt" for e in events):
+            break
+        time.sleep(0.05)
     check("watch_dir (polling)", any(e.name == "dir/watched.txt" and e.type.value == "create" for e in events))
     w.stop()
 
