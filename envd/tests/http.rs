@@ -57,6 +57,10 @@ async fn multipart_upload_and_download_round_trip() {
 
 #[tokio::test]
 async fn octet_stream_upload_with_path_and_user() {
+    if !is_root() {
+        eprintln!("skipping: switching users needs root");
+        return;
+    }
     let envd = Envd::start().await;
     let data = blob();
     let r = envd
@@ -245,6 +249,10 @@ mod sha2_free {
 
 #[tokio::test]
 async fn init_rejects_bad_bodies_and_sets_default_user() {
+    if !is_root() {
+        eprintln!("skipping: switching users needs root");
+        return;
+    }
     let envd = Envd::start().await;
     let r = envd
         .request(
@@ -531,11 +539,25 @@ async fn cors_preflight_skips_auth() {
 
 #[tokio::test]
 async fn disk_full_is_507() {
+    if !is_root() {
+        eprintln!("skipping: switching users needs root");
+        return;
+    }
     let envd = Envd::start().await;
     // /dev/full fails every write with ENOSPC, like a full disk.
     let r = envd
-        .request("POST", "/files?path=/dev/full", &[("content-type", "application/octet-stream")], vec![7u8; 4096])
+        .request(
+            "POST",
+            "/files?path=/dev/full",
+            &[("content-type", "application/octet-stream")],
+            vec![7u8; 4096],
+        )
         .await;
     assert_eq!(r.status, 507, "{:?}", r.body);
-    assert!(r.json()["message"].as_str().unwrap().contains("not enough disk space"));
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("not enough disk space")
+    );
 }

@@ -217,6 +217,10 @@ async fn pty_output_and_resize() {
 
 #[tokio::test]
 async fn runs_as_requested_user_with_login_env() {
+    if !is_root() {
+        eprintln!("skipping: switching users needs root");
+        return;
+    }
     let envd = Envd::start().await;
     let auth = basic("tester");
     let frames = envd
@@ -343,6 +347,10 @@ async fn bare_command_names_are_found_on_path() {
 
 #[tokio::test]
 async fn pty_as_unprivileged_user() {
+    if !is_root() {
+        eprintln!("skipping: switching users needs root");
+        return;
+    }
     let envd = Envd::start().await;
     let auth = basic("tester");
     let start = json!({"process": {"cmd": "/bin/sh", "args": ["-c", "id -u; test -O \"$(tty)\" && echo owns-tty"]}, "pty": {"size": {"cols": 80, "rows": 24}}});
