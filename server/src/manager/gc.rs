@@ -22,6 +22,8 @@ impl Manager {
     /// Re-attaches the sandboxes whose VMs survived a restart, forgets the others (paused ones
     /// stay paused), removes half-written and unlisted image directories, then collects.
     pub async fn recover(&self) -> anyhow::Result<()> {
+        let known: Vec<_> = self.store().all_sandboxes()?.into_iter().filter_map(|r| r.vm).collect();
+        self.inner.runtime.reap_unknown(&known).await;
         for row in self.store().all_sandboxes()? {
             match (row.state, &row.vm) {
                 (SandboxState::Paused, Some(vm)) => {

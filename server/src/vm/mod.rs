@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 pub mod accel;
 pub mod files;
 pub mod guest;
+pub mod net;
 pub mod qemu;
 pub mod qmp;
 pub mod store;

@@ -27,7 +27,9 @@ pub struct MachineSpec<'a> {
     pub memory_mb: u32,
     pub vcpus: u32,
     pub disk: &'a Path,
-    pub envd_port: u16,
+    /// Where slirp's forward to envd listens (inside `netns` when set).
+    pub envd_addr: SocketAddr,
+    pub netns: Option<&'a str>,
     pub allow_internet: bool,
     pub boot: Boot<'a>,
 }
@@ -82,8 +84,9 @@ fn args(spec: &MachineSpec<'_>) -> Vec<String> {
     let restrict = if spec.allow_internet { "off" } else { "on" };
     push("-netdev".into());
     push(format!(
-        "user,id=net0,restrict={restrict},hostfwd=tcp:127.0.0.1:{}-:{ENVD_PORT}",
-        spec.envd_port
+        "user,id=net0,restrict={restrict},hostfwd=tcp:{}:{}-:{ENVD_PORT}",
+        spec.envd_addr.ip(),
+        spec.envd_addr.port()
     ));
     push("-device".into());
     push("virtio-net-pci,netdev=net0,mac=52:54:00:e2:b0:01".into());
@@ -116,13 +119,17 @@ pub fn free_port() -> Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
-pub fn envd_addr(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
-}
-
 /// Starts QEMU and returns its pid once it is initialised (daemonized).
 pub async fn spawn(spec: &MachineSpec<'_>) -> Result<u32> {
-    let out = tokio::process::Command::new(qemu_binary())
+    let mut cmd = match spec.netns {
+        Some(ns) => {
+            let mut c = tokio::process::Command::new("ip");
+            c.args(["netns", "exec", ns, &qemu_binary()]);
+            c
+        }
+        None => tokio::process::Command::new(qemu_binary()),
+    };
+    let out = cmd
         .args(args(spec))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -18,7 +18,7 @@ use serde_json::json;
 
 use super::qemu::{self, Boot, MachineSpec};
 use super::qmp::Qmp;
-use super::{GuestInit, ImageMeta, LaunchSpec, Result, VmError, VmInfo, files, guest};
+use super::{GuestInit, ImageMeta, LaunchSpec, Result, VmError, VmInfo, files, guest, net};
 
 /// The QEMU runtime. Cheap to clone.
 #[derive(Clone)]
@@ -80,11 +80,6 @@ impl Runtime {
     /// they can be reflinked): `<data>/store/snapshots`.
     pub fn images_dir(&self) -> PathBuf {
         self.inner.store.join("snapshots")
-    }
-
-    /// Directory of a built template image, if it exists (`<data>/templates/<name>`).
-    pub fn template_dir(&self, name: &str) -> PathBuf {
-        self.inner.data_dir.join("templates").join(name)
     }
 
     pub fn read_meta(image_dir: &Path) -> Result<ImageMeta> {
@@ -169,18 +164,20 @@ impl Runtime {
         std::os::unix::fs::symlink(&disk, run.join("disk"))?;
         let qmp_path = self.qmp_path(run);
         let t1 = Instant::now();
-        let (pid, port) = self
-            .spawn_with_retry(run, &qmp_path, meta.memory_mb, meta.vcpus, &disk, spec.allow_internet, &Boot::Incoming)
+        let (pid, envd_addr) = self
+            .spawn_vm(run, &qmp_path, meta.memory_mb, meta.vcpus, &disk, spec.allow_internet, &Boot::Incoming)
             .await?;
         let vm = VmInfo {
             pid,
-            envd_addr: qemu::envd_addr(port),
+            envd_addr,
             run_dir: run.to_path_buf(),
             memory_mb: meta.memory_mb,
             vcpus: meta.vcpus,
             disk_size_mb: meta.disk_size_mb,
         };
         let spawn_ms = t1.elapsed().as_millis() as u64;
+        // For `reap_unknown`: a VM whose launch was never recorded can still be found.
+        files::write_atomic(&run.join("vm.json"), &serde_json::to_vec(&vm).expect("json"))?;
         let restore = async {
             let t2 = Instant::now();
             let mut qmp = Qmp::connect(&qmp_path, Duration::from_secs(10)).await?;
@@ -200,6 +197,7 @@ impl Runtime {
         };
         if let Err(e) = restore.await {
             qemu::kill(pid, &qmp_path).await;
+            net::destroy(envd_addr);
             let console = std::fs::read_to_string(qemu::console_path(run)).unwrap_or_default();
             tracing::warn!(sandbox = %spec.sandbox_id, "restore failed: {e}; console tail: {}", tail(&console, 2000));
             return Err(e);
@@ -207,9 +205,10 @@ impl Runtime {
         Ok(vm)
     }
 
-    /// Spawns QEMU, retrying with another port if the forward's port was taken meanwhile.
+    /// Spawns QEMU in its own network slot; without namespaces, retries with another
+    /// loopback port if the forward's port was taken meanwhile.
     #[allow(clippy::too_many_arguments)]
-    async fn spawn_with_retry(
+    async fn spawn_vm(
         &self,
         run: &Path,
         qmp: &Path,
@@ -218,10 +217,12 @@ impl Runtime {
         disk: &Path,
         allow_internet: bool,
         boot: &Boot<'_>,
-    ) -> Result<(u32, u16)> {
+    ) -> Result<(u32, std::net::SocketAddr)> {
         let mut last = None;
         for _ in 0..5 {
-            let port = qemu::free_port()?;
+            let slot = tokio::task::spawn_blocking(move || net::create(allow_internet, qemu::free_port))
+                .await
+                .expect("join")?;
             let spec = MachineSpec {
                 run_dir: run,
                 qmp,
@@ -229,7 +230,8 @@ impl Runtime {
                 memory_mb,
                 vcpus,
                 disk,
-                envd_port: port,
+                envd_addr: slot.envd_addr,
+                netns: slot.netns.as_deref(),
                 allow_internet,
                 boot: match boot {
                     Boot::Incoming => Boot::Incoming,
@@ -237,9 +239,16 @@ impl Runtime {
                 },
             };
             match qemu::spawn(&spec).await {
-                Ok(pid) => return Ok((pid, port)),
-                Err(VmError::Failed(msg)) if msg.contains("host forwarding") => last = Some(VmError::Failed(msg)),
-                Err(e) => return Err(e),
+                Ok(pid) => return Ok((pid, slot.envd_addr)),
+                Err(e) => {
+                    net::destroy(slot.envd_addr);
+                    match e {
+                        VmError::Failed(msg) if slot.netns.is_none() && msg.contains("host forwarding") => {
+                            last = Some(VmError::Failed(msg))
+                        }
+                        e => return Err(e),
+                    }
+                }
             }
         }
         Err(last.unwrap_or_else(|| VmError::Failed("could not start qemu".into())))
@@ -266,8 +275,8 @@ impl Runtime {
         std::os::unix::fs::symlink(&disk, run.join("disk"))?;
         let qmp_path = self.qmp_path(&run);
         let boot = Boot::Kernel { kernel, initrd, cmdline };
-        let (pid, port) = self.spawn_with_retry(&run, &qmp_path, memory_mb, vcpus, &disk, true, &boot).await?;
-        let vm = VmInfo { pid, envd_addr: qemu::envd_addr(port), run_dir: run.clone(), memory_mb, vcpus, disk_size_mb };
+        let (pid, envd_addr) = self.spawn_vm(&run, &qmp_path, memory_mb, vcpus, &disk, false, &boot).await?;
+        let vm = VmInfo { pid, envd_addr, run_dir: run.clone(), memory_mb, vcpus, disk_size_mb };
         let alive = || qemu::is_our_qemu(pid, &qmp_path);
         if let Err(e) = guest::wait_healthy(vm.envd_addr, BOOT_DEADLINE, alive).await {
             let console = std::fs::read_to_string(qemu::console_path(&run)).unwrap_or_default();
@@ -366,6 +375,7 @@ impl Runtime {
     pub async fn kill(&self, vm: &VmInfo) -> Result<()> {
         let qmp_path = self.qmp_path(&vm.run_dir);
         qemu::kill(vm.pid, &qmp_path).await;
+        net::destroy(vm.envd_addr);
         self.cleanup_run_dir(&vm.run_dir).await;
         Ok(())
     }
@@ -378,6 +388,31 @@ impl Runtime {
         }
         let _ = std::fs::remove_file(self.qmp_path(run));
         let _ = tokio::fs::remove_dir_all(run).await;
+    }
+
+    /// Kills VMs (and frees their run directories) that sandboxd has no record of: launched
+    /// just before a crash, before the store committed them. `known` are the VMs the store
+    /// knows. Returns how many were reaped.
+    pub async fn reap_unknown(&self, known: &[VmInfo]) -> usize {
+        let known: std::collections::HashSet<&Path> = known.iter().map(|v| v.run_dir.as_path()).collect();
+        let mut reaped = 0;
+        let Ok(entries) = std::fs::read_dir(self.inner.store.join("run")) else { return 0 };
+        for entry in entries.flatten() {
+            let run = entry.path();
+            if known.contains(run.as_path()) || run.file_name().is_some_and(|n| n.to_string_lossy().starts_with("template-")) {
+                continue;
+            }
+            let vm = std::fs::read(run.join("vm.json")).ok().and_then(|b| serde_json::from_slice::<VmInfo>(&b).ok());
+            match vm {
+                Some(vm) => {
+                    let _ = self.kill(&vm).await;
+                }
+                None => self.cleanup_run_dir(&run).await,
+            }
+            tracing::info!(run = %run.display(), "reaped a VM sandboxd had no record of");
+            reaped += 1;
+        }
+        reaped
     }
 
     /// True when the VM's QEMU process is still alive (used after a sandboxd restart).
