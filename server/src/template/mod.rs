@@ -68,6 +68,10 @@ pub async fn build(templates_dir: &Path, name: &str, memory_mb: u32, force: bool
     let started = std::time::Instant::now();
     let progress = Progress::new(6);
     let build = templates_dir.join(".build");
+    if build.join("data").exists() {
+        // A build that was interrupted may have left its VM running.
+        Runtime::scratch(&build.join("data")).await?.reap_unknown(&[]).await;
+    }
     let _ = std::fs::remove_dir_all(&build);
     std::fs::create_dir_all(&build)?;
     let layers = templates_dir.join(".layers");

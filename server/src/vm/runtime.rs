@@ -277,6 +277,7 @@ impl Runtime {
         let boot = Boot::Kernel { kernel, initrd, cmdline };
         let (pid, envd_addr) = self.spawn_vm(&run, &qmp_path, memory_mb, vcpus, &disk, false, &boot).await?;
         let vm = VmInfo { pid, envd_addr, run_dir: run.clone(), memory_mb, vcpus, disk_size_mb };
+        files::write_atomic(&run.join("vm.json"), &serde_json::to_vec(&vm).expect("json"))?;
         let alive = || qemu::is_our_qemu(pid, &qmp_path);
         if let Err(e) = guest::wait_healthy(vm.envd_addr, BOOT_DEADLINE, alive).await {
             let console = std::fs::read_to_string(qemu::console_path(&run)).unwrap_or_default();
@@ -399,7 +400,7 @@ impl Runtime {
         let Ok(entries) = std::fs::read_dir(self.inner.store.join("run")) else { return 0 };
         for entry in entries.flatten() {
             let run = entry.path();
-            if known.contains(run.as_path()) || run.file_name().is_some_and(|n| n.to_string_lossy().starts_with("template-")) {
+            if known.contains(run.as_path()) {
                 continue;
             }
             let vm = std::fs::read(run.join("vm.json")).ok().and_then(|b| serde_json::from_slice::<VmInfo>(&b).ok());
