@@ -45,7 +45,7 @@ pub enum VmError {
 }
 
 /// The envd protocol version the guest agent implements (reported as `envdVersion`).
-pub const ENVD_VERSION: &str = "0.5.7";
+pub const ENVD_VERSION: &str = "0.6.4";
 
 pub type Result<T> = std::result::Result<T, VmError>;
 
