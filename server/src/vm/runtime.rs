@@ -34,6 +34,8 @@ struct Inner {
     sock_dir: PathBuf,
 }
 
+/// Kept free in the store beyond what an operation needs (qcow2 growth, metadata).
+const SPACE_MARGIN: u64 = 64 << 20;
 /// How long a restored guest may take to answer `/init` (TCG on a busy host is slow).
 const INIT_DEADLINE: Duration = Duration::from_secs(60);
 /// How long a cold boot (template build) may take to bring envd up.
@@ -120,6 +122,24 @@ impl Runtime {
         Ok(path)
     }
 
+    /// Refuses work that could leave a running guest without disk for its RAM file. Guest RAM
+    /// is a sparse file in the store: if the store fills up, the guest's next write to a new
+    /// page kills QEMU (SIGBUS). So launches and snapshots check for room first and fail
+    /// cleanly with `NoSpace` (the API's 507) while everything keeps running.
+    fn ensure_free(&self, needed: u64, what: &str) -> Result<()> {
+        let stat = nix::sys::statvfs::statvfs(&self.inner.store).map_err(|e| VmError::Io(e.into()))?;
+        let free = stat.blocks_available() as u64 * stat.fragment_size() as u64;
+        if free < needed + SPACE_MARGIN {
+            return Err(VmError::NoSpace(format!(
+                "{what} needs {} MiB free in {}, {} MiB left",
+                (needed + SPACE_MARGIN) >> 20,
+                self.inner.store.display(),
+                free >> 20
+            )));
+        }
+        Ok(())
+    }
+
     fn prepare_run_dir(&self, sandbox_id: &str) -> Result<PathBuf> {
         let run = self.run_dir(sandbox_id);
         if run.exists() {
@@ -133,6 +153,8 @@ impl Runtime {
     pub async fn launch(&self, spec: LaunchSpec) -> Result<VmInfo> {
         let started = Instant::now();
         let meta = Self::read_meta(&spec.image_dir)?;
+        // The guest may dirty all of its RAM.
+        self.ensure_free((meta.memory_mb as u64) << 20, "a new sandbox")?;
         let mut spec = spec;
         if !super::store::same_device(&spec.image_dir, &self.inner.store) {
             let (store, dir) = (self.inner.store.clone(), spec.image_dir.clone());
@@ -302,6 +324,8 @@ impl Runtime {
         let started = Instant::now();
         let qmp_path = self.qmp_path(&vm.run_dir);
         let ram = qemu::ram_path(&vm.run_dir);
+        // After the reflink every page the source writes is copied on write.
+        self.ensure_free(files::allocated_bytes(&ram), "a snapshot")?;
         let mut qmp = Qmp::connect(&qmp_path, Duration::from_secs(5)).await?;
         qmp.execute("migrate-set-capabilities", json!({"capabilities": [{"capability": "x-ignore-shared", "state": true}]}))
             .await?;
