@@ -52,7 +52,7 @@ impl Files {
 
     /// Write (create or overwrite) a file; parent directories are created.
     pub async fn write(&self, path: &str, data: impl Into<Bytes>, user: Option<&str>) -> Result<WriteInfo> {
-        let part = reqwest::multipart::Part::stream(reqwest::Body::from(data.into()))
+        let part = reqwest::multipart::Part::bytes(Vec::from(data.into()))
             .file_name(path.to_string())
             .mime_str("application/octet-stream")
             .map_err(|e| Error::sandbox(e.to_string()))?;

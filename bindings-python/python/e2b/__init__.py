@@ -48,6 +48,11 @@ __version__ = _native.__version__
 # A sandboxd shipped inside the package (bin/sandboxd) is offered to the embedded default.
 _bundled = _os.path.join(_os.path.dirname(__file__), "bin", "sandboxd")
 if _os.path.isfile(_bundled):
+    if not _os.access(_bundled, _os.X_OK):
+        try:
+            _os.chmod(_bundled, 0o755)
+        except OSError:
+            pass
     _native.register_sandboxd_launcher(_bundled)
 
 __all__ = [
