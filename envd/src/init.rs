@@ -1,8 +1,9 @@
 //! `POST /init`: called by the host (sandboxd) after every VM boot or restore.
 //!
 //! Contract (all fields optional, JSON):
-//! - `accessToken`: string → required as `X-Access-Token` from now on; `null` or
-//!   absent → no token required (the previous one is dropped);
+//! - `accessToken`: string → required as `X-Access-Token` from now on; `null` → no
+//!   token required; absent → unchanged (so the host can send just a `timestamp` to
+//!   resync the clock of a sandbox that was paused for a snapshot);
 //! - `envVars`: merged into the environment of every process started afterwards;
 //! - `timestamp` (RFC 3339): the wall clock is set to it (a restored VM wakes up
 //!   with the clock of the moment it was snapshotted);
@@ -25,8 +26,9 @@ use crate::state::Shared;
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct InitRequest {
-    #[serde(alias = "access_token")]
-    pub access_token: Option<String>,
+    /// Outer `None`: the field was absent; `Some(None)`: it was `null`.
+    #[serde(alias = "access_token", deserialize_with = "present")]
+    pub access_token: Option<Option<String>>,
     #[serde(alias = "env_vars")]
     pub env_vars: Option<BTreeMap<String, String>>,
     pub timestamp: Option<String>,
@@ -35,6 +37,11 @@ pub struct InitRequest {
     #[serde(alias = "default_workdir")]
     pub default_workdir: Option<String>,
     pub entropy: Option<String>,
+}
+
+/// Distinguishes a `null` field from an absent one (absent stays `None` via `default`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Ok(Some(Option::<String>::deserialize(d)?))
 }
 
 pub async fn init(State(state): State<Shared>, body: Bytes) -> Response {
@@ -73,7 +80,9 @@ pub async fn init(State(state): State<Shared>, body: Bytes) -> Response {
     }
 
     let mut rt = state.runtime.write().unwrap_or_else(|e| e.into_inner());
-    rt.access_token = req.access_token.filter(|t| !t.is_empty());
+    if let Some(token) = req.access_token {
+        rt.access_token = token.filter(|t| !t.is_empty());
+    }
     if let Some(vars) = req.env_vars {
         rt.env_vars.extend(vars);
     }

@@ -561,3 +561,20 @@ async fn disk_full_is_507() {
             .contains("not enough disk space")
     );
 }
+
+#[tokio::test]
+async fn init_without_access_token_keeps_it_and_null_clears_it() {
+    let envd = Envd::start().await;
+    let init = |body: &'static str| {
+        let envd = &envd;
+        async move { envd.request("POST", "/init", &[("content-type", "application/json")], body).await.status }
+    };
+    assert_eq!(init(r#"{"accessToken":"s3cret"}"#).await, 204);
+    // A partial /init (what sandboxd sends to resync a clock) must not drop the token.
+    assert_eq!(init(r#"{"envVars":{"A":"1"}}"#).await, 204);
+    let r = envd.unary("process.Process/List", json!({}), &[]).await;
+    assert_eq!(r.status, 401, "the token must still be required");
+    assert_eq!(init(r#"{"accessToken":null}"#).await, 204);
+    let r = envd.unary("process.Process/List", json!({}), &[]).await;
+    assert_eq!(r.status, 200, "null clears the token");
+}

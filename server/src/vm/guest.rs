@@ -130,3 +130,16 @@ pub async fn run_shell(addr: SocketAddr, cmd: &str, deadline: Duration) -> Resul
         Err(_) => Err(VmError::Failed(format!("command did not finish within {deadline:?}"))),
     }
 }
+
+/// Sets the guest's wall clock to the host's (after a snapshot froze the source for a while).
+/// Leaves the access token and everything else as they are.
+pub async fn sync_clock(addr: SocketAddr) -> Result<()> {
+    let body = serde_json::json!({"timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)});
+    let call = request(addr, "POST", "/init", Some(serde_json::to_vec(&body).expect("json")));
+    match tokio::time::timeout(Duration::from_secs(5), call).await {
+        Ok(Ok((status, _))) if (200..300).contains(&status) => Ok(()),
+        Ok(Ok((status, b))) => Err(VmError::Failed(format!("envd /init answered {status}: {}", String::from_utf8_lossy(&b)))),
+        Ok(Err(e)) => Err(VmError::Failed(format!("envd /init: {e}"))),
+        Err(_) => Err(VmError::Failed("envd /init timed out".into())),
+    }
+}

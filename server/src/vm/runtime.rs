@@ -385,6 +385,10 @@ impl Runtime {
         };
         files::write_atomic(&dest.join("meta.json"), &serde_json::to_vec_pretty(&meta).expect("json"))?;
         files::fsync_path(dest)?;
+        // The guest's clock stood still while it was stopped.
+        if let Err(e) = guest::sync_clock(vm.envd_addr).await {
+            tracing::warn!("could not resync the source's clock after the snapshot: {e}");
+        }
         tracing::info!(
             frozen_ms,
             total_ms = started.elapsed().as_millis() as u64,
