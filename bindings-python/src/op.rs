@@ -1,5 +1,5 @@
 //! `Op`: one pending core call, run either blocking (`wait()`, for the sync `Sandbox`) or as an
-//! awaitable (`into_future()`, for `AsyncSandbox`). One async implementation serves both.
+//! awaitable (`awaitable()`, for `AsyncSandbox`). One async implementation serves both.
 //!
 //! `wait()` releases the GIL, blocks on core's shared runtime and polls `check_signals` every
 //! 50 ms so Ctrl-C raises `KeyboardInterrupt` (the dropped future cancels the request).
@@ -17,7 +17,7 @@ use crate::error::to_py;
 
 pub type PyFut = Pin<Box<dyn Future<Output = PyResult<Py<PyAny>>> + Send>>;
 
-/// A pending operation: call `wait()` (blocking) or `into_future()` (awaitable) once.
+/// A pending operation: call `wait()` (blocking) or `awaitable()` (awaitable) once.
 #[pyclass(module = "e2b._native", frozen)]
 pub struct Op {
     fut: Mutex<Option<PyFut>>,
@@ -70,7 +70,7 @@ impl Op {
     }
 
     /// An awaitable (asyncio future) of the result.
-    fn into_future<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+    fn awaitable<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         pyo3_async_runtimes::tokio::future_into_py(py, self.take()?)
     }
 }

@@ -73,12 +73,11 @@ struct SandboxPaginatorInner {
 
 impl SandboxPaginator {
     pub(crate) fn new(api: ApiClient, opts: SandboxListOptions) -> Result<Self> {
-        if let Some(o) = &opts.order {
-            if o != "asc" && o != "desc" {
-                return Err(Error::InvalidArgument(format!(
-                    "Invalid order {o:?}, expected 'asc' or 'desc'"
-                )));
-            }
+        if let Some(o) = &opts.order
+            && o != "asc"
+            && o != "desc"
+        {
+            return Err(Error::InvalidArgument(format!("Invalid order {o:?}, expected 'asc' or 'desc'")));
         }
         let cursor = Cursor::new(opts.next_token.clone());
         Ok(SandboxPaginator(Arc::new(SandboxPaginatorInner { api, opts, cursor })))

@@ -14,6 +14,7 @@ configuration gets.
 """
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -168,6 +169,7 @@ def sandboxd() -> Iterator[Server]:
         if proc is not None:
             shutdown(data_dir, [proc.pid], server.url)
             proc.wait(timeout=10)
+            shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture

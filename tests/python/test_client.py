@@ -163,5 +163,5 @@ def test_stubs_match_the_native_module() -> None:
 
 def test_package_type_checks() -> None:
     pkg = Path(e2b.__file__).parent
-    r = subprocess.run([sys.executable, "-m", "mypy", str(pkg)], capture_output=True, text=True, cwd=pkg.parent)
+    r = subprocess.run([sys.executable, "-m", "mypy", "--cache-dir=/dev/null", str(pkg)], capture_output=True, text=True, cwd=pkg.parent)
     assert r.returncode == 0, r.stdout + r.stderr

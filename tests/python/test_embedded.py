@@ -4,6 +4,7 @@ cannot. Uses the sandboxd binary of conftest.py's rules (SANDBOXD_BIN or target/
 through E2B_SANDBOXD_BIN."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -36,6 +37,8 @@ def daemons(data_dir: str) -> List[int]:
 
 def stop(data_dir: str, url: str) -> None:
     shutdown(data_dir, daemons(data_dir), url)
+    if not os.path.ismount(os.path.join(data_dir, "store")):
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def embedded_env(binary: str, port: int, data_dir: str, **extra: str) -> Dict[str, str]:

@@ -30,10 +30,10 @@ def register_sandboxd_launcher(program: str, args: Optional[List[str]] = None) -
 @final
 class Op:
     """A pending core call: ``wait()`` blocks (GIL released, Ctrl-C honoured);
-    ``into_future()`` returns an awaitable. Either may be called once."""
+    ``awaitable()`` returns an awaitable. Either may be called once."""
 
     def wait(self) -> Any: ...
-    def into_future(self) -> Awaitable[Any]: ...
+    def awaitable(self) -> Awaitable[Any]: ...
 
 @final
 class ConnectionOpts:

@@ -77,10 +77,10 @@ class AsyncCommandHandle:
         return self._h.pid
 
     async def wait(self) -> CommandResult:
-        return await self._h.wait().into_future()
+        return await self._h.wait().awaitable()
 
     async def kill(self) -> bool:
-        return await self._h.kill().into_future()
+        return await self._h.kill().awaitable()
 
     def disconnect(self) -> None:
         self._h.disconnect()
@@ -91,20 +91,20 @@ class AsyncCommands:
         self._c = native
 
     async def run(self, cmd: str, background: Optional[bool] = None, envs: Optional[Dict[str, str]] = None, user: Optional[str] = None, cwd: Optional[str] = None, on_stdout: Optional[OutputHandler] = None, on_stderr: Optional[OutputHandler] = None, stdin: Optional[bool] = None, timeout: Optional[float] = 60, request_timeout: Optional[float] = None) -> Union[CommandResult, AsyncCommandHandle]:
-        r = await self._c.run(cmd, bool(background), envs, user, cwd, on_stdout, on_stderr, stdin, timeout).into_future()
+        r = await self._c.run(cmd, bool(background), envs, user, cwd, on_stdout, on_stderr, stdin, timeout).awaitable()
         return AsyncCommandHandle(r) if background else r
 
     async def connect(self, pid: int, timeout: Optional[float] = 60, on_stdout: Optional[OutputHandler] = None, on_stderr: Optional[OutputHandler] = None) -> AsyncCommandHandle:
-        return AsyncCommandHandle(await self._c.connect(pid, timeout, on_stdout, on_stderr).into_future())
+        return AsyncCommandHandle(await self._c.connect(pid, timeout, on_stdout, on_stderr).awaitable())
 
     async def list(self) -> List[ProcessInfo]:
-        return await self._c.list().into_future()
+        return await self._c.list().awaitable()
 
     async def kill(self, pid: int) -> bool:
-        return await self._c.kill(pid).into_future()
+        return await self._c.kill(pid).awaitable()
 
     async def send_stdin(self, pid: int, data: Union[str, bytes]) -> None:
-        await self._c.send_stdin(pid, _data(data)).into_future()
+        await self._c.send_stdin(pid, _data(data)).awaitable()
 
     async def close_stdin(self, pid: int) -> None:
-        await self._c.close_stdin(pid).into_future()
+        await self._c.close_stdin(pid).awaitable()

@@ -59,26 +59,26 @@ class AsyncFilesystem:
         self._f = native
 
     async def read(self, path: str, format: str = "text", user: Optional[str] = None, request_timeout: Optional[float] = None) -> Union[str, bytearray]:
-        r = await self._f.read(path, format, user).into_future()
+        r = await self._f.read(path, format, user).awaitable()
         return bytearray(r) if format == "bytes" else r
 
     async def write(self, path: str, data: WriteData, user: Optional[str] = None, request_timeout: Optional[float] = None) -> WriteInfo:
-        return await self._f.write(path, _data(data), user).into_future()
+        return await self._f.write(path, _data(data), user).awaitable()
 
     async def list(self, path: str, depth: Optional[int] = 1, user: Optional[str] = None, request_timeout: Optional[float] = None) -> List[EntryInfo]:
-        return await self._f.list(path, depth if depth is not None else 1, user).into_future()
+        return await self._f.list(path, depth if depth is not None else 1, user).awaitable()
 
     async def exists(self, path: str, user: Optional[str] = None, request_timeout: Optional[float] = None) -> bool:
-        return await self._f.exists(path, user).into_future()
+        return await self._f.exists(path, user).awaitable()
 
     async def get_info(self, path: str, user: Optional[str] = None, request_timeout: Optional[float] = None) -> EntryInfo:
-        return await self._f.get_info(path, user).into_future()
+        return await self._f.get_info(path, user).awaitable()
 
     async def remove(self, path: str, user: Optional[str] = None, request_timeout: Optional[float] = None) -> None:
-        await self._f.remove(path, user).into_future()
+        await self._f.remove(path, user).awaitable()
 
     async def rename(self, old_path: str, new_path: str, user: Optional[str] = None, request_timeout: Optional[float] = None) -> EntryInfo:
-        return await self._f.rename(old_path, new_path, user).into_future()
+        return await self._f.rename(old_path, new_path, user).awaitable()
 
     async def make_dir(self, path: str, user: Optional[str] = None, request_timeout: Optional[float] = None) -> bool:
-        return await self._f.make_dir(path, user).into_future()
+        return await self._f.make_dir(path, user).awaitable()

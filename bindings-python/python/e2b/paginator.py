@@ -35,9 +35,9 @@ class SnapshotPaginator(_PaginatorBase):
 
 class AsyncSandboxPaginator(_PaginatorBase):
     async def next_items(self) -> List[SandboxInfo]:
-        return await self._p.next_items().into_future()
+        return await self._p.next_items().awaitable()
 
 
 class AsyncSnapshotPaginator(_PaginatorBase):
     async def next_items(self) -> List[SnapshotInfo]:
-        return await self._p.next_items().into_future()
+        return await self._p.next_items().awaitable()

@@ -82,7 +82,7 @@ class AsyncSandbox:
         **opts: Any,
     ) -> "AsyncSandbox":
         """Create a sandbox from a template (default ``base``) or a snapshot ID."""
-        native = await _native.Sandbox.create(template, timeout, metadata, envs, secure, allow_internet_access, conn(opts)).into_future()
+        native = await _native.Sandbox.create(template, timeout, metadata, envs, secure, allow_internet_access, conn(opts)).awaitable()
         return cls(native, opts)
 
     @class_method_variant("_cls_connect")
@@ -92,52 +92,52 @@ class AsyncSandbox:
 
     @classmethod
     async def _cls_connect(cls, sandbox_id: str, timeout: Optional[int] = None, **opts: Any) -> "AsyncSandbox":
-        return cls(await _native.Sandbox.connect(sandbox_id, timeout, conn(opts)).into_future(), opts)
+        return cls(await _native.Sandbox.connect(sandbox_id, timeout, conn(opts)).awaitable(), opts)
 
     async def is_running(self, request_timeout: Optional[float] = None) -> bool:
-        return await self._s.is_running(request_timeout).into_future()
+        return await self._s.is_running(request_timeout).awaitable()
 
     @class_method_variant("_cls_kill")
     async def kill(self, **opts: Any) -> bool:  # type: ignore[misc]
         """Kill the sandbox; False when it was already gone."""
         if opts:
             return await type(self)._cls_kill(self.sandbox_id, **{**self._opts, **opts})
-        return await self._s.kill().into_future()
+        return await self._s.kill().awaitable()
 
     @classmethod
     async def _cls_kill(cls, sandbox_id: str, **opts: Any) -> bool:
-        return await _native.Sandbox.kill_by_id(sandbox_id, conn(opts)).into_future()
+        return await _native.Sandbox.kill_by_id(sandbox_id, conn(opts)).awaitable()
 
     @class_method_variant("_cls_set_timeout")
     async def set_timeout(self, timeout: int, **opts: Any) -> None:  # type: ignore[misc]
         if opts:
             return await type(self)._cls_set_timeout(self.sandbox_id, timeout, **{**self._opts, **opts})
-        await self._s.set_timeout(timeout).into_future()
+        await self._s.set_timeout(timeout).awaitable()
 
     @classmethod
     async def _cls_set_timeout(cls, sandbox_id: str, timeout: int, **opts: Any) -> None:
-        await _native.Sandbox.set_timeout_by_id(sandbox_id, timeout, conn(opts)).into_future()
+        await _native.Sandbox.set_timeout_by_id(sandbox_id, timeout, conn(opts)).awaitable()
 
     @class_method_variant("_cls_get_info")
     async def get_info(self, **opts: Any) -> SandboxInfo:  # type: ignore[misc]
         if opts:
             return await type(self)._cls_get_info(self.sandbox_id, **{**self._opts, **opts})
-        return await self._s.get_info().into_future()
+        return await self._s.get_info().awaitable()
 
     @classmethod
     async def _cls_get_info(cls, sandbox_id: str, **opts: Any) -> SandboxInfo:
-        return await _native.Sandbox.get_info_by_id(sandbox_id, conn(opts)).into_future()
+        return await _native.Sandbox.get_info_by_id(sandbox_id, conn(opts)).awaitable()
 
     @class_method_variant("_cls_pause")
     async def pause(self, keep_memory: bool = True, **opts: Any) -> bool:  # type: ignore[misc]
         """Pause the sandbox; False when it was already paused."""
         if opts:
             return await type(self)._cls_pause(self.sandbox_id, keep_memory, **{**self._opts, **opts})
-        return await self._s.pause(keep_memory).into_future()
+        return await self._s.pause(keep_memory).awaitable()
 
     @classmethod
     async def _cls_pause(cls, sandbox_id: str, keep_memory: bool = True, **opts: Any) -> bool:
-        return await _native.Sandbox.pause_by_id(sandbox_id, keep_memory, conn(opts)).into_future()
+        return await _native.Sandbox.pause_by_id(sandbox_id, keep_memory, conn(opts)).awaitable()
 
     @class_method_variant("_cls_fork")
     async def fork(self, timeout: Optional[int] = None, count: Optional[int] = None, **opts: Any) -> List[Union["AsyncSandbox", Exception]]:  # type: ignore[misc]
@@ -145,7 +145,7 @@ class AsyncSandbox:
 
     @classmethod
     async def _cls_fork(cls, sandbox_id: str, timeout: Optional[int] = None, count: Optional[int] = None, **opts: Any) -> List[Union["AsyncSandbox", Exception]]:
-        items = await _native.Sandbox.fork_by_id(sandbox_id, timeout, count, conn(opts)).into_future()
+        items = await _native.Sandbox.fork_by_id(sandbox_id, timeout, count, conn(opts)).awaitable()
         return [cls(i, opts) if isinstance(i, _native.Sandbox) else i for i in items]
 
     @staticmethod
@@ -167,11 +167,11 @@ class AsyncSandbox:
         """Snapshot the running sandbox (it keeps running); the ID works as a template."""
         if opts:
             return await type(self)._cls_create_snapshot(self.sandbox_id, name, **{**self._opts, **opts})
-        return await self._s.create_snapshot(name).into_future()
+        return await self._s.create_snapshot(name).awaitable()
 
     @classmethod
     async def _cls_create_snapshot(cls, sandbox_id: str, name: Optional[str] = None, **opts: Any) -> SnapshotInfo:
-        return await _native.Sandbox.create_snapshot_by_id(sandbox_id, name, conn(opts)).into_future()
+        return await _native.Sandbox.create_snapshot_by_id(sandbox_id, name, conn(opts)).awaitable()
 
     @class_method_variant("_cls_list_snapshots")
     def list_snapshots(self, limit: Optional[int] = None, next_token: Optional[str] = None, name: Optional[str] = None, **opts: Any) -> AsyncSnapshotPaginator:  # type: ignore[misc]
@@ -187,4 +187,4 @@ class AsyncSandbox:
     @staticmethod
     async def delete_snapshot(snapshot_id: str, **opts: Any) -> bool:
         """Delete a snapshot; True when deleted, False when it was not found."""
-        return await _native.Sandbox.delete_snapshot(snapshot_id, conn(opts)).into_future()
+        return await _native.Sandbox.delete_snapshot(snapshot_id, conn(opts)).awaitable()

@@ -5,7 +5,6 @@
 //! dependency-light), compiled into this crate too so both sides share one definition.
 
 pub mod connect;
-#[allow(dead_code)]
 #[path = "../../../envd/src/proto.rs"]
 pub mod proto;
 
@@ -137,11 +136,11 @@ pub(crate) fn map_connect_error(code: &str, message: &str, domain: Domain) -> Er
 
 /// Map a non-Connect HTTP failure from envd or the proxy in front of it.
 pub(crate) fn map_http_error(status: u16, body: &[u8], domain: Domain) -> Error {
-    if let Ok(e) = serde_json::from_slice::<serde_json::Value>(body) {
-        if let Some(code) = e.get("code").and_then(|c| c.as_str()) {
-            let msg = e.get("message").and_then(|m| m.as_str()).unwrap_or_default();
-            return map_connect_error(code, msg, domain);
-        }
+    if let Ok(e) = serde_json::from_slice::<serde_json::Value>(body)
+        && let Some(code) = e.get("code").and_then(|c| c.as_str())
+    {
+        let msg = e.get("message").and_then(|m| m.as_str()).unwrap_or_default();
+        return map_connect_error(code, msg, domain);
     }
     let text = serde_json::from_slice::<serde_json::Value>(body)
         .ok()
