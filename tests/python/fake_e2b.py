@@ -55,7 +55,14 @@ class Recorder:
                 keys = sorted(parsed) if isinstance(parsed, dict) else None
             except ValueError:
                 pass
-        entry = {"method": method, "path": path, "query": sorted(k for k, _ in query), "body_keys": keys, "body": parsed}
+        entry = {
+            "method": method,
+            "path": path,
+            "query": sorted(k for k, _ in query),
+            "query_items": sorted(query),
+            "body_keys": keys,
+            "body": parsed,
+        }
         with self.lock:
             self.requests.append(entry)
         return entry

@@ -32,9 +32,14 @@ def record(python: str) -> List[Dict[str, Any]]:
         return list(srv.recorder.requests)
 
 
+def _query(items: List[tuple]) -> tuple:
+    # The metadata filter is a map: compare its pairs whatever their order.
+    return tuple((k, "&".join(sorted(v.split("&"))) if k == "metadata" else v) for k, v in items)
+
+
 def rest(reqs: List[Dict[str, Any]]) -> List[tuple]:
     return [
-        (r["method"], r["path"], tuple(r["query"]), tuple(r["body_keys"] or ()))
+        (r["method"], r["path"], _query(r["query_items"]), tuple(r["body_keys"] or ()))
         for r in reqs
         if not r["path"].startswith(ENVD_PREFIXES)
     ]

@@ -17,7 +17,8 @@ def _query_args(query: Optional[SandboxQuery]) -> Dict[str, Any]:
     return {
         "metadata": query.metadata,
         "state": [getattr(s, "value", s) for s in query.state] if query.state else None,
-        "started_after": query.started_after,
+        # A naive datetime is local time, as in E2B's SDK.
+        "started_after": query.started_after.astimezone() if query.started_after else None,
         "template": query.template,
     }
 

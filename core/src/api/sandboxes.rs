@@ -1,5 +1,6 @@
 //! Sandbox routes, with E2B's status → result mapping (spec §2.5).
 
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::Method;
 
 use super::models::{
@@ -9,6 +10,9 @@ use super::models::{
 use super::{ApiClient, ApiResponse, encode_path_segment};
 use crate::error::{Error, Result};
 use crate::models::{SandboxInfo, SandboxQuery};
+
+/// Python's `urllib.parse.quote` default: alphanumerics and `_.-~/` stay as they are.
+const QUOTE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/');
 
 /// Sandbox lifetime E2B's SDKs use (and the v2 routes default to), in seconds.
 pub const DEFAULT_TIMEOUT_SECS: u64 = 300;
@@ -146,16 +150,12 @@ pub fn list_query(
     let metadata = if query.metadata.is_empty() {
         None
     } else {
-        // E2B: each key and value URL-encoded, joined as k=v&k2=v2; reqwest encodes it again.
+        // E2B's SDK: `urlencode({quote(k): quote(v)})`, i.e. each key and value quoted (keeping
+        // `/`) then quoted again as a form field; the query string encodes the result once more.
+        let enc = |s: &str| encode_path_segment(&utf8_percent_encode(s, QUOTE).to_string());
         let mut pairs: Vec<_> = query.metadata.iter().collect();
         pairs.sort();
-        Some(
-            pairs
-                .into_iter()
-                .map(|(k, v)| format!("{}={}", encode_path_segment(k), encode_path_segment(v)))
-                .collect::<Vec<_>>()
-                .join("&"),
-        )
+        Some(pairs.into_iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect::<Vec<_>>().join("&"))
     };
     vec![
         ("metadata", metadata),
@@ -179,4 +179,19 @@ pub async fn list_page(
     }
     let items: Vec<SandboxDetail> = r.json()?;
     Ok((items.into_iter().map(Into::into).collect(), r.next_token()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_filter_is_encoded_as_e2b_does() {
+        let mut q = SandboxQuery::default();
+        q.metadata.insert("user id".into(), "a/b c".into());
+        q.metadata.insert("k".into(), "v".into());
+        let items = list_query(&q, None, None, None);
+        // What Python's urlencode({quote(k): quote(v)}) gives, in sorted key order.
+        assert_eq!(items[0].1.as_deref(), Some("k=v&user%2520id=a%2Fb%2520c"));
+    }
 }
