@@ -61,7 +61,7 @@ def test_unknown_sandbox_errors(sandboxd: Server) -> None:
 
 
 def test_lifecycle_and_dual_pattern(sandboxd: Server) -> None:
-    sbx = Sandbox.create(timeout=120, metadata={"suite": "py"})
+    sbx = Sandbox.create(timeout=120, metadata={"suite": "py", "odd key": "a/b c&d=e"})
     info = sbx.get_info()
     assert info.sandbox_id == sbx.sandbox_id and info.state == "running"
     assert info.metadata.get("suite") == "py"
@@ -72,10 +72,11 @@ def test_lifecycle_and_dual_pattern(sandboxd: Server) -> None:
     again = Sandbox.connect(sbx.sandbox_id)
     assert again.commands.run("echo again").stdout == "again\n"
     listed = []
-    p = Sandbox.list(query=e2b.SandboxQuery(metadata={"suite": "py"}))
+    p = Sandbox.list(query=e2b.SandboxQuery(metadata={"suite": "py", "odd key": "a/b c&d=e"}))
     while p.has_next:
         listed.extend(i.sandbox_id for i in p.next_items())
     assert sbx.sandbox_id in listed
+    assert not Sandbox.list(query=e2b.SandboxQuery(metadata={"odd key": "other"})).next_items()
     assert sbx.kill() is True
     assert Sandbox.kill(sbx.sandbox_id) is False
 
