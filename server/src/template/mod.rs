@@ -26,11 +26,12 @@ pub const BASE_DISK_MB: u32 = 2048;
 const KERNEL_CMDLINE: &str =
     "console=ttyS0 quiet loglevel=3 panic=-1 mitigations=off random.trust_cpu=on 8250.nr_uarts=1 nokaslr";
 
-/// Makes sure `templates_dir/base` exists and matches the envd at hand: builds it when it is
-/// missing, rebuilds it when envd changed; with no envd binary around, keeps what exists.
+/// Makes sure `templates_dir/base` exists: builds it when it is missing. An existing template
+/// is used as it is, even if it was built with another envd: the templates directory may be
+/// shared by several servers, and only an explicit `sandboxd template build` replaces it.
 pub async fn ensure_base(templates_dir: &Path) -> anyhow::Result<PathBuf> {
     let dir = templates_dir.join("base");
-    if find_envd().is_err() && dir.join("meta.json").exists() {
+    if dir.join("meta.json").exists() {
         return Ok(dir);
     }
     build_base(templates_dir, false).await
