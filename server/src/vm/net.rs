@@ -152,8 +152,10 @@ pub fn create(internet: bool, fallback_port: impl FnOnce() -> Result<u16>) -> Re
     let used: std::collections::HashSet<String> = std::fs::read_dir("/run/netns")
         .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
         .unwrap_or_default();
+    // A deleted namespace's veth pair is torn down asynchronously by the kernel, so a slot is
+    // free only when its host-side interface is gone too.
     let n = (0..MAX_SLOTS)
-        .find(|n| !used.contains(&format!("{PREFIX}{n}")))
+        .find(|n| !used.contains(&format!("{PREFIX}{n}")) && !Path::new("/sys/class/net").join(format!("sbxd{n}")).exists())
         .ok_or_else(|| VmError::Failed("no free network slot".into()))?;
     let ns = format!("{PREFIX}{n}");
     let host_if = format!("sbxd{n}");
