@@ -52,7 +52,8 @@ function wrap(fn) {
 }
 
 // Replace plain function properties (methods, static methods) of a native class; getters and
-// the constructor stay as they are.
+// the constructor stay as they are. (Static methods are declared `configurable` in the Rust
+// source for this.)
 function wrapClass(cls) {
   for (const target of [cls, cls.prototype]) {
     for (const [key, desc] of Object.entries(Object.getOwnPropertyDescriptors(target))) {

@@ -9,9 +9,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use napi::Either;
-use napi::bindgen_prelude::{Result, Uint8Array};
-use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode, UnknownReturnValue};
 use napi::Status;
+use napi::bindgen_prelude::{Result, Uint8Array};
+use napi::threadsafe_function::{
+    ThreadsafeFunction, ThreadsafeFunctionCallMode, UnknownReturnValue,
+};
 use napi_derive::napi;
 
 use crate::config::opt_ms;
@@ -84,7 +86,12 @@ pub struct CommandResult {
 
 impl From<e2b::CommandResult> for CommandResult {
     fn from(r: e2b::CommandResult) -> Self {
-        CommandResult { stdout: r.stdout, stderr: r.stderr, exit_code: r.exit_code, error: r.error }
+        CommandResult {
+            stdout: r.stdout,
+            stderr: r.stderr,
+            exit_code: r.exit_code,
+            error: r.error,
+        }
     }
 }
 
@@ -107,7 +114,14 @@ pub struct ProcessInfo {
 
 impl From<e2b::ProcessInfo> for ProcessInfo {
     fn from(p: e2b::ProcessInfo) -> Self {
-        ProcessInfo { pid: p.pid, tag: p.tag, cmd: p.cmd, args: p.args, envs: p.envs, cwd: p.cwd }
+        ProcessInfo {
+            pid: p.pid,
+            tag: p.tag,
+            cmd: p.cmd,
+            args: p.args,
+            envs: p.envs,
+            cwd: p.cwd,
+        }
     }
 }
 
@@ -135,13 +149,24 @@ impl Commands {
     /// Run `cmd` with `/bin/bash -l -c`. Resolves to the result once it exits (a non-zero exit
     /// rejects with `CommandExitError`), or at once to a `CommandHandle` with `background: true`.
     #[napi(ts_return_type = "Promise<CommandResult | CommandHandle>")]
-    pub async fn run(&self, cmd: String, opts: Option<CommandStartOpts>) -> Result<Either<CommandResult, CommandHandle>> {
+    pub async fn run(
+        &self,
+        cmd: String,
+        opts: Option<CommandStartOpts>,
+    ) -> Result<Either<CommandResult, CommandHandle>> {
         let (background, run) = opts.unwrap_or_default().into_core();
         if background {
             let handle = self.inner.run_background(&cmd, run).await.js()?;
-            Ok(Either::B(CommandHandle { inner: handle, commands: self.inner.clone() }))
+            Ok(Either::B(CommandHandle {
+                inner: handle,
+                commands: self.inner.clone(),
+            }))
         } else {
-            self.inner.run(&cmd, run).await.js().map(|r| Either::A(r.into()))
+            self.inner
+                .run(&cmd, run)
+                .await
+                .js()
+                .map(|r| Either::A(r.into()))
         }
     }
 
@@ -150,13 +175,23 @@ impl Commands {
     pub async fn connect(&self, pid: u32, opts: Option<CommandStartOpts>) -> Result<CommandHandle> {
         let (_, run) = opts.unwrap_or_default().into_core();
         let handle = self.inner.connect(pid, run).await.js()?;
-        Ok(CommandHandle { inner: handle, commands: self.inner.clone() })
+        Ok(CommandHandle {
+            inner: handle,
+            commands: self.inner.clone(),
+        })
     }
 
     /// Processes running in the sandbox.
     #[napi]
     pub async fn list(&self) -> Result<Vec<ProcessInfo>> {
-        Ok(self.inner.list().await.js()?.into_iter().map(ProcessInfo::from).collect())
+        Ok(self
+            .inner
+            .list()
+            .await
+            .js()?
+            .into_iter()
+            .map(ProcessInfo::from)
+            .collect())
     }
 
     /// Kill a process with SIGKILL: `true` if killed, `false` if it was not found.
@@ -215,7 +250,10 @@ impl CommandHandle {
     /// Write to the command's stdin (started with `stdin: true`).
     #[napi]
     pub async fn send_stdin(&self, data: Either<String, Uint8Array>) -> Result<()> {
-        self.commands.send_stdin(self.inner.pid(), stdin_bytes(data)).await.js()
+        self.commands
+            .send_stdin(self.inner.pid(), stdin_bytes(data))
+            .await
+            .js()
     }
 
     /// Close the command's stdin (EOF).

@@ -69,5 +69,7 @@ with_connection_opts! {
 
 /// The core connection options of an optional options object.
 pub(crate) fn connection(opts: &Option<ConnectionOpts>) -> e2b::ConnectionOpts {
-    opts.as_ref().map(ConnectionOpts::connection).unwrap_or_default()
+    opts.as_ref()
+        .map(ConnectionOpts::connection)
+        .unwrap_or_default()
 }

@@ -11,7 +11,12 @@ use napi::Status;
 pub(crate) fn to_js(e: e2b::Error) -> napi::Error {
     let kind = e.kind();
     let payload = match &e {
-        e2b::Error::CommandExit { stdout, stderr, exit_code, error } => serde_json::json!({
+        e2b::Error::CommandExit {
+            stdout,
+            stderr,
+            exit_code,
+            error,
+        } => serde_json::json!({
             "stdout": stdout,
             "stderr": stderr,
             "exitCode": exit_code,

@@ -13,6 +13,8 @@ use napi_derive::napi;
 use crate::error::JsResult;
 
 /// Type of a filesystem entry.
+// The variant names are the JS keys, spelled as E2B's `FileType.FILE` / `FileType.DIR`.
+#[allow(clippy::upper_case_acronyms)]
 #[napi(string_enum)]
 pub enum FileType {
     #[napi(value = "file")]
@@ -131,7 +133,12 @@ pub struct WriteInfo {
 
 impl From<e2b::WriteInfo> for WriteInfo {
     fn from(w: e2b::WriteInfo) -> Self {
-        WriteInfo { name: w.name, kind: file_type(w.r#type), path: w.path, metadata: w.metadata }
+        WriteInfo {
+            name: w.name,
+            kind: file_type(w.r#type),
+            path: w.path,
+            metadata: w.metadata,
+        }
     }
 }
 
@@ -158,39 +165,78 @@ impl From<e2b::Files> for Filesystem {
 impl Filesystem {
     /// Read a file: a string, or a `Uint8Array` with `{ format: 'bytes' }`.
     #[napi(ts_return_type = "Promise<string | Uint8Array>")]
-    pub async fn read(&self, path: String, opts: Option<FilesystemReadOpts>) -> Result<Either<String, Uint8Array>> {
+    pub async fn read(
+        &self,
+        path: String,
+        opts: Option<FilesystemReadOpts>,
+    ) -> Result<Either<String, Uint8Array>> {
         let opts = opts.unwrap_or_default();
         if opts.format.as_deref() == Some("bytes") {
-            let b = self.inner.read_bytes(&path, opts.user.as_deref()).await.js()?;
+            let b = self
+                .inner
+                .read_bytes(&path, opts.user.as_deref())
+                .await
+                .js()?;
             Ok(Either::B(Uint8Array::from(b.to_vec())))
         } else {
-            self.inner.read_text(&path, opts.user.as_deref()).await.js().map(Either::A)
+            self.inner
+                .read_text(&path, opts.user.as_deref())
+                .await
+                .js()
+                .map(Either::A)
         }
     }
 
     /// Write a file (created or overwritten, parents created).
     #[napi]
-    pub async fn write(&self, path: String, data: Either<String, Uint8Array>, opts: Option<FilesystemRequestOpts>) -> Result<WriteInfo> {
+    pub async fn write(
+        &self,
+        path: String,
+        data: Either<String, Uint8Array>,
+        opts: Option<FilesystemRequestOpts>,
+    ) -> Result<WriteInfo> {
         let user = opts.and_then(|o| o.user);
-        self.inner.write(&path, bytes(data), user.as_deref()).await.js().map(WriteInfo::from)
+        self.inner
+            .write(&path, bytes(data), user.as_deref())
+            .await
+            .js()
+            .map(WriteInfo::from)
     }
 
     /// Write several files, in order.
     #[napi]
-    pub async fn write_files(&self, files: Vec<WriteEntry>, opts: Option<FilesystemRequestOpts>) -> Result<Vec<WriteInfo>> {
+    pub async fn write_files(
+        &self,
+        files: Vec<WriteEntry>,
+        opts: Option<FilesystemRequestOpts>,
+    ) -> Result<Vec<WriteInfo>> {
         let user = opts.and_then(|o| o.user);
         let mut out = Vec::with_capacity(files.len());
         for f in files {
-            out.push(self.inner.write(&f.path, bytes(f.data), user.as_deref()).await.js()?.into());
+            out.push(
+                self.inner
+                    .write(&f.path, bytes(f.data), user.as_deref())
+                    .await
+                    .js()?
+                    .into(),
+            );
         }
         Ok(out)
     }
 
     /// Entries of a directory.
     #[napi]
-    pub async fn list(&self, path: String, opts: Option<FilesystemListOpts>) -> Result<Vec<EntryInfo>> {
+    pub async fn list(
+        &self,
+        path: String,
+        opts: Option<FilesystemListOpts>,
+    ) -> Result<Vec<EntryInfo>> {
         let opts = opts.unwrap_or_default();
-        let entries = self.inner.list(&path, opts.depth.unwrap_or(1), opts.user.as_deref()).await.js()?;
+        let entries = self
+            .inner
+            .list(&path, opts.depth.unwrap_or(1), opts.user.as_deref())
+            .await
+            .js()?;
         Ok(entries.into_iter().map(EntryInfo::from).collect())
     }
 
@@ -203,9 +249,17 @@ impl Filesystem {
 
     /// Information about a file or directory.
     #[napi]
-    pub async fn get_info(&self, path: String, opts: Option<FilesystemRequestOpts>) -> Result<EntryInfo> {
+    pub async fn get_info(
+        &self,
+        path: String,
+        opts: Option<FilesystemRequestOpts>,
+    ) -> Result<EntryInfo> {
         let user = opts.and_then(|o| o.user);
-        self.inner.get_info(&path, user.as_deref()).await.js().map(EntryInfo::from)
+        self.inner
+            .get_info(&path, user.as_deref())
+            .await
+            .js()
+            .map(EntryInfo::from)
     }
 
     /// Remove a file or directory.
@@ -217,14 +271,27 @@ impl Filesystem {
 
     /// Rename (move) a file or directory.
     #[napi]
-    pub async fn rename(&self, old_path: String, new_path: String, opts: Option<FilesystemRequestOpts>) -> Result<EntryInfo> {
+    pub async fn rename(
+        &self,
+        old_path: String,
+        new_path: String,
+        opts: Option<FilesystemRequestOpts>,
+    ) -> Result<EntryInfo> {
         let user = opts.and_then(|o| o.user);
-        self.inner.rename(&old_path, &new_path, user.as_deref()).await.js().map(EntryInfo::from)
+        self.inner
+            .rename(&old_path, &new_path, user.as_deref())
+            .await
+            .js()
+            .map(EntryInfo::from)
     }
 
     /// Create a directory (and parents): `true` if created, `false` if it already existed.
     #[napi]
-    pub async fn make_dir(&self, path: String, opts: Option<FilesystemRequestOpts>) -> Result<bool> {
+    pub async fn make_dir(
+        &self,
+        path: String,
+        opts: Option<FilesystemRequestOpts>,
+    ) -> Result<bool> {
         let user = opts.and_then(|o| o.user);
         self.inner.make_dir(&path, user.as_deref()).await.js()
     }

@@ -21,5 +21,8 @@ use napi_derive::napi;
 /// not part of the public API.
 #[napi(skip_typescript)]
 pub fn register_sandboxd(program: String) {
-    e2b::embedded::register_launcher(e2b::embedded::Launcher { program: program.into(), args: vec![] });
+    e2b::embedded::register_launcher(e2b::embedded::Launcher {
+        program: program.into(),
+        args: vec![],
+    });
 }

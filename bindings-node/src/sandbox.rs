@@ -3,6 +3,9 @@
 //! Options are in milliseconds (`timeoutMs`, `requestTimeoutMs`); the core rounds them up to
 //! whole seconds for the REST API. Instance methods use the connection options the sandbox was
 //! created or connected with.
+//!
+//! Static methods are marked `configurable` (napi defines them read-only otherwise) so that
+//! `index.js` can wrap them to rethrow errors as E2B's classes.
 
 use std::collections::HashMap;
 
@@ -148,7 +151,10 @@ impl From<e2b::SandboxInfo> for SandboxInfo {
             memory_mb: i.memory_mb,
             envd_version: i.envd_version,
             allow_internet_access: i.allow_internet_access,
-            lifecycle: i.lifecycle.map(|l| SandboxInfoLifecycle { on_timeout: l.on_timeout, auto_resume: l.auto_resume }),
+            lifecycle: i.lifecycle.map(|l| SandboxInfoLifecycle {
+                on_timeout: l.on_timeout,
+                auto_resume: l.auto_resume,
+            }),
             sandbox_domain: i.sandbox_domain,
         }
     }
@@ -191,8 +197,15 @@ fn fork_results(forks: Vec<e2b::Result<e2b::Sandbox>>) -> Vec<Either<Sandbox, na
 impl Sandbox {
     /// Create a sandbox from a template (default `base`) or a snapshot ID:
     /// `Sandbox.create()`, `Sandbox.create('base', opts)` or `Sandbox.create({ template, ... })`.
-    #[napi(factory, ts_args_type = "template?: string | SandboxOpts, opts?: SandboxOpts", configurable)]
-    pub async fn create(template: Option<Either<String, SandboxOpts>>, opts: Option<SandboxOpts>) -> Result<Sandbox> {
+    #[napi(
+        factory,
+        ts_args_type = "template?: string | SandboxOpts, opts?: SandboxOpts",
+        configurable
+    )]
+    pub async fn create(
+        template: Option<Either<String, SandboxOpts>>,
+        opts: Option<SandboxOpts>,
+    ) -> Result<Sandbox> {
         let (template, opts) = match template {
             Some(Either::A(t)) => (Some(t), opts.unwrap_or_default()),
             Some(Either::B(o)) => (o.template.clone(), o),
@@ -218,9 +231,15 @@ impl Sandbox {
 
     /// Connect to a running or paused sandbox by ID (a paused one is resumed).
     #[napi(factory, js_name = "connect", configurable)]
-    pub async fn connect_by_id(sandbox_id: String, opts: Option<SandboxConnectOpts>) -> Result<Sandbox> {
+    pub async fn connect_by_id(
+        sandbox_id: String,
+        opts: Option<SandboxConnectOpts>,
+    ) -> Result<Sandbox> {
         let opts = opts.unwrap_or_default();
-        e2b::Sandbox::connect(&sandbox_id, opt_ms(opts.timeout_ms), &opts.connection()).await.js().map(Sandbox::from)
+        e2b::Sandbox::connect(&sandbox_id, opt_ms(opts.timeout_ms), &opts.connection())
+            .await
+            .js()
+            .map(Sandbox::from)
     }
 
     /// Connect to this sandbox again (resuming it if paused); returns a new handle.
@@ -275,7 +294,10 @@ impl Sandbox {
     /// Whether the sandbox is up (envd answers its health check).
     #[napi]
     pub async fn is_running(&self, opts: Option<IsRunningOpts>) -> Result<bool> {
-        self.inner.is_running(opts.and_then(|o| opt_ms(o.request_timeout_ms))).await.js()
+        self.inner
+            .is_running(opts.and_then(|o| opt_ms(o.request_timeout_ms)))
+            .await
+            .js()
     }
 
     /// Kill the sandbox; `false` when it was already gone.
@@ -287,7 +309,9 @@ impl Sandbox {
     /// Kill a sandbox by ID; `false` when it was not found.
     #[napi(js_name = "kill", configurable)]
     pub async fn kill_by_id(sandbox_id: String, opts: Option<ConnectionOpts>) -> Result<bool> {
-        e2b::Sandbox::kill_by_id(&sandbox_id, &config::connection(&opts)).await.js()
+        e2b::Sandbox::kill_by_id(&sandbox_id, &config::connection(&opts))
+            .await
+            .js()
     }
 
     /// Set the sandbox to end `timeoutMs` milliseconds from now.
@@ -298,8 +322,18 @@ impl Sandbox {
 
     /// Set a sandbox, by ID, to end `timeoutMs` milliseconds from now.
     #[napi(js_name = "setTimeout", configurable)]
-    pub async fn set_timeout_by_id(sandbox_id: String, timeout_ms: f64, opts: Option<ConnectionOpts>) -> Result<()> {
-        e2b::Sandbox::set_timeout_by_id(&sandbox_id, config::ms(timeout_ms), &config::connection(&opts)).await.js()
+    pub async fn set_timeout_by_id(
+        sandbox_id: String,
+        timeout_ms: f64,
+        opts: Option<ConnectionOpts>,
+    ) -> Result<()> {
+        e2b::Sandbox::set_timeout_by_id(
+            &sandbox_id,
+            config::ms(timeout_ms),
+            &config::connection(&opts),
+        )
+        .await
+        .js()
     }
 
     /// Information about the sandbox.
@@ -310,8 +344,14 @@ impl Sandbox {
 
     /// Information about a sandbox by ID.
     #[napi(js_name = "getInfo", configurable)]
-    pub async fn get_info_by_id(sandbox_id: String, opts: Option<ConnectionOpts>) -> Result<SandboxInfo> {
-        e2b::Sandbox::get_info_by_id(&sandbox_id, &config::connection(&opts)).await.js().map(SandboxInfo::from)
+    pub async fn get_info_by_id(
+        sandbox_id: String,
+        opts: Option<ConnectionOpts>,
+    ) -> Result<SandboxInfo> {
+        e2b::Sandbox::get_info_by_id(&sandbox_id, &config::connection(&opts))
+            .await
+            .js()
+            .map(SandboxInfo::from)
     }
 
     /// Pause the sandbox; `false` when it was already paused. Resume it with `connect`.
@@ -325,23 +365,48 @@ impl Sandbox {
     #[napi(js_name = "pause", configurable)]
     pub async fn pause_by_id(sandbox_id: String, opts: Option<SandboxPauseOpts>) -> Result<bool> {
         let opts = opts.unwrap_or_default();
-        e2b::Sandbox::pause_by_id(&sandbox_id, opts.keep_memory.unwrap_or(true), &opts.connection()).await.js()
+        e2b::Sandbox::pause_by_id(
+            &sandbox_id,
+            opts.keep_memory.unwrap_or(true),
+            &opts.connection(),
+        )
+        .await
+        .js()
     }
 
     /// Fork the running sandbox into `count` new ones; each entry is a sandbox or that fork's error.
     #[napi(ts_return_type = "Promise<Array<Sandbox | Error>>")]
-    pub async fn fork(&self, opts: Option<SandboxForkOpts>) -> Result<Vec<Either<Sandbox, napi::Error>>> {
+    pub async fn fork(
+        &self,
+        opts: Option<SandboxForkOpts>,
+    ) -> Result<Vec<Either<Sandbox, napi::Error>>> {
         let opts = opts.unwrap_or_default();
-        let fork = e2b::ForkOptions { timeout: opt_ms(opts.timeout_ms), count: opts.count };
+        let fork = e2b::ForkOptions {
+            timeout: opt_ms(opts.timeout_ms),
+            count: opts.count,
+        };
         self.inner.fork(fork).await.js().map(fork_results)
     }
 
     /// Fork a sandbox by ID; each entry is a sandbox or that fork's error.
-    #[napi(js_name = "fork", ts_return_type = "Promise<Array<Sandbox | Error>>", configurable)]
-    pub async fn fork_by_id(sandbox_id: String, opts: Option<SandboxForkOpts>) -> Result<Vec<Either<Sandbox, napi::Error>>> {
+    #[napi(
+        js_name = "fork",
+        ts_return_type = "Promise<Array<Sandbox | Error>>",
+        configurable
+    )]
+    pub async fn fork_by_id(
+        sandbox_id: String,
+        opts: Option<SandboxForkOpts>,
+    ) -> Result<Vec<Either<Sandbox, napi::Error>>> {
         let opts = opts.unwrap_or_default();
-        let fork = e2b::ForkOptions { timeout: opt_ms(opts.timeout_ms), count: opts.count };
-        e2b::Sandbox::fork_by_id(&sandbox_id, fork, &opts.connection()).await.js().map(fork_results)
+        let fork = e2b::ForkOptions {
+            timeout: opt_ms(opts.timeout_ms),
+            count: opts.count,
+        };
+        e2b::Sandbox::fork_by_id(&sandbox_id, fork, &opts.connection())
+            .await
+            .js()
+            .map(fork_results)
     }
 
     /// List sandboxes, a page at a time: `while (p.hasNext) items.push(...await p.nextItems())`.
@@ -361,6 +426,8 @@ impl Sandbox {
             next_token: opts.next_token.clone(),
             order: opts.order.clone(),
         };
-        e2b::Sandbox::list(list, &opts.connection()).js().map(SandboxPaginator::from)
+        e2b::Sandbox::list(list, &opts.connection())
+            .js()
+            .map(SandboxPaginator::from)
     }
 }

@@ -20,7 +20,10 @@ pub struct SnapshotInfo {
 
 impl From<e2b::SnapshotInfo> for SnapshotInfo {
     fn from(s: e2b::SnapshotInfo) -> Self {
-        SnapshotInfo { snapshot_id: s.snapshot_id, names: s.names }
+        SnapshotInfo {
+            snapshot_id: s.snapshot_id,
+            names: s.names,
+        }
     }
 }
 
@@ -65,12 +68,19 @@ impl Sandbox {
     #[napi]
     pub async fn create_snapshot(&self, opts: Option<CreateSnapshotOpts>) -> Result<SnapshotInfo> {
         let name = opts.and_then(|o| o.name);
-        self.inner.create_snapshot(name).await.js().map(SnapshotInfo::from)
+        self.inner
+            .create_snapshot(name)
+            .await
+            .js()
+            .map(SnapshotInfo::from)
     }
 
     /// Snapshot a sandbox by ID.
     #[napi(js_name = "createSnapshot", configurable)]
-    pub async fn create_snapshot_by_id(sandbox_id: String, opts: Option<CreateSnapshotOpts>) -> Result<SnapshotInfo> {
+    pub async fn create_snapshot_by_id(
+        sandbox_id: String,
+        opts: Option<CreateSnapshotOpts>,
+    ) -> Result<SnapshotInfo> {
         let opts = opts.unwrap_or_default();
         e2b::Sandbox::create_snapshot_by_id(&sandbox_id, opts.name.clone(), &opts.connection())
             .await
@@ -82,7 +92,12 @@ impl Sandbox {
     #[napi]
     pub fn list_snapshots(&self, opts: Option<SandboxSnapshotListOpts>) -> SnapshotPaginator {
         let opts = opts.unwrap_or_default();
-        let list = e2b::SnapshotListOptions { sandbox_id: None, name: opts.name, limit: opts.limit, next_token: opts.next_token };
+        let list = e2b::SnapshotListOptions {
+            sandbox_id: None,
+            name: opts.name,
+            limit: opts.limit,
+            next_token: opts.next_token,
+        };
         SnapshotPaginator::from(self.inner.list_own_snapshots(list))
     }
 
@@ -103,7 +118,12 @@ impl Sandbox {
 
     /// Delete a snapshot: `true` if it was deleted, `false` if it was not found.
     #[napi(configurable)]
-    pub async fn delete_snapshot(snapshot_id: String, opts: Option<ConnectionOpts>) -> Result<bool> {
-        e2b::Sandbox::delete_snapshot(&snapshot_id, &config::connection(&opts)).await.js()
+    pub async fn delete_snapshot(
+        snapshot_id: String,
+        opts: Option<ConnectionOpts>,
+    ) -> Result<bool> {
+        e2b::Sandbox::delete_snapshot(&snapshot_id, &config::connection(&opts))
+            .await
+            .js()
     }
 }
