@@ -2,7 +2,7 @@
 //!
 //! Options are in milliseconds (`timeoutMs`, `requestTimeoutMs`); the core rounds them up to
 //! whole seconds for the REST API. Instance methods use the connection options the sandbox was
-//! created or connected with.
+//! created or connected with, overridden field by field by the call's own options if given.
 //!
 //! Static methods are marked `configurable` (napi defines them read-only otherwise) so that
 //! `index.js` can wrap them to rethrow errors as E2B's classes.
@@ -183,6 +183,14 @@ impl From<e2b::Sandbox> for Sandbox {
     }
 }
 
+impl Sandbox {
+    /// Per-call connection options over the ones this sandbox was made with (E2B: per-call
+    /// options win). Instance methods given options go through the by-ID call with these.
+    pub(crate) fn merged(&self, over: e2b::ConnectionOpts) -> e2b::ConnectionOpts {
+        self.inner.connection_opts().merged(&over)
+    }
+}
+
 fn fork_results(forks: Vec<e2b::Result<e2b::Sandbox>>) -> Vec<Either<Sandbox, napi::Error>> {
     forks
         .into_iter()
@@ -302,8 +310,15 @@ impl Sandbox {
 
     /// Kill the sandbox; `false` when it was already gone.
     #[napi]
-    pub async fn kill(&self, _opts: Option<ConnectionOpts>) -> Result<bool> {
-        self.inner.kill().await.js()
+    pub async fn kill(&self, opts: Option<ConnectionOpts>) -> Result<bool> {
+        match opts {
+            Some(o) => {
+                e2b::Sandbox::kill_by_id(self.inner.sandbox_id(), &self.merged(o.connection()))
+                    .await
+                    .js()
+            }
+            None => self.inner.kill().await.js(),
+        }
     }
 
     /// Kill a sandbox by ID; `false` when it was not found.
@@ -316,8 +331,18 @@ impl Sandbox {
 
     /// Set the sandbox to end `timeoutMs` milliseconds from now.
     #[napi]
-    pub async fn set_timeout(&self, timeout_ms: f64, _opts: Option<ConnectionOpts>) -> Result<()> {
-        self.inner.set_timeout(config::ms(timeout_ms)).await.js()
+    pub async fn set_timeout(&self, timeout_ms: f64, opts: Option<ConnectionOpts>) -> Result<()> {
+        let timeout = config::ms(timeout_ms);
+        match opts {
+            Some(o) => e2b::Sandbox::set_timeout_by_id(
+                self.inner.sandbox_id(),
+                timeout,
+                &self.merged(o.connection()),
+            )
+            .await
+            .js(),
+            None => self.inner.set_timeout(timeout).await.js(),
+        }
     }
 
     /// Set a sandbox, by ID, to end `timeoutMs` milliseconds from now.
@@ -338,8 +363,15 @@ impl Sandbox {
 
     /// Information about the sandbox.
     #[napi]
-    pub async fn get_info(&self, _opts: Option<ConnectionOpts>) -> Result<SandboxInfo> {
-        self.inner.get_info().await.js().map(SandboxInfo::from)
+    pub async fn get_info(&self, opts: Option<ConnectionOpts>) -> Result<SandboxInfo> {
+        let info = match opts {
+            Some(o) => {
+                e2b::Sandbox::get_info_by_id(self.inner.sandbox_id(), &self.merged(o.connection()))
+                    .await
+            }
+            None => self.inner.get_info().await,
+        };
+        info.js().map(SandboxInfo::from)
     }
 
     /// Information about a sandbox by ID.
@@ -357,8 +389,19 @@ impl Sandbox {
     /// Pause the sandbox; `false` when it was already paused. Resume it with `connect`.
     #[napi]
     pub async fn pause(&self, opts: Option<SandboxPauseOpts>) -> Result<bool> {
-        let keep_memory = opts.and_then(|o| o.keep_memory).unwrap_or(true);
-        self.inner.pause(keep_memory).await.js()
+        match opts {
+            Some(o) => {
+                let keep_memory = o.keep_memory.unwrap_or(true);
+                e2b::Sandbox::pause_by_id(
+                    self.inner.sandbox_id(),
+                    keep_memory,
+                    &self.merged(o.connection()),
+                )
+                .await
+                .js()
+            }
+            None => self.inner.pause(true).await.js(),
+        }
     }
 
     /// Pause a sandbox by ID; `false` when it was already paused.
@@ -385,7 +428,11 @@ impl Sandbox {
             timeout: opt_ms(opts.timeout_ms),
             count: opts.count,
         };
-        self.inner.fork(fork).await.js().map(fork_results)
+        let conn = self.merged(opts.connection());
+        e2b::Sandbox::fork_by_id(self.inner.sandbox_id(), fork, &conn)
+            .await
+            .js()
+            .map(fork_results)
     }
 
     /// Fork a sandbox by ID; each entry is a sandbox or that fork's error.

@@ -67,12 +67,14 @@ impl Sandbox {
     /// passed to `Sandbox.create`.
     #[napi]
     pub async fn create_snapshot(&self, opts: Option<CreateSnapshotOpts>) -> Result<SnapshotInfo> {
-        let name = opts.and_then(|o| o.name);
-        self.inner
-            .create_snapshot(name)
-            .await
-            .js()
-            .map(SnapshotInfo::from)
+        let info = match opts {
+            Some(o) => {
+                let conn = self.merged(o.connection());
+                e2b::Sandbox::create_snapshot_by_id(self.inner.sandbox_id(), o.name, &conn).await
+            }
+            None => self.inner.create_snapshot(None).await,
+        };
+        info.js().map(SnapshotInfo::from)
     }
 
     /// Snapshot a sandbox by ID.

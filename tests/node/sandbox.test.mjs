@@ -68,6 +68,38 @@ describe('lifecycle', () => {
     assert.deepEqual(none, [])
   })
 
+  test('pause, then connect resumes with the files intact', async () => {
+    const { Sandbox } = e2b
+    const tmp = await Sandbox.create()
+    try {
+      await tmp.files.write('/tmp/paused.txt', 'kept')
+      assert.equal(await tmp.pause(), true)
+      assert.equal((await Sandbox.getInfo(tmp.sandboxId)).state, 'paused')
+      assert.equal(await Sandbox.pause(tmp.sandboxId), false)
+      const resumed = await Sandbox.connect(tmp.sandboxId)
+      assert.equal((await resumed.getInfo()).state, 'running')
+      assert.equal(await resumed.files.read('/tmp/paused.txt'), 'kept')
+    } finally {
+      await Sandbox.kill(tmp.sandboxId)
+    }
+  })
+
+  test('fork: each entry is a running copy', async () => {
+    const { Sandbox } = e2b
+    await sbx.files.write('/tmp/fork.txt', 'from the parent')
+    const forks = await sbx.fork({ count: 2 })
+    try {
+      assert.equal(forks.length, 2)
+      for (const f of forks) {
+        assert.ok(f instanceof Sandbox, `${f}`)
+        assert.notEqual(f.sandboxId, sbx.sandboxId)
+        assert.equal(await f.files.read('/tmp/fork.txt'), 'from the parent')
+      }
+    } finally {
+      for (const f of forks) if (f instanceof Sandbox) await f.kill()
+    }
+  })
+
   test('kill: instance true, then static false', async () => {
     const { Sandbox } = e2b
     const tmp = await Sandbox.create()
@@ -161,6 +193,13 @@ describe('errors', () => {
       assert.ok(!(e instanceof SandboxError))
       return true
     })
+  })
+
+  test("per-call options override the sandbox's own on instance methods", async () => {
+    const { AuthenticationError } = e2b
+    await assert.rejects(sbx.getInfo({ apiKey: 'e2b_0000' }), AuthenticationError)
+    await assert.rejects(sbx.createSnapshot({ apiKey: 'e2b_0000' }), AuthenticationError)
+    assert.equal((await sbx.getInfo({})).sandboxId, sbx.sandboxId)
   })
 
   test('invalid list order: InvalidArgumentError, thrown synchronously', () => {
