@@ -3,6 +3,7 @@ pagination against tests/python/fake_e2b.py, configuration, and the native stubs
 
 import os
 import subprocess
+import tempfile
 import sys
 from pathlib import Path
 
@@ -162,6 +163,8 @@ def test_stubs_match_the_native_module() -> None:
 
 
 def test_package_type_checks() -> None:
-    pkg = Path(e2b.__file__).parent
-    r = subprocess.run([sys.executable, "-m", "mypy", "--cache-dir=/dev/null", str(pkg)], capture_output=True, text=True, cwd=pkg.parent)
+    # Checked as the installed package (`-p`), from a neutral directory: run from inside
+    # site-packages, mypy would take every module there (typing_extensions, …) as the user's.
+    with tempfile.TemporaryDirectory() as cwd:
+        r = subprocess.run([sys.executable, "-m", "mypy", "--cache-dir=/dev/null", "-p", "e2b"], capture_output=True, text=True, cwd=cwd)
     assert r.returncode == 0, r.stdout + r.stderr
