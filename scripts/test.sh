@@ -20,14 +20,18 @@ stage() {
   if "$@"; then echo "[ok] $name ($((SECONDS - t0)) s)"; else echo "[FAILED] $name ($((SECONDS - t0)) s)"; failed+=("$name"); fi
 }
 
+# The SDK tests start the sandboxd built above (SANDBOXD_BIN), so the packages are built
+# without their own copy of sandboxd and envd (E2B_BUILD_SANDBOXD=0 saves a release build each;
+# scripts/setup.sh exercises the packaged binaries).
 python_sdk() {
   local venv="$CARGO_TARGET_DIR/pyvenv"
   [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "$ROOT[test]" && "$venv/bin/python" -m pytest -ra tests/python
+  E2B_BUILD_SANDBOXD=0 "$venv/bin/pip" install --quiet --disable-pip-version-check "$ROOT[test]" \
+    && "$venv/bin/python" -m pytest -ra tests/python
 }
 
 node_sdk() {
-  npm install --no-audit --no-fund && node --test tests/node/
+  E2B_BUILD_SANDBOXD=0 npm install --no-audit --no-fund && node --test tests/node/
 }
 
 stage "Rust tests (core, sandboxd, envd)" cargo test --release --locked -p e2b -p sandboxd -p envd
