@@ -12,6 +12,16 @@ build_server || exit 1
 build_template || exit 1
 export SANDBOXD_TEMPLATES_DIR="${SANDBOXD_TEMPLATES_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/sandboxd/templates}"
 
+# E2B's official SDKs, for the compatibility checks: Python in its own venv (it is also
+# called `e2b`), JavaScript in its own prefix.
+say "official E2B SDKs (PyPI e2b, npm e2b) for the compatibility checks"
+OFFICIAL_PY="$CARGO_TARGET_DIR/official-py"
+[ -x "$OFFICIAL_PY/bin/python" ] || python3 -m venv "$OFFICIAL_PY" || exit 1
+"$OFFICIAL_PY/bin/pip" install --quiet --disable-pip-version-check -r tests/compat/requirements.txt || exit 1
+npm install --silent --no-audit --no-fund --prefix "$CARGO_TARGET_DIR/official-js" e2b@2.51.0 || exit 1
+export COMPAT_VENV="$OFFICIAL_PY" E2B_SDK_PYTHON="$OFFICIAL_PY/bin/python" OFFICIAL_E2B_PYTHON="$OFFICIAL_PY/bin/python"
+export E2B_JS_SDK_DIR="$CARGO_TARGET_DIR/official-js/node_modules"
+
 failed=()
 stage() {
   local name=$1; shift
