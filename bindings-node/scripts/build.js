@@ -74,23 +74,25 @@ function hostTriple() {
   return /^host: (\S+)$/m.exec(out)?.[1]
 }
 
-// 1. The addon, and sandboxd (--keep-going: a broken sandboxd must not stop the addon).
-const packages = withServer ? ['e2b-node', 'sandboxd'] : ['e2b-node']
-const main = cargoBuild(['--keep-going', ...packages.flatMap((p) => ['-p', p])])
-if (!main.artifacts.e2b_node) {
-  console.error(`e2b: the native addon did not build (cargo exited with ${main.status})`)
-  process.exit(main.status || 1)
+// 1. The addon. Each package gets its own cargo run: a sandboxd or envd that fails to build must
+// not stop the addon, and sandboxd built alone is the very build scripts/lib.sh makes (same
+// features, so CI reuses it instead of rebuilding it).
+const addon = cargoBuild(['-p', 'e2b-node'])
+if (!addon.artifacts.e2b_node) {
+  console.error(`e2b: the native addon did not build (cargo exited with ${addon.status})`)
+  process.exit(addon.status || 1)
 }
-install(main.artifacts.e2b_node, path.join(bindingDir, 'e2b.node'))
+install(addon.artifacts.e2b_node, path.join(bindingDir, 'e2b.node'))
 
-// 2. envd, static, for the guest.
+// 2. sandboxd, and envd, static, for the guest.
 if (withServer) {
+  const sandboxd = cargoBuild(['-p', 'sandboxd'])
   const triple = hostTriple()
   const rustflags = [process.env.RUSTFLAGS, '-C target-feature=+crt-static'].filter(Boolean).join(' ')
   const envd = triple
     ? cargoBuild(['-p', 'envd', '--target', triple], { ...process.env, RUSTFLAGS: rustflags })
     : { status: null, artifacts: {} }
-  const built = { sandboxd: main.artifacts.sandboxd, envd: envd.artifacts.envd }
+  const built = { sandboxd: sandboxd.artifacts.sandboxd, envd: envd.artifacts.envd }
   for (const [name, file] of Object.entries(built)) {
     if (file) {
       install(file, path.join(bindingDir, 'bin', name), 0o755)
