@@ -274,7 +274,7 @@ export interface FilesystemRequestOpts {
 }
 
 /** Type of a filesystem entry. */
-export declare const enum FileType {
+export declare enum FileType {
   FILE = 'file',
   DIR = 'dir',
   SYMLINK = 'symlink',

@@ -84,7 +84,7 @@ void [byId, deleted, out, pid, text, bytes, isDir, started]
 `,
     )
     fs.writeFileSync(path.join(dir, 'bad.ts'), `import { Sandbox } from 'e2b'\nconst n: number = await (await Sandbox.create()).files.read('/x')\nvoid n\n`)
-    const args = ['--noEmit', '--strict', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022']
+    const args = ['--noEmit', '--strict', '--isolatedModules', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022']
     execFileSync(process.execPath, [tsc, ...args, 'ok.ts'], { cwd: dir, stdio: 'pipe' })
     assert.throws(() => execFileSync(process.execPath, [tsc, ...args, 'bad.ts'], { cwd: dir, stdio: 'pipe' }))
   } finally {
