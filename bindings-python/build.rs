@@ -31,33 +31,42 @@ fn main() {
     let release = std::env::var("PROFILE").as_deref() == Ok("release");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
 
-    let mut cmd = Command::new(cargo);
-    cmd.arg("build")
-        .arg("--manifest-path")
-        .arg(root.join("Cargo.toml"))
-        .args(["-p", "sandboxd", "-p", "envd"])
-        .arg("--target-dir")
-        .arg(&target_dir);
-    if release {
-        cmd.arg("--release");
+    // envd runs inside the guest, so it is linked statically (crt-static, which needs an
+    // explicit --target so build scripts and proc macros stay dynamic): it then never depends
+    // on the host's glibc being no newer than the guest's.
+    let triple = std::env::var("TARGET").unwrap_or_else(|_| "x86_64-unknown-linux-gnu".into());
+    let builds: [(&str, Option<&str>); 2] = [("sandboxd", None), ("envd", Some(triple.as_str()))];
+    for (package, target) in builds {
+        let mut cmd = Command::new(&cargo);
+        cmd.arg("build")
+            .arg("--manifest-path")
+            .arg(root.join("Cargo.toml"))
+            .args(["-p", package])
+            .arg("--target-dir")
+            .arg(&target_dir);
+        if release {
+            cmd.arg("--release");
+        }
+        // The outer build's flags are meant for the extension module, not for these executables.
+        for var in ["CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_TARGET_DIR", "PYO3_BUILD_EXTENSION_MODULE"] {
+            cmd.env_remove(var);
+        }
+        if let Some(t) = target {
+            cmd.args(["--target", t]).env("RUSTFLAGS", "-C target-feature=+crt-static");
+        }
+        let status = cmd.status().unwrap_or_else(|e| panic!("cannot run cargo for {package}: {e}"));
+        if !status.success() {
+            panic!(
+                "building {package} for the embedded default failed ({status}); set \
+                 E2B_BUILD_SANDBOXD=0 to build the SDK without it"
+            );
+        }
     }
-    // The outer build's flags are meant for the extension module, not for these executables.
-    for var in ["CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_TARGET_DIR", "PYO3_BUILD_EXTENSION_MODULE"] {
-        cmd.env_remove(var);
-    }
-    let status = cmd.status().unwrap_or_else(|e| panic!("cannot run cargo for sandboxd: {e}"));
-    if !status.success() {
-        panic!(
-            "building sandboxd and envd for the embedded default failed ({status}); set \
-             E2B_BUILD_SANDBOXD=0 to build the SDK without them"
-        );
-    }
-    let built = target_dir.join(if release { "release" } else { "debug" });
+    let profile = if release { "release" } else { "debug" };
     let dest = crate_dir.join("python/e2b/bin");
     std::fs::create_dir_all(&dest).unwrap();
-    for name in ["sandboxd", "envd"] {
-        install(&built.join(name), &dest.join(name));
-    }
+    install(&target_dir.join(profile).join("sandboxd"), &dest.join("sandboxd"));
+    install(&target_dir.join(&triple).join(profile).join("envd"), &dest.join("envd"));
 }
 
 /// Copy to a temporary name then rename, so a running sandboxd keeps its mapped file intact.
