@@ -29,13 +29,6 @@ pub fn clone_sparse(src: &Path, dst: &Path) -> Result<bool> {
     clone_or_copy(src, dst, true)
 }
 
-/// Copies the data of `src` into a new `dst`, never sharing blocks. A running guest's RAM
-/// file is written all the time; on a reflinked file every first write to a page costs a
-/// copy-on-write allocation in the filesystem, which makes a restored guest crawl.
-pub fn copy_sparse(src: &Path, dst: &Path) -> Result<()> {
-    clone_or_copy(src, dst, false).map(|_| ())
-}
-
 fn clone_or_copy(src: &Path, dst: &Path, reflink: bool) -> Result<bool> {
     let input = File::open(src).map_err(|e| io_err(&format!("open {}", src.display()), e))?;
     let output = OpenOptions::new()
@@ -53,6 +46,25 @@ fn clone_or_copy(src: &Path, dst: &Path, reflink: bool) -> Result<bool> {
         io_err(&format!("copy {} -> {}", src.display(), dst.display()), e)
     })?;
     Ok(false)
+}
+
+/// Creates `dst` as a sparse file as long as `src` (so QEMU can map it right away) and
+/// returns it for [`fill_data`].
+pub fn create_sized(src: &Path, dst: &Path) -> Result<File> {
+    let len = fs::metadata(src).map_err(|e| io_err(&format!("stat {}", src.display()), e))?.len();
+    let f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(dst)
+        .map_err(|e| io_err(&format!("create {}", dst.display()), e))?;
+    f.set_len(len).map_err(|e| io_err("set_len", e))?;
+    Ok(f)
+}
+
+/// Copies the data extents of `src` into `output` (made by [`create_sized`]).
+pub fn fill_data(src: &Path, output: &File) -> Result<()> {
+    let input = File::open(src).map_err(|e| io_err(&format!("open {}", src.display()), e))?;
+    copy_data_extents(&input, output).map_err(|e| io_err(&format!("copy {}", src.display()), e))
 }
 
 fn copy_data_extents(input: &File, output: &File) -> io::Result<()> {
@@ -112,16 +124,6 @@ fn write_nonzero_runs(output: &File, buf: &[u8], base: u64) -> io::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Starts asynchronous readahead of a file's data into the page cache. A reflinked RAM file
-/// starts with a cold page cache, and a guest faulting its memory in page by page through
-/// the filesystem is far slower than one big sequential read.
-pub fn prefetch(path: &Path) {
-    if let Ok(f) = File::open(path) {
-        // SAFETY: advisory call on a valid fd; errors are ignored on purpose.
-        unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_WILLNEED) };
-    }
 }
 
 /// Bytes actually allocated on disk for a file (sparse-aware).

@@ -178,17 +178,30 @@ impl Runtime {
     async fn launch_in(&self, run: &Path, spec: &LaunchSpec, meta: &ImageMeta) -> Result<VmInfo> {
         let ram_src = spec.image_dir.join("mem.ram");
         let ram = qemu::ram_path(run);
-        let (src, dst) = (ram_src.clone(), ram.clone());
+        // The guest's private RAM copy is filled while QEMU starts: QEMU only maps the file,
+        // and reads it once `migrate-incoming` runs, after the copy is complete. (Not a reflink:
+        // a guest writes its RAM all the time, and on a reflinked file every first write to a
+        // page costs a copy-on-write allocation in the filesystem.)
+        let ram_file = files::create_sized(&ram_src, &ram)?;
         let t0 = Instant::now();
-        tokio::task::spawn_blocking(move || files::copy_sparse(&src, &dst)).await.expect("join")?;
-        let ram_ms = t0.elapsed().as_millis() as u64;
+        let copy = tokio::task::spawn_blocking(move || {
+            let r = files::fill_data(&ram_src, &ram_file);
+            (r, t0.elapsed().as_millis() as u64)
+        });
         let disk = self.new_layer(&meta.disk_layer).await?;
         std::os::unix::fs::symlink(&disk, run.join("disk"))?;
         let qmp_path = self.qmp_path(run);
         let t1 = Instant::now();
-        let (pid, envd_addr) = self
+        let spawned = self
             .spawn_vm(run, &qmp_path, meta.memory_mb, meta.vcpus, &disk, spec.allow_internet, &Boot::Incoming)
-            .await?;
+            .await;
+        let (copied, ram_ms) = copy.await.expect("join");
+        let (pid, envd_addr) = spawned?;
+        if let Err(e) = copied {
+            qemu::kill(pid, &qmp_path).await;
+            net::destroy(envd_addr);
+            return Err(e);
+        }
         let vm = VmInfo {
             pid,
             envd_addr,
