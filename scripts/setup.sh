@@ -11,6 +11,10 @@ say "installing the Python SDK into $ROOT/.venv (pip install .; builds the Rust 
 python3 -m venv "$ROOT/.venv"
 "$ROOT/.venv/bin/pip" install --quiet --disable-pip-version-check "$ROOT"
 PKG_BIN=$("$ROOT/.venv/bin/python" -c 'import e2b, os; print(os.path.join(os.path.dirname(e2b.__file__), "bin"))')
+# Also where any client's embedded default looks last (<data dir>/bin), e.g. the Rust example
+# `cargo run --example snapshots -p e2b`.
+DATA_DIR="${SANDBOXD_DATA_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/sandboxd}"
+mkdir -p "$DATA_DIR/bin" && cp "$PKG_BIN/sandboxd" "$PKG_BIN/envd" "$DATA_DIR/bin/"
 
 say "installing the JavaScript SDK (npm install; builds the native addon)"
 (cd "$ROOT" && npm install --no-audit --no-fund)
