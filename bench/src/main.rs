@@ -78,6 +78,8 @@ async fn main() -> anyhow::Result<()> {
     }
     let total = args.scenario.len();
     println!("\nbench: {} passed, {failures} failed", total - failures);
+    // Stop sandboxd and its VMs before exiting (process::exit skips destructors).
+    drop(server);
     if failures > 0 {
         std::process::exit(1);
     }
