@@ -198,8 +198,7 @@ impl Runtime {
         let (copied, ram_ms) = copy.await.expect("join");
         let (pid, envd_addr) = spawned?;
         if let Err(e) = copied {
-            qemu::kill(pid, &qmp_path).await;
-            net::destroy(envd_addr);
+            stop_vm(pid, &qmp_path, envd_addr).await;
             return Err(e);
         }
         let vm = VmInfo {
@@ -231,8 +230,7 @@ impl Runtime {
             Ok::<(), VmError>(())
         };
         if let Err(e) = restore.await {
-            qemu::kill(pid, &qmp_path).await;
-            net::destroy(envd_addr);
+            stop_vm(pid, &qmp_path, envd_addr).await;
             let console = std::fs::read_to_string(qemu::console_path(run)).unwrap_or_default();
             tracing::warn!(sandbox = %spec.sandbox_id, "restore failed: {e}; console tail: {}", tail(&console, 2000));
             return Err(e);
@@ -416,8 +414,7 @@ impl Runtime {
     /// Kills the VM and frees its run directory and its private top layer. Idempotent.
     pub async fn kill(&self, vm: &VmInfo) -> Result<()> {
         let qmp_path = self.qmp_path(&vm.run_dir);
-        qemu::kill(vm.pid, &qmp_path).await;
-        net::destroy(vm.envd_addr);
+        stop_vm(vm.pid, &qmp_path, vm.envd_addr).await;
         self.cleanup_run_dir(&vm.run_dir).await;
         Ok(())
     }
@@ -497,6 +494,12 @@ impl Runtime {
         }
         Ok(freed)
     }
+}
+
+/// Kills a VM's QEMU and deletes its network namespace.
+async fn stop_vm(pid: u32, qmp: &Path, envd_addr: std::net::SocketAddr) {
+    qemu::kill(pid, qmp).await;
+    net::destroy(envd_addr);
 }
 
 pub fn random_id() -> String {
