@@ -13,6 +13,8 @@ mod pss;
 mod scenarios;
 mod server;
 mod stats;
+#[allow(dead_code)]
+mod system;
 
 use std::path::PathBuf;
 
