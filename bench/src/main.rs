@@ -14,6 +14,8 @@ mod scenarios;
 mod server;
 mod stats;
 #[allow(dead_code)]
+mod workload;
+#[allow(dead_code)]
 mod system;
 
 use std::path::PathBuf;

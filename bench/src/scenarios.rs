@@ -4,36 +4,13 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail, ensure};
+use anyhow::{Context, ensure};
 use e2b::{CreateOptions, RunOptions, Sandbox};
 
 use crate::pss;
+use crate::workload::{HOLD_PY, Held, QUERY};
 use crate::server::Server;
 use crate::stats::Samples;
-
-/// Holds `argv[1]` MiB of random bytes in memory (never on disk) and counts; on SIGUSR1 it
-/// writes "count digest-at-start digest-now" to /tmp/hold.out.
-const HOLD_PY: &str = r#"
-import hashlib, os, signal, sys, time
-mib = int(sys.argv[1])
-buf = bytearray()
-for _ in range(mib):
-    buf += os.urandom(1 << 20)
-digest = hashlib.sha256(buf).hexdigest()[:16]
-count = 0
-def report(*_):
-    with open('/tmp/hold.tmp', 'w') as f:
-        f.write(f"{count} {digest} {hashlib.sha256(buf).hexdigest()[:16]}\n")
-    os.rename('/tmp/hold.tmp', '/tmp/hold.out')
-signal.signal(signal.SIGUSR1, report)
-with open('/tmp/hold.ready', 'w') as f:
-    f.write(str(os.getpid()))
-while True:
-    time.sleep(0.05)
-    count += 1
-"#;
-
-const QUERY: &str = "kill -USR1 $(cat /tmp/hold.ready) && for i in $(seq 400); do [ -f /tmp/hold.out ] && break; sleep 0.05; done; cat /tmp/hold.out && rm -f /tmp/hold.out";
 
 fn create_opts(server: &Server, template: &str) -> CreateOptions {
     CreateOptions {
@@ -89,19 +66,9 @@ pub struct SnapshotConfig {
     pub clones: usize,
 }
 
-struct Held {
-    count: u64,
-    digest_start: String,
-    digest_now: String,
-}
-
 async fn query(sbx: &Sandbox) -> anyhow::Result<Held> {
     let r = sbx.commands().run(QUERY, RunOptions { timeout: Some(Duration::from_secs(60)), ..Default::default() }).await?;
-    let mut it = r.stdout.split_whitespace();
-    let (Some(c), Some(d0), Some(d1)) = (it.next(), it.next(), it.next()) else {
-        bail!("unexpected holder output {:?} / {:?}", r.stdout, r.stderr)
-    };
-    Ok(Held { count: c.parse()?, digest_start: d0.into(), digest_now: d1.into() })
+    Held::parse(&r.stdout).with_context(|| format!("stderr {:?}", r.stderr))
 }
 
 /// Source with dirty memory → snapshots → sequential restores → concurrent clones.
