@@ -66,6 +66,11 @@ pub trait System {
     /// Pause (memory + filesystem kept), then resume and run a first command; returns ms from
     /// the resume call to the first command's correct output. The sandbox keeps its identity.
     fn pause_resume(&mut self, sandbox: &SandboxRef) -> anyhow::Result<f64>;
+    /// How long the pause of the last `pause_resume` took (call start → paused, memory kept),
+    /// for systems that can tell; the table shows "n/a" otherwise.
+    fn last_pause_ms(&self) -> Option<f64> {
+        None
+    }
     /// Checks that the workload in `sandbox` still holds the source's memory and counts on.
     fn verify(&mut self, sandbox: &SandboxRef) -> anyhow::Result<()>;
     fn kill(&mut self, sandbox: &SandboxRef) -> anyhow::Result<()>;
