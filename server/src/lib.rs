@@ -9,6 +9,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod fault;
 pub mod ids;
 pub mod manager;
 pub mod models;

@@ -109,6 +109,7 @@ impl Manager {
                     continue;
                 }
             }
+            crate::fault::point("gc.image_dir_removed");
             self.store().hard_delete_image(&img.id)?;
             info!(image = %img.id, size_bytes = img.size_bytes, "image freed");
         }

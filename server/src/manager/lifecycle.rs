@@ -86,6 +86,7 @@ impl Manager {
                 init: GuestInit { access_token: access_token.clone(), env_vars: p.env_vars.clone() },
             })
             .await?;
+        crate::fault::point("create.vm_started");
         let now = ids::now_ns();
         let row = SandboxRow {
             id: id.clone(),
@@ -141,6 +142,7 @@ impl Manager {
         {
             warn!(sandbox = %row.id, error = %e, "killing the VM failed");
         }
+        crate::fault::point("kill.vm_stopped");
         self.drop_route(&row.id);
         if let Err(e) = self.store().delete_sandbox(&row.id) {
             warn!(sandbox = %row.id, error = %e, "deleting the sandbox row failed");
@@ -211,6 +213,7 @@ impl Manager {
             }
         };
         self.store().set_paused(&id, &img.id)?;
+        crate::fault::point("pause.committed");
         if let Err(e) = self.inner.runtime.kill(&vm).await {
             warn!(sandbox = %id, error = %e, "killing the paused VM failed");
         }

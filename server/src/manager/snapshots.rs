@@ -85,6 +85,7 @@ impl Manager {
             let _ = std::fs::remove_dir_all(&dest);
             return Err(e.into());
         }
+        crate::fault::point("snapshot.image_renamed");
         let row = ImageRow {
             id,
             kind,

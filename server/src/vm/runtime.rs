@@ -479,12 +479,12 @@ impl Runtime {
         let mut freed = 0;
         for entry in std::fs::read_dir(self.layers_dir())?.flatten() {
             let path = entry.path();
-            // A layer younger than a minute may belong to a launch or snapshot in flight
-            // that has not linked it yet.
+            // A young layer may belong to a launch or snapshot in flight that has not linked
+            // it yet.
             let young = entry
                 .metadata()
                 .and_then(|m| m.modified())
-                .map(|t| t.elapsed().map(|e| e < Duration::from_secs(60)).unwrap_or(true))
+                .map(|t| t.elapsed().map(|e| e < gc_min_age()).unwrap_or(true))
                 .unwrap_or(true);
             if !live.contains(&path) && !young {
                 freed += files::allocated_bytes(&path);
@@ -494,6 +494,16 @@ impl Runtime {
         }
         Ok(freed)
     }
+}
+
+/// How old an unreferenced disk layer must be before the GC deletes it
+/// (`SANDBOXD_GC_MIN_AGE_SECS`, default 60; tests set 0 to check for orphans right away).
+fn gc_min_age() -> Duration {
+    static AGE: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *AGE.get_or_init(|| {
+        let secs = std::env::var("SANDBOXD_GC_MIN_AGE_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(60);
+        Duration::from_secs(secs)
+    })
 }
 
 /// Kills a VM's QEMU and deletes its network namespace.
