@@ -22,6 +22,9 @@ pub struct Config {
     /// Where built templates live (`<templates_dir>/<name>/meta.json`).
     pub templates_dir: PathBuf,
     pub max_sandboxes: usize,
+    /// Cap on the sum of guest memory of running sandboxes, in MiB (`SANDBOXD_MAX_MEMORY_MB`);
+    /// `None`: 90% of the host's MemAvailable at start-up, plus what recovered sandboxes use.
+    pub max_memory_mb: Option<u64>,
 }
 
 impl Config {
@@ -38,6 +41,12 @@ impl Config {
         self.data_dir.join("store").join("snapshots")
     }
 
+    /// Guest memory admission may hand out, in MiB, given `recovered_mb` already running
+    /// (see [`Config::max_memory_mb`]).
+    pub fn memory_limit_mb(&self, recovered_mb: u64) -> u64 {
+        self.max_memory_mb.unwrap_or_else(|| host_mem_available_mb() / 10 * 9 + recovered_mb)
+    }
+
     pub fn template_dir(&self, name: &str) -> PathBuf {
         self.templates_dir.join(name)
     }
@@ -52,4 +61,15 @@ pub fn default_data_dir() -> PathBuf {
         return Path::new(&home).join(".local/share/sandboxd");
     }
     PathBuf::from("sandboxd-data")
+}
+
+/// `MemAvailable` from `/proc/meminfo`, in MiB (`u64::MAX / 2` when unreadable: no limit).
+pub fn host_mem_available_mb() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            let line = m.lines().find(|l| l.starts_with("MemAvailable:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map_or(u64::MAX / 2, |kib| kib >> 10)
 }

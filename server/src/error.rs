@@ -47,6 +47,18 @@ impl ApiError {
             )
         }
     }
+    /// Admission refused because the guest memory of running sandboxes would exceed the cap.
+    pub fn memory_capacity(limit_mb: u64, used_mb: u64, needed_mb: u64) -> Self {
+        Self {
+            error_code: Some("sandbox_capacity_unavailable"),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "not enough memory for another sandbox: it needs {needed_mb} MiB, running sandboxes use                      {used_mb} of the server's {limit_mb} MiB; kill or pause one and retry"
+                ),
+            )
+        }
+    }
     pub fn sandbox_not_found(id: &str) -> Self {
         Self::not_found(format!("sandbox \"{id}\" not found"))
     }

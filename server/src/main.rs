@@ -37,6 +37,10 @@ struct ServeArgs {
     /// Maximum number of sandboxes running at once; more get 503 sandbox_capacity_unavailable.
     #[arg(long, env = "SANDBOXD_MAX_SANDBOXES", default_value_t = config::DEFAULT_MAX_SANDBOXES)]
     max_sandboxes: usize,
+    /// Maximum sum of guest memory (MiB) of running sandboxes; more get 503
+    /// sandbox_capacity_unavailable. [default: 90% of the host's MemAvailable at start]
+    #[arg(long, env = "SANDBOXD_MAX_MEMORY_MB")]
+    max_memory_mb: Option<u64>,
 }
 
 #[derive(clap::Args)]
@@ -101,7 +105,13 @@ async fn main() -> anyhow::Result<()> {
                 tracing::warn!(listen = %args.listen, "listening on a non-loopback address: anyone who can reach it and holds the API key can run code");
             }
             let (data_dir, templates_dir) = args.dirs.resolve();
-            sandboxd::server::serve(Config { listen: args.listen, data_dir, templates_dir, max_sandboxes: args.max_sandboxes.max(1) }).await
+            sandboxd::server::serve(Config {
+                listen: args.listen,
+                data_dir,
+                templates_dir,
+                max_sandboxes: args.max_sandboxes.max(1),
+                max_memory_mb: args.max_memory_mb,
+            }).await
         }
         Command::Template { command: TemplateCommand::Build { name, memory_mb, force, dirs } } => {
             let (_, templates_dir) = dirs.resolve();

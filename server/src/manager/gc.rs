@@ -38,8 +38,9 @@ impl Manager {
                     if row.state != SandboxState::Running {
                         self.store().finish_snapshot(&row.id, None)?;
                     }
-                    *self.inner.slots.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+                    self.adopt_slot(&row.id, row.memory_mb);
                     self.set_route(&row.id, Some(vm.envd_addr));
+                    self.watch_vm(&row.id, vm);
                     info!(sandbox = %row.id, "sandbox picked up again");
                 }
                 _ => {
@@ -51,6 +52,10 @@ impl Manager {
                 }
             }
         }
+        let recovered_mb = self.usage().1;
+        let limit = self.inner.cfg.memory_limit_mb(recovered_mb);
+        self.capacity().memory_limit_mb = limit;
+        info!(max_sandboxes = self.inner.cfg.max_sandboxes, max_memory_mb = limit, "capacity");
         self.sweep_image_dirs()?;
         self.collect_garbage().await;
         self.deadlines_changed();

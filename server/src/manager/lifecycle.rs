@@ -72,8 +72,8 @@ impl Manager {
         alias: Option<String>,
         p: &CreateParams,
     ) -> ApiResult<SandboxRow> {
-        let slot = self.reserve_slot()?;
         let meta = Runtime::read_meta(&image_dir)?;
+        let slot = self.reserve_slot(meta.memory_mb)?;
         let id = ids::sandbox_id();
         let access_token = p.secure.then(|| ids::secret_hex(32));
         let vm = self
@@ -114,8 +114,9 @@ impl Manager {
             let _ = self.inner.runtime.kill(&vm).await;
             return Err(e.into());
         }
-        slot.commit();
+        slot.commit(&id);
         self.set_route(&id, Some(vm.envd_addr));
+        self.watch_vm(&id, &vm);
         self.deadlines_changed();
         info!(sandbox = %id, template = %row.template_id, "sandbox started");
         Ok(row)
@@ -157,10 +158,8 @@ impl Manager {
 
     /// Removes the proxy route and frees the VM slot it stood for.
     pub(super) fn drop_route(&self, id: &str) {
-        if self.envd_addr(id).is_some() {
-            self.set_route(id, None);
-            self.release_slot();
-        }
+        self.set_route(id, None);
+        self.release_slot(id);
     }
 
     /// `POST /sandboxes/{id}/timeout`: the sandbox now ends `secs` from now.
@@ -278,9 +277,9 @@ impl Manager {
     async fn resume_locked(&self, mut row: SandboxRow, timeout_secs: i64, new_token: bool) -> ApiResult<SandboxRow> {
         let image_id = row.paused_image.clone().ok_or_else(|| ApiError::internal("paused sandbox without an image"))?;
         let img = self.store().image(&image_id)?.ok_or_else(|| ApiError::internal("pause image missing"))?;
-        let slot = self.reserve_slot()?;
-        let _gc = self.inner.gc_guard.read().await;
         let meta = Runtime::read_meta(&img.dir)?;
+        let slot = self.reserve_slot(meta.memory_mb)?;
+        let _gc = self.inner.gc_guard.read().await;
         let access_token = match &row.access_token {
             Some(_) if new_token => Some(ids::secret_hex(32)),
             other => other.clone(),
@@ -308,8 +307,9 @@ impl Manager {
         }
         // The image stays on disk while this sandbox runs from it (`image_dir`).
         self.store().soft_delete_image(&img.id)?;
-        slot.commit();
+        slot.commit(&row.id);
         self.set_route(&row.id, Some(vm.envd_addr));
+        self.watch_vm(&row.id, &vm);
         self.deadlines_changed();
         info!(sandbox = %row.id, "sandbox resumed");
         Ok(row)

@@ -5,8 +5,9 @@
 //!   sandbox's operation lock; snapshot, pause and fork only `try_lock` it, so a second one
 //!   while another runs answers 409 instead of queueing.
 //! - `routes` holds the envd address of every sandbox whose VM is up; the proxy reads only
-//!   this map. `slots` counts VMs that are up plus launches in flight, never above
-//!   `max_sandboxes`.
+//!   this map. `capacity` counts VMs that are up plus launches in flight, and their guest
+//!   memory: admission keeps both under the configured caps (`max_sandboxes`, memory limit).
+//!   A sandbox's share is released exactly once, when its route is dropped.
 //! - The VM runtime is only called from this module tree; the store row is written after a
 //!   VM exists (create/resume) and before it is destroyed (pause), see `lifecycle.rs`.
 //! - Image directories and disk layers are only deleted by the garbage collector, which holds
@@ -43,27 +44,53 @@ struct Inner {
     runtime: Runtime,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     routes: RwLock<HashMap<String, SocketAddr>>,
-    slots: Mutex<usize>,
+    capacity: Mutex<Capacity>,
     reaper: Notify,
     gc_guard: tokio::sync::RwLock<()>,
+}
+
+/// What admission control counts: launches in flight, and running VMs by sandbox ID.
+#[derive(Default)]
+struct Capacity {
+    in_flight: usize,
+    in_flight_mb: u64,
+    running: HashMap<String, u64>,
+    memory_limit_mb: u64,
+}
+
+impl Capacity {
+    fn count(&self) -> usize {
+        self.in_flight + self.running.len()
+    }
+    fn memory_mb(&self) -> u64 {
+        self.in_flight_mb + self.running.values().sum::<u64>()
+    }
 }
 
 /// A reserved VM slot; released on drop unless [`Slot::commit`] handed it to a running VM.
 struct Slot<'a> {
     mgr: &'a Manager,
+    memory_mb: u64,
     committed: bool,
 }
 
 impl Slot<'_> {
-    fn commit(mut self) {
+    /// The launch succeeded: the share now belongs to the running sandbox `id`.
+    fn commit(mut self, id: &str) {
         self.committed = true;
+        let mut cap = self.mgr.capacity();
+        cap.in_flight -= 1;
+        cap.in_flight_mb -= self.memory_mb;
+        cap.running.insert(id.to_string(), self.memory_mb);
     }
 }
 
 impl Drop for Slot<'_> {
     fn drop(&mut self) {
         if !self.committed {
-            self.mgr.release_slot();
+            let mut cap = self.mgr.capacity();
+            cap.in_flight -= 1;
+            cap.in_flight_mb -= self.memory_mb;
         }
     }
 }
@@ -89,6 +116,8 @@ pub(crate) fn parse_ref(r: &str) -> TemplateRef<'_> {
 
 impl Manager {
     pub fn new(cfg: Config, store: Arc<Store>, runtime: Runtime) -> Self {
+        // Until `recover` counts the VMs that survived a restart.
+        let memory_limit_mb = cfg.memory_limit_mb(0);
         Self {
             inner: Arc::new(Inner {
                 cfg,
@@ -96,7 +125,7 @@ impl Manager {
                 runtime,
                 locks: Mutex::default(),
                 routes: RwLock::default(),
-                slots: Mutex::new(0),
+                capacity: Mutex::new(Capacity { memory_limit_mb, ..Default::default() }),
                 reaper: Notify::new(),
                 gc_guard: tokio::sync::RwLock::new(()),
             }),
@@ -133,18 +162,40 @@ impl Manager {
         self.inner.locks.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
     }
 
-    fn reserve_slot(&self) -> ApiResult<Slot<'_>> {
-        let mut slots = self.inner.slots.lock().unwrap_or_else(|p| p.into_inner());
-        if *slots >= self.inner.cfg.max_sandboxes {
-            return Err(ApiError::capacity(self.inner.cfg.max_sandboxes));
-        }
-        *slots += 1;
-        Ok(Slot { mgr: self, committed: false })
+    fn capacity(&self) -> std::sync::MutexGuard<'_, Capacity> {
+        self.inner.capacity.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn release_slot(&self) {
-        let mut slots = self.inner.slots.lock().unwrap_or_else(|p| p.into_inner());
-        *slots = slots.saturating_sub(1);
+    /// Admission: a slot for one more VM with `memory_mb` of guest memory, or 503.
+    fn reserve_slot(&self, memory_mb: u32) -> ApiResult<Slot<'_>> {
+        let memory_mb = u64::from(memory_mb);
+        let mut cap = self.capacity();
+        if cap.count() >= self.inner.cfg.max_sandboxes {
+            return Err(ApiError::capacity(self.inner.cfg.max_sandboxes));
+        }
+        let used = cap.memory_mb();
+        if used + memory_mb > cap.memory_limit_mb {
+            return Err(ApiError::memory_capacity(cap.memory_limit_mb, used, memory_mb));
+        }
+        cap.in_flight += 1;
+        cap.in_flight_mb += memory_mb;
+        Ok(Slot { mgr: self, memory_mb, committed: false })
+    }
+
+    /// Frees the share of a sandbox whose VM is gone (no-op if it had none).
+    fn release_slot(&self, id: &str) {
+        self.capacity().running.remove(id);
+    }
+
+    /// Counts a VM found running at start-up (see `recover`).
+    fn adopt_slot(&self, id: &str, memory_mb: u32) {
+        self.capacity().running.insert(id.to_string(), u64::from(memory_mb));
+    }
+
+    /// Running sandboxes and the guest memory admission has handed out (MiB).
+    pub fn usage(&self) -> (usize, u64) {
+        let cap = self.capacity();
+        (cap.count(), cap.memory_mb())
     }
 
     /// Resolves a `templateID` (a built template name or a snapshot ID) to an image directory,

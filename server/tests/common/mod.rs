@@ -88,6 +88,7 @@ impl TestServer {
             data_dir: self.data_dir.clone(),
             templates_dir: self.templates_dir.clone(),
             max_sandboxes: 1,
+            max_memory_mb: None,
         }
     }
 
