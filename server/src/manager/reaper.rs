@@ -2,8 +2,10 @@
 //!
 //! Invariant: it sleeps until the earliest deadline in the store (at most a minute, as a
 //! safety net) and is woken early through `Inner::reaper` whenever a deadline may have moved
-//! closer, so it never polls the database in a tight loop. About once a minute it also forgets
-//! sandboxes whose VM exited on its own (crash, OOM kill), so they do not linger as `running`.
+//! closer, so it never polls the database in a tight loop. A sandbox whose VM exits on its own
+//! (crash, OOM kill, `kill -9` of QEMU) is forgotten at once: every running VM has a watcher
+//! waiting on its pidfd ([`Manager::watch_vm`]); a liveness sweep about once a minute is the
+//! safety net.
 
 use std::time::Duration;
 
@@ -14,6 +16,16 @@ const MAX_SLEEP: Duration = Duration::from_secs(60);
 const LIVENESS_EVERY: Duration = Duration::from_secs(60);
 
 impl Manager {
+    /// Forgets sandbox `id` as soon as its VM's process exits, unless that was sandboxd's doing
+    /// (kill, pause: `reap_if_dead` re-checks under the operation lock).
+    pub(super) fn watch_vm(&self, id: &str, vm: &crate::vm::VmInfo) {
+        let (mgr, id, vm) = (self.clone(), id.to_string(), vm.clone());
+        tokio::spawn(async move {
+            mgr.inner.runtime.exited(&vm).await;
+            mgr.reap_if_dead(&id).await;
+        });
+    }
+
     pub fn spawn_reaper(&self) -> tokio::task::JoinHandle<()> {
         let mgr = self.clone();
         tokio::spawn(async move {

@@ -7,6 +7,7 @@
 //! the VM is not a child of sandboxd, so it survives a sandboxd restart.
 
 use std::net::{SocketAddr, TcpListener};
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
@@ -178,4 +179,23 @@ pub async fn kill(pid: u32, qmp: &Path) {
         tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     }
     tracing::warn!(pid, "qemu did not exit after SIGKILL within 1 s");
+}
+
+/// Resolves once process `pid` has exited: waits on a pidfd (no polling). Also resolves at
+/// once when the pid is already gone or pidfds are unavailable, so callers must re-check
+/// (`is_our_qemu`) before acting.
+pub async fn wait_exit(pid: u32) {
+    // SAFETY: pidfd_open(2) takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::c_int, 0 as libc::c_uint) };
+    if fd < 0 {
+        return;
+    }
+    // SAFETY: `fd` is a descriptor we just opened and nobody else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    // SAFETY: the AsyncFd owns `fd` (an OwnedFd), which stays open until it is dropped.
+    let registered = unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) };
+    if let Ok(fd) = registered {
+        // A pidfd becomes readable when the process exits.
+        let _ = fd.readable().await;
+    }
 }

@@ -183,6 +183,9 @@ impl Runtime {
         // a guest writes its RAM all the time, and on a reflinked file every first write to a
         // page costs a copy-on-write allocation in the filesystem.)
         let ram_file = files::create_sized(&ram_src, &ram)?;
+        // Every block the guest's RAM will ever need, reserved now: a full store then fails
+        // this launch (507) instead of killing a running guest later (SIGBUS on a page fault).
+        files::reserve_blocks(&ram_file)?;
         let t0 = Instant::now();
         let copy = tokio::task::spawn_blocking(move || {
             let r = files::fill_data(&ram_src, &ram_file);
@@ -452,6 +455,11 @@ impl Runtime {
             reaped += 1;
         }
         reaped
+    }
+
+    /// Resolves when the VM's QEMU process exits (or might have: check [`Runtime::is_alive`]).
+    pub async fn exited(&self, vm: &VmInfo) {
+        qemu::wait_exit(vm.pid).await
     }
 
     /// True when the VM's QEMU process is still alive (used after a sandboxd restart).
