@@ -61,6 +61,20 @@ pub fn create_sized(src: &Path, dst: &Path) -> Result<File> {
     Ok(f)
 }
 
+/// Allocates every block of `f` up front (unwritten extents: metadata only, no data
+/// written), so that later writes into it never need new blocks from the filesystem. A guest's
+/// RAM file gets this: a write fault on a page whose block cannot be allocated kills QEMU with
+/// SIGBUS. `ENOSPC` is a [`VmError::NoSpace`]; filesystems without fallocate are left sparse.
+pub fn reserve_blocks(f: &File) -> Result<()> {
+    let len = f.metadata().map_err(|e| io_err("stat", e))?.len();
+    match nix::fcntl::fallocate(f, nix::fcntl::FallocateFlags::empty(), 0, len as i64) {
+        Ok(()) => Ok(()),
+        Err(nix::errno::Errno::ENOSPC) => Err(VmError::NoSpace(format!("cannot reserve {} MiB for guest RAM", len >> 20))),
+        Err(nix::errno::Errno::EOPNOTSUPP) => Ok(()),
+        Err(e) => Err(io_err("fallocate", e.into())),
+    }
+}
+
 /// Copies the data extents of `src` into `output` (made by [`create_sized`]).
 pub fn fill_data(src: &Path, output: &File) -> Result<()> {
     let input = File::open(src).map_err(|e| io_err(&format!("open {}", src.display()), e))?;
