@@ -1,104 +1,248 @@
-//! `bench`: measures sandboxd on the real runtime and prints markdown tables.
+//! `bench`: measures sandboxd and its peers (gVisor, CRIU) on this machine with the same
+//! workload, in one run, and writes every sample to `results.json` plus a markdown report.
 //!
-//! Scenarios (issue numbers refer to the project's tracker):
-//! - `create`: create → first command latency over N creates, and PSS per sandbox (issue 2);
-//! - `snapshot`: for each template (guest size), a source holding D MiB of dirty memory:
-//!   time frozen, snapshot completion, size on disk; restore → first command; 8 concurrent
-//!   clones with per-clone PSS; and a check that restored memory is what was captured (issue 3).
+//! Scenarios (all by default):
+//! - `snapshot`: a source holding N MiB of dirty memory (N = 64, 256, 1024): time frozen, time
+//!   until the snapshot is durable/listed, size on disk; the last snapshot is restored and checked;
+//! - `restore`: create-from-snapshot → first command, sequential (p50/p95/p99) and N at once
+//!   (wall, successes, per-clone PSS);
+//! - `pause-resume`: pause, resume (ours: `connect`), first command;
+//! - `api` (ours only): list/get latency and throughput with 1,000 stored snapshots, latency per
+//!   page number;
+//! - `create` (ours only): template → first command.
 //!
-//! `--quick` runs few iterations with small sizes: the test suite uses it to check that every
-//! scenario completes and its numbers are sane.
+//! Exit status: non-zero if a scenario failed for sandboxd; with `--quick`, also if a peer that
+//! was available failed (an unavailable peer is a table row with its reason, not a failure).
 
+mod api;
+mod create;
+mod ours;
+mod peers;
 mod pss;
+mod report;
+mod results;
 mod scenarios;
 mod server;
 mod stats;
-#[allow(dead_code)]
-mod workload;
-#[allow(dead_code)]
 mod system;
+mod workload;
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
 
+use anyhow::Context;
 use clap::Parser;
 
+use crate::results::{Results, SystemStatus};
+use crate::scenarios::{Plan, Systems, fail};
+
+/// The name sandboxd's rows carry (`Ours::name`).
+pub const OURS: &str = "sandboxd";
+
+const ALL: &[&str] = &["snapshot", "restore", "pause-resume", "api", "create"];
+
 #[derive(Parser)]
-#[command(about = "Benchmarks for sandboxd (create, snapshot, restore, density)")]
+#[command(about = "Benchmarks sandboxd against gVisor and CRIU on this machine; writes results.json and a markdown report")]
 struct Args {
-    /// Few iterations, small sizes: a smoke run for the test suite.
+    /// Few iterations, small sizes (32 MiB, 3 sequential restores, 2 at once, 50 snapshots):
+    /// the test suite's smoke run. Without it: the full counts (see the other options).
     #[arg(long)]
     quick: bool,
-    /// Which scenarios to run.
-    #[arg(long, value_delimiter = ',', default_value = "create,snapshot")]
+    /// Scenarios to run, comma-separated: snapshot, restore, pause-resume, api, create.
+    #[arg(long, value_delimiter = ',', default_values_t = ALL.iter().map(|s| s.to_string()))]
     scenario: Vec<String>,
+    /// Where results.json and report.md go.
+    #[arg(long, default_value = "target/bench")]
+    out_dir: PathBuf,
+    /// Also write the report here (e.g. docs/benchmarks.md).
+    #[arg(long)]
+    docs: Option<PathBuf>,
+    /// Prefix of the plot file names in the report's image links (e.g. `bench/`).
+    #[arg(long, default_value = "")]
+    plot_prefix: String,
+    /// Recorded in the report as the command that produced it.
+    #[arg(long, env = "BENCH_COMMAND")]
+    command: Option<String>,
+    /// Run sandboxd only.
+    #[arg(long)]
+    no_peers: bool,
+    /// Dirty memory sizes of the snapshot scenario, MiB [full: 64,256,1024; quick: 32].
+    #[arg(long, value_delimiter = ',')]
+    snapshot_mib: Vec<u32>,
+    /// Snapshots per size and system [full: 5; quick: 2].
+    #[arg(long)]
+    snapshot_iterations: Option<usize>,
+    /// Template (guest size) of sandboxd's snapshot scenario [full: base-2g, 2 GiB; quick: base].
+    #[arg(long)]
+    snapshot_template: Option<String>,
+    /// Template of every other scenario (base = 512 MiB guest).
+    #[arg(long, default_value = "base")]
+    template: String,
+    /// Dirty memory of the restore and pause-resume source, MiB [full: 64; quick: 32].
+    #[arg(long)]
+    restore_mib: Option<u32>,
+    /// Sequential restores per system [full: 20; quick: 3].
+    #[arg(long)]
+    sequential: Option<usize>,
+    /// Concurrent restore batch sizes [full: 8,16; quick: 2].
+    #[arg(long, value_delimiter = ',')]
+    concurrency: Vec<usize>,
+    /// Batches per size and system [full: 2; quick: 1].
+    #[arg(long)]
+    batches: Option<usize>,
+    /// Pause-resume cycles per system [full: 10; quick: 2].
+    #[arg(long)]
+    pause_iterations: Option<usize>,
+    /// Stored snapshots for the api scenario [full: 1000; quick: 50].
+    #[arg(long)]
+    api_snapshots: Option<usize>,
+    /// Sequential creates of the create scenario [full: 10; quick: 2].
+    #[arg(long)]
+    creates: Option<usize>,
     /// sandboxd binary.
     #[arg(long, env = "SANDBOXD_BIN", default_value = "target/release/sandboxd")]
     sandboxd: PathBuf,
     /// Shared template cache (`sandboxd template build base` fills it).
     #[arg(long, env = "SANDBOXD_TEMPLATES_DIR")]
     templates_dir: Option<PathBuf>,
-    /// Templates (guest sizes) for the snapshot scenario, e.g. `base,base-2g`.
-    #[arg(long, value_delimiter = ',', default_value = "base")]
-    templates: Vec<String>,
-    /// Dirty memory held by the source sandbox, MiB.
-    #[arg(long)]
-    dirty_mib: Option<u32>,
-    /// Concurrent clones from one snapshot.
-    #[arg(long)]
-    clones: Option<usize>,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
-    let server = server::Server::start(&args.sandboxd, args.templates_dir.as_deref())?;
-    println!("# sandboxd benchmark{}\n", if args.quick { " (quick)" } else { "" });
-    println!("machine: {} cores, {}; sandboxd log: {}\n", num_cpus(), mem_total(), server.log_path().display());
-    let mut failures = 0;
-    for s in &args.scenario {
-        let result = match s.as_str() {
-            "create" => scenarios::create(&server, if args.quick { 3 } else { 10 }).await,
-            "snapshot" => {
-                let cfg = scenarios::SnapshotConfig {
-                    dirty_mib: args.dirty_mib.unwrap_or(if args.quick { 32 } else { 256 }),
-                    snapshots: if args.quick { 2 } else { 5 },
-                    restores: if args.quick { 2 } else { 10 },
-                    clones: args.clones.unwrap_or(if args.quick { 2 } else { 8 }),
-                };
-                let mut r = Ok(());
-                for t in &args.templates {
-                    if let Err(e) = scenarios::snapshot(&server, t, &cfg).await {
-                        r = Err(e);
-                    }
+fn guest_label(template: &str, rt: &tokio::runtime::Runtime, server: &server::Server) -> String {
+    let opts = e2b::CreateOptions { template: Some(template.into()), connection: server.opts(), ..Default::default() };
+    let mb = rt
+        .block_on(async {
+            let s = e2b::Sandbox::create(opts).await?;
+            let mb = s.get_info().await.map(|i| i.memory_mb);
+            s.kill().await?;
+            mb
+        })
+        .ok();
+    match mb {
+        Some(mb) if mb % 1024 == 0 => format!("{} GiB guest, template {template}", mb / 1024),
+        Some(mb) => format!("{mb} MiB guest, template {template}"),
+        None => format!("template {template}"),
+    }
+}
+
+fn utc_now() -> String {
+    std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+fn main() -> anyhow::Result<()> {
+    let a = Args::parse();
+    let q = a.quick;
+    for s in &a.scenario {
+        anyhow::ensure!(ALL.contains(&s.as_str()), "unknown scenario {s} (known: {})", ALL.join(", "));
+    }
+    let wants = |s: &str| a.scenario.iter().any(|x| x == s);
+    let pick = |v: &Vec<u32>, full: Vec<u32>, quick: Vec<u32>| if !v.is_empty() { v.clone() } else if q { quick } else { full };
+    let plan = Plan {
+        snapshot_mib: pick(&a.snapshot_mib, vec![64, 256, 1024], vec![32]),
+        snapshot_iterations: a.snapshot_iterations.unwrap_or(if q { 2 } else { 5 }),
+        verify_max_mib: 256,
+        restore_mib: a.restore_mib.unwrap_or(if q { 32 } else { 64 }),
+        sequential: a.sequential.unwrap_or(if q { 3 } else { 20 }),
+        concurrency: if !a.concurrency.is_empty() { a.concurrency.clone() } else if q { vec![2] } else { vec![8, 16] },
+        concurrent_batches: a.batches.unwrap_or(if q { 1 } else { 2 }),
+        pause_iterations: a.pause_iterations.unwrap_or(if q { 2 } else { 10 }),
+    };
+    let snapshot_template = a.snapshot_template.clone().unwrap_or_else(|| if q { a.template.clone() } else { "base-2g".into() });
+    let api_plan = api::ApiPlan {
+        snapshots: a.api_snapshots.unwrap_or(if q { 50 } else { 1000 }),
+        sources: if q { 2 } else { 4 },
+        limit: if q { 10 } else { 100 },
+        repetitions: if q { 3 } else { 20 },
+        clients: if q { 2 } else { 4 },
+        seconds: if q { 1.0 } else { 5.0 },
+    };
+    eprintln!("bench: {plan:?}, snapshot template {snapshot_template}, {api_plan:?}");
+
+    let started = Instant::now();
+    let mut out = Results {
+        mode: if q { "quick" } else { "full" }.into(),
+        command: a.command.clone().unwrap_or_else(|| std::env::args().collect::<Vec<_>>().join(" ")),
+        started_utc: utc_now(),
+        ..Default::default()
+    };
+    let server = Arc::new(server::Server::start(&a.sandboxd, a.templates_dir.as_deref())?);
+    eprintln!("bench: sandboxd log: {}", server.log_path().display());
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+
+    let ours = ours::Ours::new(server.clone(), &a.template)?;
+    let template = ours.template_handle();
+    let mut systems: Systems = vec![Box::new(ours)];
+    out.systems.push(SystemStatus { name: OURS.into(), unavailable: None });
+    if !a.no_peers {
+        for p in peers::peers(q) {
+            match p {
+                Ok(s) => {
+                    out.systems.push(SystemStatus { name: s.name(), unavailable: None });
+                    systems.push(s);
                 }
-                r
+                Err((name, why)) => {
+                    eprintln!("bench: peer {name} cannot run here: {why}");
+                    out.systems.push(SystemStatus { name, unavailable: Some(why) });
+                }
             }
-            other => Err(anyhow::anyhow!("unknown scenario {other}")),
-        };
-        if let Err(e) = result {
-            failures += 1;
-            println!("\nscenario {s} FAILED: {e:#}\n");
         }
     }
-    let total = args.scenario.len();
-    println!("\nbench: {} passed, {failures} failed", total - failures);
-    // Stop sandboxd and its VMs before exiting (process::exit skips destructors).
+
+    let set_template = |t: &str| *template.lock().unwrap_or_else(|p| p.into_inner()) = t.to_string();
+    if wants("snapshot") {
+        set_template(&snapshot_template);
+        let guest = guest_label(&snapshot_template, &rt, &server);
+        scenarios::snapshot(&mut systems, &plan, &guest, &mut out);
+    }
+    set_template(&a.template);
+    if wants("restore") || wants("pause-resume") {
+        let guest = guest_label(&a.template, &rt, &server);
+        scenarios::restore_and_pause(&mut systems, &plan, &guest, wants("restore"), wants("pause-resume"), &mut out);
+    }
+    if wants("api") {
+        match api::api(&rt, &server, &api_plan) {
+            Ok(r) => out.api = Some(r),
+            Err(e) => fail(&mut out, "api", OURS, e),
+        }
+    }
+    if wants("create") {
+        match create::create(&rt, &server, &a.template, a.creates.unwrap_or(if q { 2 } else { 10 })) {
+            Ok(r) => out.create = Some(r),
+            Err(e) => fail(&mut out, "create", OURS, e),
+        }
+    }
+    out.machine = report::probe_machine(&server.log_path());
+    out.duration_s = started.elapsed().as_secs_f64();
+
+    std::fs::create_dir_all(&a.out_dir)?;
+    let json = a.out_dir.join("results.json");
+    std::fs::write(&json, serde_json::to_vec_pretty(&out)?).with_context(|| format!("write {}", json.display()))?;
+    let md = report::render(&out, &a.plot_prefix);
+    std::fs::write(a.out_dir.join("report.md"), &md)?;
+    if let Some(docs) = &a.docs {
+        std::fs::write(docs, &md).with_context(|| format!("write {}", docs.display()))?;
+    }
+    eprintln!("bench: wrote {} and report.md in {:.0} s", json.display(), out.duration_s);
+
+    // Stop the systems (and with them sandboxd's VMs) before deciding the exit status.
+    drop(systems);
+    drop(rt);
     drop(server);
-    if failures > 0 {
+    let ours_failed = out.failures.iter().any(|f| f.system == OURS);
+    let peer_failed = out.failures.iter().any(|f| f.system != OURS);
+    for f in &out.failures {
+        eprintln!("bench: FAILED [{}] {}: {}", f.scenario, f.system, f.error);
+    }
+    if ours_failed || (q && peer_failed) {
+        eprintln!("bench: {} failure(s){}", out.failures.len(), if q { " (quick mode fails on any system that ran)" } else { "" });
         std::process::exit(1);
     }
+    if peer_failed {
+        eprintln!("bench: peers failed (reported in the tables; the full mode still succeeds)");
+    }
     Ok(())
-}
-
-fn num_cpus() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
-}
-
-fn mem_total() -> String {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| m.lines().next().map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_string()))
-        .and_then(|kb| kb.parse::<u64>().ok())
-        .map(|kb| format!("{} GiB RAM", kb >> 20))
-        .unwrap_or_default()
 }

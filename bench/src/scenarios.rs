@@ -1,187 +1,331 @@
-//! The benchmark scenarios. Every number comes with a correctness check, so a fast wrong
-//! answer cannot pass: commands must print what they were asked to, restored sandboxes must
-//! hold the exact memory the source held when it was captured.
+//! Scenario drivers over every system under test. Each iteration runs every system once, in
+//! turn (A B A B …), so drift of this shared machine lands on all of them alike and the ratios
+//! of medians compare numbers taken side by side.
+//!
+//! Every number comes with a correctness check, so a fast wrong answer cannot pass: restored
+//! sandboxes must hold the exact memory (sha256) and files the source held when captured. A
+//! failing system is recorded (`Results::failures`) and left out of the rest of the scenario;
+//! the others carry on.
 
-use std::time::{Duration, Instant};
+use crate::results::{ConcurrentSeries, Failure, PauseSeries, RestoreSeries, Results, SnapshotSeries};
+use crate::stats::all_positive;
+use crate::system::{Batch, SandboxRef, SnapshotRef, System};
 
-use anyhow::{Context, ensure};
-use e2b::{CreateOptions, RunOptions, Sandbox};
-
-use crate::pss;
-use crate::workload::{HOLD_PY, Held, QUERY};
-use crate::server::Server;
-use crate::stats::Samples;
-
-fn create_opts(server: &Server, template: &str) -> CreateOptions {
-    CreateOptions {
-        template: Some(template.to_string()),
-        timeout: Some(Duration::from_secs(900)),
-        connection: server.opts(),
-        ..Default::default()
-    }
+/// Iteration counts and sizes of one run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub snapshot_mib: Vec<u32>,
+    pub snapshot_iterations: usize,
+    /// Restore-and-check the last snapshot of each size up to this one (a check hashes the
+    /// whole dirty memory inside the guest, slow under TCG for 1 GiB).
+    pub verify_max_mib: u32,
+    pub restore_mib: u32,
+    pub sequential: usize,
+    pub concurrency: Vec<usize>,
+    pub concurrent_batches: usize,
+    pub pause_iterations: usize,
 }
 
-fn run_dir(server: &Server) -> std::path::PathBuf {
-    server.data_dir.path().join("store/run")
+pub type Systems = Vec<Box<dyn System>>;
+
+pub fn fail(out: &mut Results, scenario: &str, system: &str, error: impl std::fmt::Display) {
+    let error = format!("{error:#}").replace('\n', " ");
+    eprintln!("bench: [{scenario}] {system} FAILED: {error}");
+    out.failures.push(Failure { scenario: scenario.into(), system: system.into(), error });
 }
 
-/// Create → first command, sequentially, and the PSS of each sandbox.
-pub async fn create(server: &Server, n: usize) -> anyhow::Result<()> {
-    let (mut total, mut create_only, mut first_cmd, mut pss_mib) =
-        (Samples::default(), Samples::default(), Samples::default(), Samples::default());
-    for _ in 0..n {
-        let t = Instant::now();
-        let sbx = Sandbox::create(create_opts(server, "base")).await.context("create")?;
-        let created = t.elapsed();
-        let r = sbx.commands().run("echo ok", RunOptions::default()).await.context("first command")?;
-        let elapsed = t.elapsed();
-        ensure!(r.stdout == "ok\n", "first command printed {:?}", r.stdout);
-        total.push_ms(elapsed);
-        create_only.push_ms(created);
-        first_cmd.push_ms(elapsed - created);
-        if let Some(p) = pss::sandbox_pss_mib(&run_dir(server), sbx.sandbox_id()) {
-            pss_mib.push(p);
+fn log(scenario: &str, msg: impl std::fmt::Display) {
+    eprintln!("bench: [{scenario}] {msg}");
+}
+
+/// The guest label of a system's rows (only ours runs a guest of a chosen size).
+fn guest_of(system: &str, ours_guest: &str) -> String {
+    if system == crate::OURS { ours_guest.to_string() } else { String::new() }
+}
+
+/// Kills what a batch brought up; returns the first error.
+fn kill_batch(s: &mut dyn System, b: &Batch) -> anyhow::Result<()> {
+    let mut first = Ok(());
+    for c in &b.ok {
+        if let Err(e) = s.kill(&c.sandbox)
+            && first.is_ok()
+        {
+            first = Err(e);
         }
-        sbx.kill().await?;
     }
-    ensure!(pss_mib.len() == n, "PSS was readable for only {} of {n} sandboxes", pss_mib.len());
-    println!("## create → first command (template base, {n} sequential creates)\n");
-    println!("| metric | p50 | p95 | max |\n|---|---|---|---|");
-    row("create → first command done (ms)", &total);
-    row("  of which create (ms)", &create_only);
-    row("  of which first `echo ok` (ms)", &first_cmd);
-    row("PSS per sandbox (MiB)", &pss_mib);
-    println!();
-    Ok(())
+    first
 }
 
-fn row(name: &str, s: &Samples) {
-    println!("| {name} | {:.0} | {:.0} | {:.0} |", s.pct(50.0), s.pct(95.0), s.max());
+/// One live workload per system: (index into systems, source, snapshot).
+struct Live {
+    idx: usize,
+    source: SandboxRef,
+    snapshot: Option<SnapshotRef>,
+    dead: bool,
 }
 
-pub struct SnapshotConfig {
-    pub dirty_mib: u32,
-    pub snapshots: usize,
-    pub restores: usize,
-    pub clones: usize,
-}
-
-async fn query(sbx: &Sandbox) -> anyhow::Result<Held> {
-    let r = sbx.commands().run(QUERY, RunOptions { timeout: Some(Duration::from_secs(60)), ..Default::default() }).await?;
-    Held::parse(&r.stdout).with_context(|| format!("stderr {:?}", r.stderr))
-}
-
-/// Source with dirty memory → snapshots → sequential restores → concurrent clones.
-pub async fn snapshot(server: &Server, template: &str, cfg: &SnapshotConfig) -> anyhow::Result<()> {
-    let src = Sandbox::create(create_opts(server, template)).await.with_context(|| format!("create from {template}"))?;
-    let info = src.get_info().await?;
-    src.files().write("/tmp/hold.py", HOLD_PY.as_bytes().to_vec(), None).await?;
-    let t = Instant::now();
-    let _holder = src
-        .commands()
-        .run_background(&format!("python3 /tmp/hold.py {}", cfg.dirty_mib), RunOptions { timeout: Some(Duration::ZERO), ..Default::default() })
-        .await?;
-    let ready = "for i in $(seq 2400); do [ -f /tmp/hold.ready ] && exit 0; sleep 0.05; done; exit 1";
-    src.commands().run(ready, RunOptions { timeout: Some(Duration::from_secs(150)), ..Default::default() }).await.context("holder never became ready")?;
-    let fill_s = t.elapsed().as_secs_f64();
-    let before = query(&src).await?;
-    ensure!(before.digest_start == before.digest_now, "source memory changed by itself");
-
-    let (mut frozen, mut capture, mut api, mut size) = (Samples::default(), Samples::default(), Samples::default(), Samples::default());
-    let mut snapshot_id = String::new();
-    for i in 0..cfg.snapshots {
-        let t = Instant::now();
-        let snap = src.create_snapshot(None).await.context("create_snapshot")?;
-        api.push_ms(t.elapsed());
-        let meta = server.image_meta(&snap.snapshot_id)?;
-        frozen.push(meta["frozen_ms"].as_f64().unwrap_or(f64::NAN));
-        capture.push(meta["capture_ms"].as_f64().unwrap_or(f64::NAN));
-        size.push(meta["size_bytes"].as_f64().unwrap_or(f64::NAN) / 1048576.0);
-        if i + 1 < cfg.snapshots {
-            Sandbox::delete_snapshot(&snap.snapshot_id, &server.opts()).await?;
+fn start_sources(systems: &mut Systems, mib: u32, scenario: &str, out: &mut Results) -> Vec<Live> {
+    let mut live = Vec::new();
+    for (idx, s) in systems.iter_mut().enumerate() {
+        log(scenario, format!("{}: source with {mib} MiB dirty", s.name()));
+        match s.start_source(mib) {
+            Ok(source) => live.push(Live { idx, source, snapshot: None, dead: false }),
+            Err(e) => fail(out, scenario, &s.name(), e),
         }
-        snapshot_id = snap.snapshot_id;
     }
-    let at_snapshot = query(&src).await?;
-    ensure!(at_snapshot.count >= before.count, "source counter went backwards");
+    live
+}
 
-    // Sequential restores: create from the snapshot → first command, with a memory check.
-    let mut restore = Samples::default();
-    for _ in 0..cfg.restores {
-        let t = Instant::now();
-        let clone = Sandbox::create(create_opts(server, &snapshot_id)).await.context("create from snapshot")?;
-        let r = clone.commands().run("echo ok", RunOptions::default()).await?;
-        restore.push_ms(t.elapsed());
-        ensure!(r.stdout == "ok\n");
-        let held = query(&clone).await?;
-        ensure!(held.digest_now == before.digest_start, "restored memory differs from the source's");
-        ensure!(held.count >= before.count, "restored counter {} started below the source's {}", held.count, before.count);
-        clone.kill().await?;
-    }
-
-    // Concurrent clones from one snapshot, all alive at once.
-    let t = Instant::now();
-    let tasks = (0..cfg.clones).map(|_| {
-        let opts = create_opts(server, &snapshot_id);
-        async move {
-            let t = Instant::now();
-            let c = Sandbox::create(opts).await?;
-            let r = c.commands().run("echo ok", RunOptions::default()).await?;
-            anyhow::ensure!(r.stdout == "ok\n");
-            Ok::<_, anyhow::Error>((c, t.elapsed()))
+fn cleanup(systems: &mut Systems, live: &[Live], scenario: &str, out: &mut Results) {
+    for l in live {
+        let s = &mut systems[l.idx];
+        if let Some(snap) = &l.snapshot
+            && let Err(e) = s.delete_snapshot(snap)
+        {
+            fail(out, scenario, &s.name(), e.context("delete snapshot"));
         }
-    });
-    let results = futures::future::join_all(tasks).await;
-    let wall = t.elapsed();
-    let mut clones = Vec::new();
-    let mut each = Samples::default();
-    let mut errors = Vec::new();
-    for r in results {
-        match r {
-            Ok((c, d)) => {
-                each.push_ms(d);
-                clones.push(c);
+        if let Err(e) = s.kill(&l.source) {
+            fail(out, scenario, &s.name(), e.context("kill source"));
+        }
+    }
+}
+
+/// `snapshot`: per dirty size, a source per system, `snapshot_iterations` snapshots of it
+/// (frozen, durable, size), then one restore of the last snapshot with its state checked.
+pub fn snapshot(systems: &mut Systems, plan: &Plan, ours_guest: &str, out: &mut Results) {
+    for &mib in &plan.snapshot_mib {
+        let scenario = format!("snapshot {mib} MiB");
+        let mut live = start_sources(systems, mib, &scenario, out);
+        let mut series: Vec<SnapshotSeries> = live
+            .iter()
+            .map(|l| {
+                let system = systems[l.idx].name();
+                SnapshotSeries {
+                    guest: guest_of(&system, ours_guest),
+                    system,
+                    dirty_mib: mib,
+                    frozen_ms: vec![],
+                    durable_ms: vec![],
+                    size_mib: vec![],
+                    restore_verified: false,
+                }
+            })
+            .collect();
+        for it in 0..plan.snapshot_iterations {
+            for (l, ser) in live.iter_mut().zip(series.iter_mut()).filter(|(l, _)| !l.dead) {
+                let s = &mut systems[l.idx];
+                match s.snapshot(&l.source) {
+                    Ok(x) => {
+                        log(&scenario, format!("{} #{it}: frozen {:.0} ms, durable {:.0} ms, {:.0} MiB", ser.system, x.frozen_ms, x.durable_ms, x.size_mib));
+                        ser.frozen_ms.push(x.frozen_ms);
+                        ser.durable_ms.push(x.durable_ms);
+                        ser.size_mib.push(x.size_mib);
+                        if let Some(prev) = l.snapshot.replace(x.snapshot)
+                            && let Err(e) = s.delete_snapshot(&prev)
+                        {
+                            fail(out, &scenario, &ser.system, e.context("delete snapshot"));
+                            l.dead = true;
+                        }
+                    }
+                    Err(e) => {
+                        fail(out, &scenario, &ser.system, e);
+                        l.dead = true;
+                    }
+                }
             }
-            Err(e) => errors.push(format!("{e:#}")),
         }
-    }
-    let mut clone_pss = Samples::default();
-    for c in &clones {
-        if let Some(p) = pss::sandbox_pss_mib(&run_dir(server), c.sandbox_id()) {
-            clone_pss.push(p);
+        for (l, ser) in live.iter_mut().zip(series.iter_mut()).filter(|(l, _)| !l.dead) {
+            if !(all_positive(&ser.frozen_ms) && all_positive(&ser.durable_ms) && all_positive(&ser.size_mib)) {
+                fail(out, &scenario, &ser.system, "a zero, negative or missing measurement");
+            }
+            let (Some(snap), true) = (&l.snapshot, mib <= plan.verify_max_mib) else { continue };
+            let s = &mut systems[l.idx];
+            match s.restore(snap, 1) {
+                Ok(b) => {
+                    if b.ok.len() == 1 && b.errors.is_empty() {
+                        ser.restore_verified = true;
+                    } else {
+                        fail(out, &scenario, &ser.system, format!("restore check: {:?}", b.errors));
+                    }
+                    if let Err(e) = kill_batch(s.as_mut(), &b) {
+                        fail(out, &scenario, &ser.system, e.context("kill clone"));
+                    }
+                }
+                Err(e) => fail(out, &scenario, &ser.system, e.context("restore check")),
+            }
         }
+        cleanup(systems, &live, &scenario, out);
+        out.snapshot.extend(series);
     }
-    for c in &clones {
-        let held = query(c).await?;
-        ensure!(held.digest_now == before.digest_start, "a concurrent clone's memory differs");
-    }
-    for c in &clones {
-        c.kill().await?;
-    }
-    src.kill().await?;
-    Sandbox::delete_snapshot(&snapshot_id, &server.opts()).await?;
+}
 
-    let guest = info.memory_mb;
-    println!("## snapshot: template `{template}` ({guest} MiB guest, {} MiB dirty, filled in {fill_s:.1} s)\n", cfg.dirty_mib);
-    println!("| metric | p50 | p95 | max | target |\n|---|---|---|---|---|");
-    let trow = |name: &str, s: &Samples, target: &str| {
-        println!("| {name} | {:.0} | {:.0} | {:.0} | {target} |", s.pct(50.0), s.pct(95.0), s.max())
-    };
-    trow("source frozen (ms, host stop → cont)", &frozen, "≤ 100");
-    trow("snapshot durable (ms, in sandboxd)", &capture, "");
-    trow("create_snapshot API call (ms)", &api, "");
-    trow("snapshot size on disk (MiB)", &size, "");
-    trow("create from snapshot → first command (ms)", &restore, "≤ 1000");
-    trow(&format!("{} concurrent clones: each → first command (ms)", cfg.clones), &each, "");
-    trow("PSS per concurrent clone (MiB)", &clone_pss, &format!("≤ {}", guest / 2));
-    println!(
-        "\n{} of {} concurrent clones succeeded, wall time {:.0} ms; restored memory verified (sha256 of {} MiB) in every clone.\n",
-        clones.len(),
-        cfg.clones,
-        wall.as_secs_f64() * 1000.0,
-        cfg.dirty_mib
-    );
-    ensure!(errors.is_empty(), "clones failed: {errors:?}");
-    ensure!(frozen.pct(50.0) > 0.0 && size.pct(50.0) > 0.0, "implausible zero measurements");
-    Ok(())
+/// `restore` (sequential, then concurrent batches) and `pause-resume`, sharing one source and
+/// one snapshot per system.
+pub fn restore_and_pause(systems: &mut Systems, plan: &Plan, ours_guest: &str, restore: bool, pause: bool, out: &mut Results) {
+    let mib = plan.restore_mib;
+    let scenario = if restore { "restore" } else { "pause-resume" };
+    let mut live = start_sources(systems, mib, scenario, out);
+    if restore {
+        for l in live.iter_mut() {
+            let s = &mut systems[l.idx];
+            match s.snapshot(&l.source) {
+                Ok(x) => l.snapshot = Some(x.snapshot),
+                Err(e) => {
+                    fail(out, scenario, &s.name(), e.context("snapshot"));
+                    l.dead = true;
+                }
+            }
+        }
+        sequential(systems, plan, ours_guest, &mut live, out);
+        for &n in &plan.concurrency {
+            concurrent(systems, plan, ours_guest, n, &mut live, out);
+        }
+    }
+    if pause {
+        pause_resume(systems, plan, ours_guest, &mut live, out);
+    }
+    cleanup(systems, &live, scenario, out);
+}
+
+fn sequential(systems: &mut Systems, plan: &Plan, ours_guest: &str, live: &mut [Live], out: &mut Results) {
+    let scenario = "restore (sequential)";
+    let mut series: Vec<RestoreSeries> = live
+        .iter()
+        .map(|l| {
+            let system = systems[l.idx].name();
+            RestoreSeries { guest: guest_of(&system, ours_guest), system, dirty_mib: plan.restore_mib, ready_ms: vec![] }
+        })
+        .collect();
+    for it in 0..plan.sequential {
+        for (l, ser) in live.iter_mut().zip(series.iter_mut()).filter(|(l, _)| !l.dead) {
+            let s = &mut systems[l.idx];
+            let snap = l.snapshot.clone().expect("snapshot");
+            match s.restore(&snap, 1) {
+                Ok(b) => {
+                    if let (Some(c), true) = (b.ok.first(), b.errors.is_empty()) {
+                        log(scenario, format!("{} #{it}: ready in {:.0} ms", ser.system, c.ready_ms));
+                        ser.ready_ms.push(c.ready_ms);
+                    } else {
+                        fail(out, scenario, &ser.system, format!("{:?}", b.errors));
+                        l.dead = true;
+                    }
+                    if let Err(e) = kill_batch(s.as_mut(), &b) {
+                        fail(out, scenario, &ser.system, e.context("kill clone"));
+                        l.dead = true;
+                    }
+                }
+                Err(e) => {
+                    fail(out, scenario, &ser.system, e);
+                    l.dead = true;
+                }
+            }
+        }
+    }
+    for (l, ser) in live.iter().zip(series.iter()) {
+        if !l.dead && !all_positive(&ser.ready_ms) {
+            fail(out, scenario, &ser.system, "a zero, negative or missing measurement");
+        }
+    }
+    out.restore.extend(series);
+}
+
+fn concurrent(systems: &mut Systems, plan: &Plan, ours_guest: &str, n: usize, live: &mut [Live], out: &mut Results) {
+    let scenario = format!("restore ({n} concurrent)");
+    let mut series: Vec<ConcurrentSeries> = live
+        .iter()
+        .map(|l| {
+            let system = systems[l.idx].name();
+            ConcurrentSeries {
+                guest: guest_of(&system, ours_guest),
+                system,
+                clones: n,
+                dirty_mib: plan.restore_mib,
+                wall_ms: vec![],
+                succeeded: 0,
+                attempted: 0,
+                errors: vec![],
+                ready_ms: vec![],
+                pss_mib: vec![],
+            }
+        })
+        .collect();
+    for _ in 0..plan.concurrent_batches {
+        for (l, ser) in live.iter_mut().zip(series.iter_mut()).filter(|(l, _)| !l.dead) {
+            let s = &mut systems[l.idx];
+            let snap = l.snapshot.clone().expect("snapshot");
+            ser.attempted += n;
+            match s.restore(&snap, n) {
+                Ok(b) => {
+                    log(&scenario, format!("{}: {} of {n} up, wall {:.0} ms", ser.system, b.ok.len(), b.wall_ms));
+                    ser.wall_ms.push(b.wall_ms);
+                    ser.succeeded += b.ok.len();
+                    ser.ready_ms.extend(b.ok.iter().map(|c| c.ready_ms));
+                    ser.pss_mib.extend(b.ok.iter().filter_map(|c| c.pss_mib));
+                    if !b.errors.is_empty() {
+                        fail(out, &scenario, &ser.system, format!("{} of {n} clones failed: {}", b.errors.len(), b.errors.join("; ")));
+                        ser.errors.extend(b.errors.iter().cloned());
+                    }
+                    if let Err(e) = kill_batch(s.as_mut(), &b) {
+                        fail(out, &scenario, &ser.system, e.context("kill clone"));
+                        l.dead = true;
+                    }
+                }
+                Err(e) => {
+                    fail(out, &scenario, &ser.system, e);
+                    l.dead = true;
+                }
+            }
+        }
+    }
+    for (l, ser) in live.iter().zip(series.iter()) {
+        if !l.dead && !(all_positive(&ser.wall_ms) && all_positive(&ser.ready_ms)) {
+            fail(out, &scenario, &ser.system, "a zero, negative or missing measurement");
+        }
+        if !l.dead && ser.pss_mib.iter().any(|p| !(p.is_finite() && *p > 0.0)) {
+            fail(out, &scenario, &ser.system, "a zero or negative PSS");
+        }
+    }
+    out.concurrent.extend(series);
+}
+
+fn pause_resume(systems: &mut Systems, plan: &Plan, ours_guest: &str, live: &mut [Live], out: &mut Results) {
+    let scenario = "pause-resume";
+    let mut series: Vec<PauseSeries> = live
+        .iter()
+        .map(|l| {
+            let system = systems[l.idx].name();
+            PauseSeries { guest: guest_of(&system, ours_guest), system, dirty_mib: plan.restore_mib, resume_ms: vec![], pause_ms: vec![] }
+        })
+        .collect();
+    // Sources that failed only at restore still get paused and resumed.
+    for l in live.iter_mut() {
+        l.dead = false;
+    }
+    for it in 0..plan.pause_iterations {
+        for (l, ser) in live.iter_mut().zip(series.iter_mut()).filter(|(l, _)| !l.dead) {
+            let s = &mut systems[l.idx];
+            let r = s.pause_resume(&l.source).and_then(|ms| {
+                s.verify(&l.source)?;
+                Ok(ms)
+            });
+            match r {
+                Ok(ms) => {
+                    let pause = s.last_pause_ms();
+                    log(scenario, format!("{} #{it}: pause {pause:?} ms, resume → first command {ms:.0} ms", ser.system));
+                    ser.resume_ms.push(ms);
+                    ser.pause_ms.extend(pause);
+                }
+                Err(e) => {
+                    fail(out, scenario, &ser.system, e);
+                    l.dead = true;
+                }
+            }
+        }
+    }
+    for (l, ser) in live.iter().zip(series.iter()) {
+        if !l.dead && !all_positive(&ser.resume_ms) {
+            fail(out, scenario, &ser.system, "a zero, negative or missing measurement");
+        }
+    }
+    out.pause_resume.extend(series);
 }

@@ -2,7 +2,7 @@
 //! free loopback port. Dropping it stops the server, kills leftover VMs and unmounts the store.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -26,7 +26,7 @@ impl Server {
             cmd.arg("--templates-dir").arg(t);
         }
         let log = std::fs::File::create(data_dir.path().join("sandboxd.log"))?;
-        let child = cmd.stdout(Stdio::null()).stderr(log).spawn().with_context(|| format!("start {}", bin.display()))?;
+        let child = cmd.stdout(log.try_clone()?).stderr(log).spawn().with_context(|| format!("start {}", bin.display()))?;
         let url = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(60);
         let key_path = data_dir.path().join("api_key");
