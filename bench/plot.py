@@ -13,6 +13,19 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
+
+PLAIN = FuncFormatter(lambda v, _: f"{v:g}")
+
+
+def scale(ax, which, values):
+    """Log scale (with plain numbers) when the values span more than 20×, else linear."""
+    values = [v for v in values if v > 0]
+    if values and max(values) / min(values) > 20:
+        getattr(ax, f"set_{which}scale")("log")
+        axis = getattr(ax, f"{which}axis")
+        axis.set_major_formatter(PLAIN)
+        axis.set_minor_formatter(NullFormatter())
 
 
 def label(s):
@@ -30,10 +43,11 @@ def restore_cdf(r, out):
         v = sorted(s["ready_ms"])
         if not v:
             continue
-        ys = [(i + 1) / len(v) for i in range(len(v))]
-        ax.step(v, ys, where="post", label=f"{label(s)}, n={len(v)}")
-    ax.set_xscale("log")
-    ax.set_xlabel("restore → first command (ms, log scale)")
+        ys = [0.0] + [(i + 1) / len(v) for i in range(len(v))]
+        ax.step([v[0]] + v, ys, where="post", label=f"{label(s)}, n={len(v)}")
+    scale(ax, "x", [v for s in r["restore"] for v in s["ready_ms"]])
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("restore → first command (ms)")
     ax.set_ylabel("fraction of restores")
     ax.set_title(f"Sequential restores, {r['restore'][0]['dirty_mib']} MiB dirty" if r["restore"] else "")
     ax.grid(True, which="both", alpha=0.3)
@@ -55,10 +69,13 @@ def frozen_vs_dirty(r, out):
             line = ax.plot(xs, [median(s[key]) for s in rows], marker="o", label=label(rows[0]))[0]
             for s in rows:  # every sample, faint
                 ax.scatter([s["dirty_mib"]] * len(s[key]), s[key], color=line.get_color(), alpha=0.3, s=10)
+        sizes = sorted({s["dirty_mib"] for s in r["snapshot"]})
         ax.set_xscale("log", base=2)
-        ax.set_yscale("log")
+        ax.set_xticks(sizes, [str(x) for x in sizes])
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        scale(ax, "y", [v for s in r["snapshot"] for v in s[key]])
         ax.set_xlabel("dirty memory held by the workload (MiB)")
-        ax.set_ylabel("ms (log scale)")
+        ax.set_ylabel("ms")
         ax.set_title(title)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
@@ -73,8 +90,8 @@ def concurrent(r, out):
     if rows:
         ax.boxplot([s["ready_ms"] for s in rows], whis=(0, 100))
         ax.set_xticks(range(1, len(rows) + 1), [f"{s['system']}\n{s['clones']} at once" for s in rows], fontsize=8)
-    ax.set_yscale("log")
-    ax.set_ylabel("each clone: restore → first command (ms, log)")
+    scale(ax, "y", [v for s in rows for v in s["ready_ms"]])
+    ax.set_ylabel("each clone: restore → first command (ms)")
     ax.set_title("Concurrent restores from one snapshot")
     ax.grid(True, axis="y", which="both", alpha=0.3)
     fig.tight_layout()
