@@ -110,6 +110,16 @@ impl EnvdProxy {
         if port != ENVD_PORT {
             return bad_gateway(format!("The sandbox {id} is running but port {port} is not open"));
         }
+        // The guest's disk is a qcow2 layer in the store: an upload the store cannot hold would
+        // stop the VM on a full disk, so it is refused here, before any byte reaches the guest.
+        if req.method() == axum::http::Method::POST && req.uri().path() == "/files" {
+            let len = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+            if let Some(len) = len
+                && let Err(e) = self.manager.ensure_store_space(len, "this upload")
+            {
+                return e.into_response();
+            }
+        }
         let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
         let uri: Uri = match format!("http://{addr}{path}").parse() {
             Ok(uri) => uri,

@@ -192,6 +192,12 @@ impl Manager {
         self.capacity().running.insert(id.to_string(), u64::from(memory_mb));
     }
 
+    /// 507 unless the store has room for `bytes` more (plus a margin): checked before an
+    /// upload reaches a guest, whose disk grows inside the store.
+    pub fn ensure_store_space(&self, bytes: u64, what: &str) -> ApiResult<()> {
+        Ok(self.inner.runtime.ensure_free(bytes, what)?)
+    }
+
     /// Running sandboxes and the guest memory admission has handed out (MiB).
     pub fn usage(&self) -> (usize, u64) {
         let cap = self.capacity();

@@ -126,7 +126,7 @@ impl Runtime {
     /// is a sparse file in the store: if the store fills up, the guest's next write to a new
     /// page kills QEMU (SIGBUS). So launches and snapshots check for room first and fail
     /// cleanly with `NoSpace` (the API's 507) while everything keeps running.
-    fn ensure_free(&self, needed: u64, what: &str) -> Result<()> {
+    pub fn ensure_free(&self, needed: u64, what: &str) -> Result<()> {
         let stat = nix::sys::statvfs::statvfs(&self.inner.store).map_err(|e| VmError::Io(e.into()))?;
         let free = stat.blocks_available() as u64 * stat.fragment_size() as u64;
         if free < needed + SPACE_MARGIN {
