@@ -1,0 +1,96 @@
+"""What a sandboxd data directory must look like at rest, read straight from the disk, /proc and
+the SQLite store (not through the API under test): used by the fault and load tests."""
+
+import json
+import os
+import re
+import sqlite3
+import subprocess
+from pathlib import Path
+
+RUN_ID = re.compile(r"/store/run/([^/,]+)/mem\.ram")
+
+# Servers started with this collect unreferenced disk layers at once (the GC's youth guard
+# protects layers of operations in flight; at rest there are none).
+GC_NOW = {"SANDBOXD_GC_MIN_AGE_SECS": "0"}
+
+
+def qemu_processes(server) -> dict:
+    """QEMU processes running a VM of this server: {pid: sandbox ID of its run directory}."""
+    found = {}
+    needle = str(server.data).encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if b"qemu-system" in cmdline and needle in cmdline and state != "Z":
+            m = RUN_ID.search(cmdline.replace(b"\0", b" ").decode(errors="replace"))
+            found[int(entry.name)] = m.group(1) if m else "?"
+    return found
+
+
+def db_rows(server):
+    """(sandbox rows, image rows) as dicts, read from the database file."""
+    with sqlite3.connect(server.data / "sandboxd.db") as db:
+        db.row_factory = sqlite3.Row
+        sandboxes = [dict(r) for r in db.execute("SELECT id, state, vm, disk_layer, image_dir FROM sandboxes")]
+        images = [dict(r) for r in db.execute("SELECT id, kind, dir, disk_layer, deleted FROM snapshots")]
+    return sandboxes, images
+
+
+def backing_chain(layer: str) -> set:
+    """Every file of a qcow2 chain (the layer and its backing files)."""
+    out = subprocess.run(["qemu-img", "info", "-U", "--backing-chain", "--output=json", layer],
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        return {layer}
+    return {os.path.realpath(i["filename"]) for i in json.loads(out.stdout)}
+
+
+def orphans(server) -> dict:
+    """Files in the store that nothing refers to: image directories without a row, run
+    directories without a running sandbox, disk layers outside every live chain."""
+    store = server.data / "store"
+    sandboxes, images = db_rows(server)
+    running = {s["id"] for s in sandboxes if s["vm"]}
+    image_dirs = {os.path.basename(i["dir"]) for i in images}
+    snapshots = {p.name for p in (store / "snapshots").iterdir()}
+    runs = {p.name for p in (store / "run").iterdir()}
+    roots = [i["disk_layer"] for i in images] + [s["disk_layer"] for s in sandboxes if s["disk_layer"]]
+    roots += [os.readlink(store / "run" / r / "disk") for r in runs if (store / "run" / r / "disk").is_symlink()]
+    live = set()
+    for root in roots:
+        live |= backing_chain(root)
+    layers = {str(p) for p in (store / "layers").iterdir()}
+    return {
+        "image_dirs": sorted(snapshots - image_dirs),
+        "missing_image_dirs": sorted(image_dirs - snapshots),
+        "run_dirs": sorted(runs - running),
+        "layers": sorted(layers - live),
+    }
+
+
+def assert_at_rest(server):
+    """The data directory matches the store exactly: every VM process belongs to a listed
+    running sandbox and vice versa, every file is referenced, nothing half-written remains."""
+    sandboxes, _ = db_rows(server)
+    running = {s["id"] for s in sandboxes if s["vm"]}
+    vms = qemu_processes(server)
+    assert sorted(vms.values()) == sorted(running), f"QEMU processes {vms} vs running sandboxes {running}"
+    left = orphans(server)
+    assert left == {"image_dirs": [], "missing_image_dirs": [], "run_dirs": [], "layers": []}, left
+
+
+def fd_count(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
