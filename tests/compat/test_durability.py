@@ -1,5 +1,6 @@
 """Durability and limits: a crash in the middle of a snapshot, a full disk, the capacity cap."""
 
+import errno
 import json
 import os
 import sqlite3
@@ -61,7 +62,13 @@ def test_kill9_during_snapshot_leaves_all_or_nothing(base_template, make_sandbox
 
 def fill(path):
     """Allocates every free block of the filesystem holding `path` (down to 4 KiB)."""
-    with open(path, "wb") as f:
+    try:
+        f = open(path, "wb")
+    except OSError as e:
+        if e.errno != errno.ENOSPC:
+            raise
+        return  # not even room for an inode: already full
+    with f:
         size, chunk = 0, 1 << 30
         while chunk >= 4096:
             try:
@@ -71,12 +78,6 @@ def fill(path):
                 chunk //= 2
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="runtime: guest RAM is a sparse file inside the store, so a full store can kill the "
-    "running VM (SIGBUS on a page fault) before the snapshot even starts; sandboxd's side (507, "
-    "source kept, no leftovers) passes whenever the VM survives the full disk",
-)
 def test_full_disk_snapshot_is_507_and_the_source_keeps_running(base_template, make_sandboxd):
     server = make_sandboxd(env={"SANDBOXD_STORE_SIZE_GB": "2"})
     store = server.data / "store"
@@ -85,9 +86,6 @@ def test_full_disk_snapshot_is_507_and_the_source_keeps_running(base_template, m
     opts = server.opts
     sbx = Sandbox.create(base_template, timeout=300, **opts)
     assert sbx.commands.run("echo alive").stdout == "alive\n"
-    # Guest RAM is a sparse file in the store: have the guest touch most of its memory first,
-    # so that it does not need new blocks (and die of SIGBUS) while the disk is full.
-    sbx.commands.run("python3 -c \"b = b'x' * (320 << 20)\"", timeout=120)
     filler, late = store / "filler", store / "filler-late"
     fill(filler)
     time.sleep(3)  # blocks the guest frees are given back to the store asynchronously
@@ -96,9 +94,13 @@ def test_full_disk_snapshot_is_507_and_the_source_keeps_running(base_template, m
         with pytest.raises(SandboxException) as e:
             Sandbox.create_snapshot(sbx.sandbox_id, **opts)
         assert "507" in str(e.value), str(e.value)
+        # The guest's RAM file was fully allocated at launch (fallocate), so touching fresh
+        # memory while the store is full needs no new blocks: no SIGBUS, the guest lives.
+        touch = "python3 -c \"b = b'x' * (320 << 20); print(len(b) >> 20)\""
+        assert sbx.commands.run(touch, timeout=120).stdout == "320\n"
     finally:
         filler.unlink()
-        late.unlink()
+        late.unlink(missing_ok=True)
     assert sbx.commands.run("echo alive").stdout == "alive\n"
     assert Sandbox.get_info(sbx.sandbox_id, **opts).state.value == "running"
     on_disk, rows = image_dirs_and_rows(server)
@@ -174,3 +176,36 @@ def test_concurrent_snapshots_of_one_sandbox_conflict(base_template, make_sandbo
     assert 201 in statuses
     assert 409 in statuses, f"no overlap observed: {statuses}"
     assert Sandbox.get_info(src.sandbox_id, **server.opts).state.value == "running"
+
+
+def test_full_store_upload_is_507_and_the_sandbox_keeps_running(base_template, make_sandboxd):
+    """The guest's disk grows inside the store: an upload the store cannot hold is refused
+    with 507 before it reaches the guest (a guest write that finds the store full would stop
+    the VM, see test_guest_write_to_a_full_store_waits_for_space)."""
+    from e2b.exceptions import NotEnoughSpaceException
+    from store_check import GC_NOW, assert_at_rest
+
+    server = make_sandboxd(env={"SANDBOXD_STORE_SIZE_GB": "2", **GC_NOW})
+    store = server.data / "store"
+    if not os.path.ismount(store):
+        pytest.skip("needs sandboxd's size-capped XFS store (running as root)")
+    opts = server.opts
+    sbx = Sandbox.create(base_template, timeout=300, **opts)
+    sbx.files.write("before.txt", "written before")
+    payload = os.urandom(8 << 20)
+    filler = store / "filler"
+    fill(filler)
+    try:
+        with pytest.raises(NotEnoughSpaceException) as e:
+            sbx.files.write("big.bin", payload)
+        assert "not enough disk space" in str(e.value), str(e.value)
+        assert not sbx.files.exists("big.bin")
+        assert sbx.files.read("before.txt") == "written before"
+    finally:
+        filler.unlink()
+    assert Sandbox.get_info(sbx.sandbox_id, **opts).state.value == "running"
+    sbx.files.write("big.bin", payload)
+    assert sbx.files.read("big.bin", format="bytes") == payload
+    on_disk, rows = image_dirs_and_rows(server)
+    assert on_disk == rows
+    assert_at_rest(server)
