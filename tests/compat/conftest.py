@@ -215,3 +215,13 @@ def wait_until(predicate, timeout_s: float, what: str, interval_s: float = 0.2):
             return last
         time.sleep(interval_s)
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what} (last: {last!r})")
+
+
+def pytest_collection_modifyitems(config, items):
+    """`@pytest.mark.slow` tests run only with SANDBOXD_SLOW_TESTS=1 (CI runs the quick subset)."""
+    if os.environ.get("SANDBOXD_SLOW_TESTS") == "1":
+        return
+    skip = pytest.mark.skip(reason="slow: set SANDBOXD_SLOW_TESTS=1 to run")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
