@@ -144,7 +144,7 @@ fn main() -> anyhow::Result<()> {
     let plan = Plan {
         snapshot_mib: pick(&a.snapshot_mib, vec![64, 256, 1024], vec![32]),
         snapshot_iterations: a.snapshot_iterations.unwrap_or(if q { 2 } else { 5 }),
-        verify_max_mib: 256,
+        verify_max_mib: scenarios::VERIFY_MAX_MIB,
         restore_mib: a.restore_mib.unwrap_or(if q { 32 } else { 64 }),
         sequential: a.sequential.unwrap_or(if q { 3 } else { 20 }),
         concurrency: if !a.concurrency.is_empty() { a.concurrency.clone() } else if q { vec![2] } else { vec![8, 16] },

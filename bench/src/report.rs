@@ -46,6 +46,8 @@ pub fn probe_machine(sandboxd_log: &Path) -> Machine {
     let accelerator = log
         .lines()
         .find_map(|l| l.split_once("accelerator: ").map(|(_, a)| strip_ansi(a)))
+        // "tcg (why) accel=tcg" → "tcg (why)"
+        .map(|a| a.split_once(')').map(|(head, _)| format!("{head})")).unwrap_or(a))
         .unwrap_or_else(|| "unknown".into());
     Machine {
         cpu,
@@ -102,7 +104,7 @@ fn missing_rows(r: &Results, present: &[&str], scenario: &str, cols: usize) -> S
             continue;
         }
         let why = match &sys.unavailable {
-            Some(why) => format!("did not run: {why}"),
+            Some(_) => "did not run (why: see Systems)".to_string(),
             None => r
                 .failures
                 .iter()
@@ -186,7 +188,10 @@ fn snapshot_section(s: &mut String, r: &Results, ours: &str, plot_prefix: &str) 
          `frozen`: how long the source's workload could not run (ours: QMP `stop` → `cont`, from the\n\
          snapshot's host record). `durable`: snapshot call start → complete on disk and usable (ours:\n\
          listed by `GET /snapshots`). `size`: allocated bytes on disk the snapshot adds. Times in ms,\n\
-         p50 (p95); ratios on the medians.\n"
+         p50 (p95); ratios on the medians. `restored state checked`: the last snapshot of the size was\n\
+         restored and the clone's memory and files verified (done up to {} MiB; hashing more inside a\n\
+         TCG guest takes minutes, and the restore scenario checks every clone anyway).\n",
+        crate::scenarios::VERIFY_MAX_MIB
     );
     let mut sizes: Vec<u32> = r.snapshot.iter().map(|x| x.dirty_mib).collect();
     sizes.dedup();
@@ -218,8 +223,8 @@ fn snapshot_section(s: &mut String, r: &Results, ours: &str, plot_prefix: &str) 
             let e2b = E2B_PAUSE_MS_PER_GIB * guest_gib;
             let _ = writeln!(
                 s,
-                "| E2B (*quoted*, {E2B_DOCS}: pause ≈ 4 s per GiB of RAM, i.e. for a {} GiB guest) | – | ≈ {} (pause) | – | – | durable {} |",
-                f(guest_gib),
+                "| E2B (*quoted*, {E2B_DOCS}: pause ≈ 4 s per GiB of RAM, i.e. for a {} guest) | – | ≈ {} (pause) | – | – | durable {} |",
+                size_text(guest_gib),
                 f(e2b),
                 ratio(median(&o.durable_ms), e2b)
             );
@@ -229,7 +234,7 @@ fn snapshot_section(s: &mut String, r: &Results, ours: &str, plot_prefix: &str) 
     let _ = writeln!(s, "![time frozen against dirty memory]({plot_prefix}frozen_vs_dirty.png)\n");
 }
 
-/// "2 GiB guest (template base-2g)" → 2.0; "512 MiB guest" → 0.5.
+/// "2 GiB guest, template base-2g" → 2.0; "512 MiB guest, template base" → 0.5.
 fn guest_gib(guest: &str) -> f64 {
     let mut it = guest.split_whitespace();
     match (it.next().and_then(|v| v.parse::<f64>().ok()), it.next()) {
@@ -237,6 +242,10 @@ fn guest_gib(guest: &str) -> f64 {
         (Some(v), Some("MiB")) => v / 1024.0,
         _ => f64::NAN,
     }
+}
+
+fn size_text(gib: f64) -> String {
+    if gib < 1.0 { format!("{:.0} MiB", gib * 1024.0) } else { format!("{gib:.0} GiB") }
 }
 
 fn restore_section(s: &mut String, r: &Results, ours: &str, plot_prefix: &str) {
@@ -340,9 +349,9 @@ fn pause_section(s: &mut String, r: &Results, ours: &str) {
         let gib = guest_gib(&o.guest);
         let _ = writeln!(
             s,
-            "| E2B (*quoted*, {E2B_DOCS}: pause ≈ 4 s per GiB, resume ≈ 1 s) | – | ≈ {} for a {} GiB guest | ≈ 1000 | {} |",
+            "| E2B (*quoted*, {E2B_DOCS}: pause ≈ 4 s per GiB, resume ≈ 1 s) | – | ≈ {} for a {} guest | ≈ 1000 | {} |",
             f(E2B_PAUSE_MS_PER_GIB * gib),
-            f(gib),
+            size_text(gib),
             ratio(median(&o.resume_ms), E2B_RESUME_MS)
         );
     }
@@ -477,7 +486,8 @@ mod tests {
             ..Default::default()
         };
         let md = render(&r, "");
-        assert!(md.contains("| CRIU | did not run: criu check failed"), "{md}");
+        assert!(md.contains("| CRIU | did not run: criu check failed |"), "{md}");
+        assert!(md.contains("| CRIU | did not run (why: see Systems) |"), "{md}");
         assert!(md.contains("E2B resume (*quoted*"));
         assert!(md.contains("restore_cdf.png"));
     }

@@ -28,6 +28,9 @@ pub struct Plan {
 
 pub type Systems = Vec<Box<dyn System>>;
 
+/// Default of `Plan::verify_max_mib`.
+pub const VERIFY_MAX_MIB: u32 = 256;
+
 pub fn fail(out: &mut Results, scenario: &str, system: &str, error: impl std::fmt::Display) {
     let error = format!("{error:#}").replace('\n', " ");
     eprintln!("bench: [{scenario}] {system} FAILED: {error}");
