@@ -16,7 +16,7 @@ from e2b import Sandbox
 from e2b.exceptions import NotFoundException, SandboxException
 
 from conftest import wait_until
-from store_check import GC_NOW, assert_at_rest, db_rows, qemu_processes
+from store_check import GC_NOW, assert_at_rest, db_rows, fd_count, qemu_processes
 
 
 def crash_at(server, point, action):
@@ -172,3 +172,88 @@ def test_qemu_killed_under_a_sandbox_is_reported_gone_and_its_clones_live_on(bas
     assert_at_rest(server)
     with sqlite3.connect(server.data / "sandboxd.db") as db:
         assert db.execute("SELECT COUNT(*) FROM sandboxes WHERE id = ?", (src.sandbox_id,)).fetchone()[0] == 0
+
+
+CHILD_RUNS_A_COMMAND = """
+import sys
+from e2b import Sandbox
+Sandbox.connect(sys.argv[1], timeout=300).commands.run(sys.argv[2], timeout=int(sys.argv[3]))
+"""
+
+
+def test_client_dropped_mid_command_stream(base_template, make_sandboxd):
+    """The SDK process streaming a command's output is SIGKILLed. As in E2B's envd (the command's
+    context is not the request's), the command keeps running until its own timeout, then is
+    killed; sandboxd's proxy closes both sides of the stream (descriptors back to baseline)."""
+    import subprocess
+    import sys
+
+    server = make_sandboxd()
+    opts = server.opts
+    sbx = Sandbox.create(base_template, timeout=600, **opts)
+    assert sbx.commands.run("echo warm").stdout == "warm\n"
+    pid = server.proc.pid
+    base = fd_count(pid)
+
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD_RUNS_A_COMMAND, sbx.sandbox_id, "touch /tmp/started; sleep 600", "20"],
+        env={**os.environ, "E2B_API_URL": server.url, "E2B_SANDBOX_URL": server.url, "E2B_API_KEY": server.key},
+    )
+    try:
+        wait_until(lambda: sbx.files.exists("/tmp/started"), 60, "the command to start")
+        assert fd_count(pid) > base, "the child's stream should hold descriptors in sandboxd"
+    finally:
+        child.kill()
+        child.wait()
+
+    def sleeping():
+        return [p for p in sbx.commands.list() if "sleep 600" in " ".join([p.cmd, *p.args])]
+
+    assert sleeping(), "the command died with its client (E2B keeps it until its timeout)"
+    wait_until(lambda: fd_count(pid) <= base, 30, f"sandboxd's descriptors to return to {base}")
+    wait_until(lambda: not sleeping(), 90, "the command to be killed at its 20 s timeout")
+    assert sbx.commands.run("echo alive").stdout == "alive\n"
+
+
+def test_client_dropped_mid_upload(base_template, make_sandboxd):
+    """An upload cut half-way (connection reset after 4 of 16 MiB): sandboxd closes both sides;
+    as in E2B's envd (which writes the target in place, O_TRUNC), what was received is left under
+    the target name, never more than was sent; the next complete upload replaces it."""
+    import socket
+    import struct
+
+    server = make_sandboxd()
+    opts = server.opts
+    sbx = Sandbox.create(base_template, timeout=600, **opts)
+    sbx.files.write("/tmp/warm.txt", "warm")
+    pid = server.proc.pid
+    base = fd_count(pid)
+
+    sent = 4 << 20
+    head = (
+        "POST /files?path=/tmp/cut.bin HTTP/1.1\r\n"
+        f"Host: 127.0.0.1:{server.port}\r\n"
+        f"E2b-Sandbox-Id: {sbx.sandbox_id}\r\nE2b-Sandbox-Port: 49983\r\n"
+        f"X-Access-Token: {sbx._envd_access_token}\r\n"
+        "Content-Type: application/octet-stream\r\n"
+        f"Content-Length: {16 << 20}\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", server.port)) as s:
+        s.sendall(head + b"x" * sent)
+        assert fd_count(pid) > base
+        # An abrupt close: RST, not FIN.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    wait_until(lambda: fd_count(pid) <= base, 30, f"sandboxd's descriptors to return to {base}")
+    # The guest still drains what reached its network stack (slirp delivers buffered data before
+    # the FIN), so envd keeps writing for a moment after sandboxd let go; a new upload to the same
+    # path before that would be overwritten by the stale tail. Wait until envd closed the file.
+    holders = "ls -l /proc/[0-9]*/fd 2>/dev/null | grep -c /tmp/cut.bin || true"
+    wait_until(lambda: sbx.commands.run(holders, user="root").stdout.strip() == "0", 60,
+               "envd to finish the abandoned upload")
+    if sbx.files.exists("/tmp/cut.bin"):
+        assert sbx.files.get_info("/tmp/cut.bin").size <= sent
+    data = os.urandom(1 << 20)
+    sbx.files.write("/tmp/cut.bin", data)
+    assert sbx.files.read("/tmp/cut.bin", format="bytes") == data
+    assert sbx.commands.run("echo alive").stdout == "alive\n"
