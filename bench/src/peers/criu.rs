@@ -20,15 +20,28 @@ pub const NAME: &str = "CRIU";
 /// `Err((name, reason))`: why CRIU cannot run here (with criu's own message and version).
 pub fn criu() -> Result<Box<dyn System>, (String, String)> {
     let version = run_timeout(cmd(&["--version"]), Duration::from_secs(30), None)
-        .map(|o| o.stdout.trim().trim_start_matches("Version:").trim().to_string())
+        .map(|o| {
+            o.stdout
+                .trim()
+                .trim_start_matches("Version:")
+                .trim()
+                .to_string()
+        })
         .unwrap_or_default();
-    let name = if version.is_empty() { NAME.to_string() } else { format!("{NAME} {version}") };
+    let name = if version.is_empty() {
+        NAME.to_string()
+    } else {
+        format!("{NAME} {version}")
+    };
     let check = match run_timeout(cmd(&["check"]), Duration::from_secs(60), None) {
         Ok(o) => o,
         Err(e) => return Err((name, format!("`criu check` could not run: {e:#}"))),
     };
     if !check.ok {
-        return Err((name.clone(), check_failure(&name, &check.stdout, &check.stderr)));
+        return Err((
+            name.clone(),
+            check_failure(&name, &check.stdout, &check.stderr),
+        ));
     }
     Err((
         name,
@@ -54,7 +67,9 @@ fn check_failure(name: &str, stdout: &str, stderr: &str) -> String {
         .collect();
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let detail = if errors.is_empty() {
-        format!("{} {}", stdout.trim(), stderr.trim()).trim().to_string()
+        format!("{} {}", stdout.trim(), stderr.trim())
+            .trim()
+            .to_string()
     } else {
         errors.join("; ")
     };

@@ -56,9 +56,13 @@ fn install_packages(pkgs: &[&str]) -> anyhow::Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
-    progress(&format!("installing {} from Debian's packages (apt-get)", missing.join(" ")));
+    progress(&format!(
+        "installing {} from Debian's packages (apt-get)",
+        missing.join(" ")
+    ));
     let mut cmd = Command::new("apt-get");
-    cmd.args(["install", "-y", "-o", "DPkg::Lock::Timeout=600"]).args(&missing);
+    cmd.args(["install", "-y", "-o", "DPkg::Lock::Timeout=600"])
+        .args(&missing);
     cmd.env("DEBIAN_FRONTEND", "noninteractive");
     let out = run_timeout(cmd, Duration::from_secs(900), None)?;
     if !out.ok {
@@ -67,11 +71,16 @@ fn install_packages(pkgs: &[&str]) -> anyhow::Result<()> {
         update.args(["update", "-o", "DPkg::Lock::Timeout=600"]);
         let _ = run_timeout(update, Duration::from_secs(600), None);
         let mut cmd = Command::new("apt-get");
-        cmd.args(["install", "-y", "-o", "DPkg::Lock::Timeout=600"]).args(&missing);
+        cmd.args(["install", "-y", "-o", "DPkg::Lock::Timeout=600"])
+            .args(&missing);
         cmd.env("DEBIAN_FRONTEND", "noninteractive");
         let out = run_timeout(cmd, Duration::from_secs(900), None)?;
         if !out.ok {
-            bail!("apt-get install {} failed: {}", missing.join(" "), out.tail());
+            bail!(
+                "apt-get install {} failed: {}",
+                missing.join(" "),
+                out.tail()
+            );
         }
     }
     Ok(())
@@ -87,7 +96,11 @@ pub(crate) struct Output {
 impl Output {
     /// The end of stderr (or stdout), for error messages.
     pub fn tail(&self) -> String {
-        let s = if self.stderr.trim().is_empty() { &self.stdout } else { &self.stderr };
+        let s = if self.stderr.trim().is_empty() {
+            &self.stdout
+        } else {
+            &self.stderr
+        };
         let s = s.trim();
         let start = s.char_indices().rev().nth(600).map(|(i, _)| i).unwrap_or(0);
         s[start..].to_string()
@@ -98,7 +111,11 @@ impl Output {
 /// sandbox started by the command may inherit them and keep them open, and gVisor writes a
 /// restored sandbox's output at its old offsets). Kills it and fails after `timeout`.
 /// `log_dir`: where the output files go (a temporary directory if `None`).
-pub(crate) fn run_timeout(mut cmd: Command, timeout: Duration, log_dir: Option<&Path>) -> anyhow::Result<Output> {
+pub(crate) fn run_timeout(
+    mut cmd: Command,
+    timeout: Duration,
+    log_dir: Option<&Path>,
+) -> anyhow::Result<Output> {
     let tmp;
     let dir = match log_dir {
         Some(d) => d.to_path_buf(),
@@ -108,12 +125,17 @@ pub(crate) fn run_timeout(mut cmd: Command, timeout: Duration, log_dir: Option<&
         }
     };
     let tag = unique_id();
-    let (out_path, err_path) = (dir.join(format!("{tag}.out")), dir.join(format!("{tag}.err")));
+    let (out_path, err_path) = (
+        dir.join(format!("{tag}.out")),
+        dir.join(format!("{tag}.err")),
+    );
     cmd.stdin(Stdio::null())
         .stdout(std::fs::File::create(&out_path)?)
         .stderr(std::fs::File::create(&err_path)?);
     let what = format!("{cmd:?}");
-    let mut child = cmd.spawn().with_context(|| format!("cannot start {what}"))?;
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("cannot start {what}"))?;
     let deadline = Instant::now() + timeout;
     let status = loop {
         if let Some(s) = child.try_wait()? {
@@ -123,14 +145,28 @@ pub(crate) fn run_timeout(mut cmd: Command, timeout: Duration, log_dir: Option<&
             let _ = child.kill();
             let _ = child.wait();
             let err = std::fs::read_to_string(&err_path).unwrap_or_default();
-            let _ = (std::fs::remove_file(&out_path), std::fs::remove_file(&err_path));
-            bail!("timed out after {timeout:?}: {what} (stderr: {})", err.trim());
+            let _ = (
+                std::fs::remove_file(&out_path),
+                std::fs::remove_file(&err_path),
+            );
+            bail!(
+                "timed out after {timeout:?}: {what} (stderr: {})",
+                err.trim()
+            );
         }
         std::thread::sleep(Duration::from_millis(5));
     };
-    let read = |p: &Path| String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).replace('\0', "");
-    let out = Output { ok: status.success(), stdout: read(&out_path), stderr: read(&err_path) };
-    let _ = (std::fs::remove_file(&out_path), std::fs::remove_file(&err_path));
+    let read =
+        |p: &Path| String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).replace('\0', "");
+    let out = Output {
+        ok: status.success(),
+        stdout: read(&out_path),
+        stderr: read(&err_path),
+    };
+    let _ = (
+        std::fs::remove_file(&out_path),
+        std::fs::remove_file(&err_path),
+    );
     Ok(out)
 }
 
@@ -152,9 +188,12 @@ pub(crate) fn unique_id() -> String {
 pub(crate) fn rootfs() -> anyhow::Result<PathBuf> {
     let cache = Path::new(CACHE_DIR);
     std::fs::create_dir_all(cache)?;
-    let templates = std::env::var_os("SANDBOXD_TEMPLATES_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into())).join(".local/share/sandboxd/templates")
-    });
+    let templates = std::env::var_os("SANDBOXD_TEMPLATES_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into()))
+                .join(".local/share/sandboxd/templates")
+        });
     let tarball = std::fs::read_dir(templates.join(".cache"))
         .into_iter()
         .flatten()
@@ -166,7 +205,11 @@ pub(crate) fn rootfs() -> anyhow::Result<PathBuf> {
         })
         .max_by_key(|p| p.metadata().and_then(|m| m.modified()).ok());
     let key = match &tarball {
-        Some(t) => t.file_stem().unwrap_or_default().to_string_lossy().into_owned(),
+        Some(t) => t
+            .file_stem()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned(),
         None => "debootstrap-bookworm-minbase-python3".to_string(),
     };
     let root = cache.join(format!("rootfs-{key}"));
@@ -180,7 +223,11 @@ pub(crate) fn rootfs() -> anyhow::Result<PathBuf> {
     let result = (|| -> anyhow::Result<()> {
         match &tarball {
             Some(t) => {
-                progress(&format!("unpacking {} into {}", t.display(), root.display()));
+                progress(&format!(
+                    "unpacking {} into {}",
+                    t.display(),
+                    root.display()
+                ));
                 let mut tar = Command::new("tar");
                 tar.arg("-xpf").arg(t).arg("-C").arg(&tmp);
                 let out = run_timeout(tar, Duration::from_secs(600), None)?;
@@ -191,9 +238,13 @@ pub(crate) fn rootfs() -> anyhow::Result<PathBuf> {
             None => {
                 install_packages(&["debootstrap"])?;
                 let mirror = debian_mirror();
-                progress(&format!("debootstrap bookworm (minbase + python3) from {mirror}: about 1-2 min, once"));
+                progress(&format!(
+                    "debootstrap bookworm (minbase + python3) from {mirror}: about 1-2 min, once"
+                ));
                 let mut d = Command::new("debootstrap");
-                d.args(["--variant=minbase", "--include=python3,procps", "bookworm"]).arg(&tmp).arg(&mirror);
+                d.args(["--variant=minbase", "--include=python3,procps", "bookworm"])
+                    .arg(&tmp)
+                    .arg(&mirror);
                 let out = run_timeout(d, Duration::from_secs(1800), None)?;
                 if !out.ok {
                     bail!("debootstrap failed: {}", out.tail());
@@ -221,13 +272,21 @@ fn debian_mirror() -> String {
         return m;
     }
     let mut files = vec![PathBuf::from("/etc/apt/sources.list")];
-    files.extend(std::fs::read_dir("/etc/apt/sources.list.d").into_iter().flatten().flatten().map(|e| e.path()));
+    files.extend(
+        std::fs::read_dir("/etc/apt/sources.list.d")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path()),
+    );
     for f in files {
         let text = std::fs::read_to_string(&f).unwrap_or_default();
         for line in text.lines().map(str::trim).filter(|l| !l.starts_with('#')) {
             for word in line.split_whitespace() {
                 let word = word.trim_end_matches('/');
-                if (word.starts_with("http://") || word.starts_with("https://")) && word.ends_with("/debian") {
+                if (word.starts_with("http://") || word.starts_with("https://"))
+                    && word.ends_with("/debian")
+                {
                     return word.to_string();
                 }
             }
@@ -248,7 +307,9 @@ pub(crate) fn allocated_mib(dir: &Path) -> f64 {
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let Ok(m) = e.path().symlink_metadata() else { continue };
+            let Ok(m) = e.path().symlink_metadata() else {
+                continue;
+            };
             if m.is_dir() {
                 stack.push(e.path());
             } else {
@@ -267,7 +328,9 @@ mod tests {
     fn commands_time_out_instead_of_hanging() {
         let mut c = Command::new("sleep");
         c.arg("30");
-        let e = run_timeout(c, Duration::from_millis(200), None).err().expect("must time out");
+        let e = run_timeout(c, Duration::from_millis(200), None)
+            .err()
+            .expect("must time out");
         assert!(e.to_string().contains("timed out"), "{e}");
         let mut c = Command::new("sh");
         c.args(["-c", "echo out; echo err >&2; exit 3"]);
@@ -285,7 +348,11 @@ mod tests {
 
     #[test]
     fn sh_quote_survives_quotes() {
-        let o = Command::new("sh").arg("-c").arg(format!("printf %s {}", sh_quote("a'b\"c"))).output().unwrap();
+        let o = Command::new("sh")
+            .arg("-c")
+            .arg(format!("printf %s {}", sh_quote("a'b\"c")))
+            .output()
+            .unwrap();
         assert_eq!(String::from_utf8_lossy(&o.stdout), "a'b\"c");
     }
 }
