@@ -53,6 +53,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let manager = Manager::new(cfg.clone(), store, runtime);
     manager.recover().await?;
     manager.spawn_reaper();
+    manager.spawn_space_watch();
     let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
     info!(listen = %listener.local_addr()?, "sandboxd listening");
     let app = app(AppState { manager, keys });

@@ -209,3 +209,50 @@ def test_full_store_upload_is_507_and_the_sandbox_keeps_running(base_template, m
     on_disk, rows = image_dirs_and_rows(server)
     assert on_disk == rows
     assert_at_rest(server)
+
+
+def qmp_status(sandbox_id):
+    """The VM's run state, asked over its QMP socket (sandboxd holds it only during operations)."""
+    import socket
+    from pathlib import Path
+
+    path = next(Path("/tmp").glob(f"sandboxd-*/{sandbox_id}.qmp"))
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(10)
+        s.connect(str(path))
+        f = s.makefile("rw")
+        f.readline()
+        for cmd in ("qmp_capabilities", "query-status"):
+            f.write(json.dumps({"execute": cmd}) + "\n")
+            f.flush()
+            while "return" not in (reply := json.loads(f.readline())):
+                pass
+        return reply["return"]["status"]
+
+
+def test_guest_write_to_a_full_store_waits_for_space(base_template, make_sandboxd):
+    """The guest's disk is a qcow2 layer in the store. A guest write that finds the store full
+    is not failed (the guest would see I/O errors and remount read-only): QEMU stops the VM, and
+    sandboxd continues it once the store has room again. The write completes intact."""
+    from conftest import wait_until
+
+    server = make_sandboxd(env={"SANDBOXD_STORE_SIZE_GB": "2"})
+    store = server.data / "store"
+    if not os.path.ismount(store):
+        pytest.skip("needs sandboxd's size-capped XFS store (running as root)")
+    opts = server.opts
+    sbx = Sandbox.create(base_template, timeout=600, **opts)
+    filler = store / "filler"
+    fill(filler)
+    try:
+        write = sbx.commands.run(
+            "head -c 20M /dev/urandom > big.bin && sync && sha256sum big.bin > big.sha", background=True, timeout=300)
+        wait_until(lambda: qmp_status(sbx.sandbox_id) == "io-error", 120, "QEMU to stop the VM on the full store")
+        assert Sandbox.get_info(sbx.sandbox_id, **opts).state.value == "running"
+    finally:
+        filler.unlink()
+    wait_until(lambda: qmp_status(sbx.sandbox_id) == "running", 60, "sandboxd to continue the VM")
+    assert write.wait().exit_code == 0
+    assert sbx.commands.run("sha256sum -c big.sha && stat -c %s big.bin").stdout.endswith(f"{20 << 20}\n")
+    on_disk, rows = image_dirs_and_rows(server)
+    assert on_disk == rows

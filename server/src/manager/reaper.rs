@@ -15,7 +15,57 @@ use crate::ids;
 const MAX_SLEEP: Duration = Duration::from_secs(60);
 const LIVENESS_EVERY: Duration = Duration::from_secs(60);
 
+/// How often the store's free space is sampled for [`Manager::spawn_space_watch`].
+const SPACE_EVERY: Duration = Duration::from_secs(2);
+
 impl Manager {
+    /// A guest writing to its disk while the store is full is stopped by QEMU (no data lost,
+    /// no error shown to the guest). This task notices the store running full and, once there
+    /// is room again, continues every VM QEMU stopped that way. The reaper's minute sweep
+    /// also checks, in case a short full episode fell between two samples.
+    pub fn spawn_space_watch(&self) -> tokio::task::JoinHandle<()> {
+        let mgr = self.clone();
+        tokio::spawn(async move {
+            let mut was_full = false;
+            loop {
+                tokio::time::sleep(SPACE_EVERY).await;
+                if mgr.inner.runtime.store_nearly_full() {
+                    if !was_full {
+                        tracing::warn!("the store is full: guests writing to their disks are paused until there is room");
+                    }
+                    was_full = true;
+                } else if was_full {
+                    was_full = !mgr.resume_io_errors().await;
+                }
+            }
+        })
+    }
+
+    /// Continues the VMs QEMU stopped on a full store. False if some could not be checked
+    /// (busy with another operation): try again later.
+    async fn resume_io_errors(&self) -> bool {
+        let ids: Vec<String> = self.inner.routes.read().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect();
+        let mut done = true;
+        for id in ids {
+            let lock = self.op_lock(&id);
+            let Ok(_op) = lock.try_lock() else {
+                done = false;
+                continue;
+            };
+            let Ok(Some(row)) = self.store().sandbox(&id) else { continue };
+            let Some(vm) = row.vm.filter(|_| row.state == crate::store::SandboxState::Running) else { continue };
+            match self.inner.runtime.resume_after_io_error(&vm).await {
+                Ok(true) => tracing::info!(sandbox = %id, "continued after the store had room again"),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::debug!(sandbox = %id, error = %e, "could not check for a full-store pause");
+                    done = false;
+                }
+            }
+        }
+        done
+    }
+
     /// Forgets sandbox `id` as soon as its VM's process exits, unless that was sandboxd's doing
     /// (kill, pause: `reap_if_dead` re-checks under the operation lock).
     pub(super) fn watch_vm(&self, id: &str, vm: &crate::vm::VmInfo) {
@@ -37,6 +87,7 @@ impl Manager {
                     for id in ids {
                         mgr.reap_if_dead(&id).await;
                     }
+                    mgr.resume_io_errors().await;
                 }
                 let now = ids::now_ns();
                 let next = match mgr.store().next_deadline() {

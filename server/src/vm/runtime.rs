@@ -457,6 +457,38 @@ impl Runtime {
         reaped
     }
 
+    /// Free bytes in the store.
+    pub fn store_free_bytes(&self) -> u64 {
+        nix::sys::statvfs::statvfs(&self.inner.store)
+            .map(|st| st.blocks_available() as u64 * st.fragment_size() as u64)
+            .unwrap_or(0)
+    }
+
+    /// True when the store is so full that a guest disk write may fail (QEMU then stops the
+    /// VM: `werror=enospc`, the default, keeps the guest's data and shows it no error).
+    pub fn store_nearly_full(&self) -> bool {
+        self.store_free_bytes() < SPACE_MARGIN
+    }
+
+    /// Continues a VM that QEMU stopped because a disk write found the store full, once the
+    /// store has room again. Returns true when it did. The guest sees a pause, not an error:
+    /// the failed write is retried.
+    pub async fn resume_after_io_error(&self, vm: &VmInfo) -> Result<bool> {
+        if self.store_nearly_full() {
+            return Ok(false);
+        }
+        let mut qmp = Qmp::connect(&self.qmp_path(&vm.run_dir), Duration::from_secs(5)).await?;
+        let status = qmp.execute("query-status", json!({})).await?;
+        if status.get("status").and_then(|s| s.as_str()) != Some("io-error") {
+            return Ok(false);
+        }
+        qmp.execute("cont", json!({})).await?;
+        if let Err(e) = guest::sync_clock(vm.envd_addr).await {
+            tracing::warn!("could not resync the guest's clock after a full-store pause: {e}");
+        }
+        Ok(true)
+    }
+
     /// Resolves when the VM's QEMU process exits (or might have: check [`Runtime::is_alive`]).
     pub async fn exited(&self, vm: &VmInfo) {
         qemu::wait_exit(vm.pid).await
