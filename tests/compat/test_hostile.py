@@ -345,3 +345,26 @@ def _send_chunked(server, raw):
         finally:
             conn.close()
     raise AssertionError(f"no answer to an oversized chunked body: {last}")
+
+
+def test_upload_larger_than_the_free_guest_disk_is_507(sandbox):
+    """envd answers 507 when the guest disk is full (the SDK's NotEnoughSpaceException), and
+    the same upload works once space is freed."""
+    from e2b.exceptions import NotEnoughSpaceException
+
+    home = sandbox.commands.run("echo $HOME").stdout.strip()
+    # Fill the filesystem the upload goes to: fallocate most of it, then dd the rest.
+    fill = (f"set -e; avail=$(df -B1 --output=avail {home} | tail -1); "
+            f"fallocate -l $((avail - 1048576)) /var/tmp/filler; "
+            f"dd if=/dev/zero of=/var/tmp/filler2 bs=64k 2>/dev/null || true; sync; "
+            f"df -B1 --output=avail {home} | tail -1")
+    left = int(sandbox.commands.run(fill, user="root", timeout=300).stdout.split()[-1])
+    assert left < 1 << 20, left
+    blob = os.urandom(8 << 20)
+    with pytest.raises(NotEnoughSpaceException):
+        sandbox.files.write("big.bin", blob)
+    # Freed space: the same upload goes through, byte for byte.
+    sandbox.commands.run("rm -f /var/tmp/filler /var/tmp/filler2; sync", user="root")
+    sandbox.files.write("big.bin", blob)
+    assert sandbox.files.read("big.bin", format="bytes") == blob
+    assert sandbox.commands.run("echo ok").stdout == "ok\n"
