@@ -65,7 +65,7 @@ pub fn api(rt: &tokio::runtime::Runtime, server: &Server, plan: &ApiPlan) -> any
             r?;
         }
         let create_s = t.elapsed().as_secs_f64();
-        eprintln!("bench: [api] {} snapshots in {create_s:.1} s", plan.snapshots);
+        crate::scenarios::log("api", format!("{} snapshots in {create_s:.1} s", plan.snapshots));
 
         // 2. Pages: walk once for the tokens, then time each page.
         let mut tokens = vec![None];
@@ -136,7 +136,7 @@ pub fn api(rt: &tokio::runtime::Runtime, server: &Server, plan: &ApiPlan) -> any
                 all.extend(l);
                 (all, e + x)
             });
-            eprintln!("bench: [api] {op}: {} requests in {duration_s:.1} s, {errors} errors", ms.len());
+            crate::scenarios::log("api", format!("{op}: {} requests in {duration_s:.1} s, {errors} errors", ms.len()));
             ensure!(errors == 0, "{op}: {errors} requests failed or answered wrongly");
             ensure!(all_positive(&ms), "{op}: no requests");
             throughput.push(Throughput { op: op.into(), clients: plan.clients, duration_s, requests: ms.len(), errors, ms });

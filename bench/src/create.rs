@@ -32,7 +32,7 @@ pub fn create(rt: &tokio::runtime::Runtime, server: &Server, template: &str, n: 
             out.first_command_ms.push(ms(done - created));
             out.pss_mib.extend(pss::sandbox_pss_mib(&run_dir, sbx.sandbox_id()));
             sbx.kill().await?;
-            eprintln!("bench: [create] #{i}: {:.0} ms", ms(done));
+            crate::scenarios::log("create", format!("#{i}: {:.0} ms", ms(done)));
             Ok(())
         })?;
     }

@@ -160,7 +160,7 @@ fn main() -> anyhow::Result<()> {
         clients: if q { 2 } else { 4 },
         seconds: if q { 1.0 } else { 5.0 },
     };
-    eprintln!("bench: {plan:?}, snapshot template {snapshot_template}, {api_plan:?}");
+    scenarios::log("plan", format!("{plan:?}, snapshot template {snapshot_template}, {api_plan:?}"));
 
     let started = Instant::now();
     let mut out = Results {

@@ -37,8 +37,11 @@ pub fn fail(out: &mut Results, scenario: &str, system: &str, error: impl std::fm
     out.failures.push(Failure { scenario: scenario.into(), system: system.into(), error });
 }
 
-fn log(scenario: &str, msg: impl std::fmt::Display) {
-    eprintln!("bench: [{scenario}] {msg}");
+/// Progress on stderr, with the seconds since the first message (to size the iteration counts).
+pub fn log(scenario: &str, msg: impl std::fmt::Display) {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let t = START.get_or_init(std::time::Instant::now).elapsed().as_secs_f64();
+    eprintln!("bench: {t:6.0}s [{scenario}] {msg}");
 }
 
 /// The guest label of a system's rows (only ours runs a guest of a chosen size).
