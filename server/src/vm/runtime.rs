@@ -460,7 +460,7 @@ impl Runtime {
     /// Free bytes in the store.
     pub fn store_free_bytes(&self) -> u64 {
         nix::sys::statvfs::statvfs(&self.inner.store)
-            .map(|st| st.blocks_available() as u64 * st.fragment_size() as u64)
+            .map(|st| st.blocks_available() * st.fragment_size())
             .unwrap_or(0)
     }
 
