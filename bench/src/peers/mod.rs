@@ -217,6 +217,19 @@ pub(crate) fn rootfs() -> anyhow::Result<PathBuf> {
     if done.is_file() && root.join("usr/bin/python3").exists() {
         return Ok(root);
     }
+    // One preparer at a time (another bench run may be preparing it, or already using it).
+    let lock = std::fs::File::create(cache.join(".lock"))?;
+    // SAFETY: flock(2) on a file we hold open; released when `lock` is closed.
+    if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) } != 0 {
+        bail!(
+            "cannot lock {}: {}",
+            cache.display(),
+            std::io::Error::last_os_error()
+        );
+    }
+    if done.is_file() && root.join("usr/bin/python3").exists() {
+        return Ok(root);
+    }
     let tmp = cache.join(format!("rootfs-{key}.tmp-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp)?;
