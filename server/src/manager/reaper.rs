@@ -16,20 +16,21 @@ const MAX_SLEEP: Duration = Duration::from_secs(60);
 const LIVENESS_EVERY: Duration = Duration::from_secs(60);
 
 /// How often the store's free space is sampled for [`Manager::spawn_space_watch`].
-const SPACE_EVERY: Duration = Duration::from_secs(2);
+const SPACE_EVERY: Duration = Duration::from_secs(1);
 
 impl Manager {
     /// A guest writing to its disk while the store is full is stopped by QEMU (no data lost,
-    /// no error shown to the guest). This task notices the store running full and, once there
-    /// is room again, continues every VM QEMU stopped that way. The reaper's minute sweep
-    /// also checks, in case a short full episode fell between two samples.
+    /// no error shown to the guest). This task notices the store running (nearly) full and,
+    /// once there is room again, continues every VM QEMU stopped that way. It asks the VMs
+    /// only after such an episode: the check holds a sandbox's operation lock for a moment (a
+    /// snapshot then would get 409), so it must not run on a healthy server.
     pub fn spawn_space_watch(&self) -> tokio::task::JoinHandle<()> {
         let mgr = self.clone();
         tokio::spawn(async move {
             let mut was_full = false;
             loop {
                 tokio::time::sleep(SPACE_EVERY).await;
-                if mgr.inner.runtime.store_nearly_full() {
+                if mgr.inner.runtime.store_free_bytes() < 2 * crate::vm::SPACE_MARGIN {
                     if !was_full {
                         tracing::warn!("the store is full: guests writing to their disks are paused until there is room");
                     }
@@ -87,7 +88,6 @@ impl Manager {
                     for id in ids {
                         mgr.reap_if_dead(&id).await;
                     }
-                    mgr.resume_io_errors().await;
                 }
                 let now = ids::now_ns();
                 let next = match mgr.store().next_deadline() {

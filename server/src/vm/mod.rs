@@ -29,7 +29,7 @@ pub mod qmp;
 pub mod store;
 mod runtime;
 
-pub use runtime::{Runtime, random_id};
+pub use runtime::{Runtime, SPACE_MARGIN, random_id};
 
 /// Errors from the VM runtime. `NoSpace` is a full disk (the API answers 507).
 #[derive(Debug, thiserror::Error)]

@@ -35,7 +35,7 @@ struct Inner {
 }
 
 /// Kept free in the store beyond what an operation needs (qcow2 growth, metadata).
-const SPACE_MARGIN: u64 = 64 << 20;
+pub const SPACE_MARGIN: u64 = 64 << 20;
 /// How long a restored guest may take to answer `/init` (TCG on a busy host is slow).
 const INIT_DEADLINE: Duration = Duration::from_secs(60);
 /// How long a cold boot (template build) may take to bring envd up.
