@@ -1,4 +1,5 @@
-//! The reaper: kills (or auto-pauses) sandboxes when their `end_at` passes.
+//! The reaper: kills (or auto-pauses) sandboxes when their `end_at` passes; plus the watchers
+//! that notice a VM dying on its own and a guest stopped by a full store.
 //!
 //! Invariant: it sleeps until the earliest deadline in the store (at most a minute, as a
 //! safety net) and is woken early through `Inner::reaper` whenever a deadline may have moved
@@ -32,7 +33,7 @@ impl Manager {
                 tokio::time::sleep(SPACE_EVERY).await;
                 if mgr.inner.runtime.store_free_bytes() < 2 * crate::vm::SPACE_MARGIN {
                     if !was_full {
-                        tracing::warn!("the store is full: guests writing to their disks are paused until there is room");
+                        tracing::warn!("the store is (nearly) full: guests writing to their disks are paused until there is room");
                     }
                     was_full = true;
                 } else if was_full {
