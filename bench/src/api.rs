@@ -56,17 +56,53 @@ pub fn api(rt: &tokio::runtime::Runtime, server: &Server, plan: &ApiPlan) -> any
         let per = plan.snapshots.div_ceil(plan.sources);
         let tasks = sources.iter().enumerate().map(|(k, s)| async move {
             let n = per.min(plan.snapshots.saturating_sub(k * per));
+            let mut busy = 0;
             for i in 0..n {
-                s.create_snapshot(None).await.with_context(|| format!("snapshot {i} of source {k}"))?;
+                // A 409 means another operation holds the sandbox for a moment (e.g. sandboxd's
+                // store-space check): ask again, as a client would, and count it.
+                loop {
+                    match s.create_snapshot(None).await {
+                        Ok(_) => break,
+                        Err(e) if e.status() == Some(409) && busy < 100 => {
+                            busy += 1;
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                        Err(e) => return Err(anyhow::Error::from(e).context(format!("snapshot {i} of source {k}"))),
+                    }
+                }
             }
-            Ok::<_, anyhow::Error>(())
+            Ok::<_, anyhow::Error>(busy)
         });
+        let mut busy = 0;
+        let mut first_err = None;
         for r in futures::future::join_all(tasks).await {
-            r?;
+            match r {
+                Ok(b) => busy += b,
+                Err(e) => first_err = first_err.or(Some(e)),
+            }
+        }
+        if let Some(e) = first_err {
+            for s in &sources {
+                let _ = s.kill().await;
+            }
+            return Err(e);
         }
         let create_s = t.elapsed().as_secs_f64();
-        crate::scenarios::log("api", format!("{} snapshots in {create_s:.1} s", plan.snapshots));
+        crate::scenarios::log("api", format!("{} snapshots in {create_s:.1} s ({busy} answered 409 busy and were retried)", plan.snapshots));
 
+        let measured = measure(&opts, plan, &sources).await;
+        for s in &sources {
+            s.kill().await?;
+        }
+        let (pages, throughput) = measured?;
+        Ok(ApiResults { snapshots: plan.snapshots, sources: plan.sources, create_s, busy_retries: busy, limit: plan.limit, pages, throughput })
+    })
+}
+
+/// Steps 2 and 3 (the sources stay up: `get sandbox` reads one of them).
+async fn measure(opts: &ConnectionOpts, plan: &ApiPlan, sources: &[Sandbox]) -> anyhow::Result<(Vec<PageSeries>, Vec<Throughput>)> {
+    let opts = opts.clone();
+    {
         // 2. Pages: walk once for the tokens, then time each page.
         let mut tokens = vec![None];
         let mut seen = HashSet::new();
@@ -141,9 +177,6 @@ pub fn api(rt: &tokio::runtime::Runtime, server: &Server, plan: &ApiPlan) -> any
             ensure!(all_positive(&ms), "{op}: no requests");
             throughput.push(Throughput { op: op.into(), clients: plan.clients, duration_s, requests: ms.len(), errors, ms });
         }
-        for s in &sources {
-            s.kill().await?;
-        }
-        Ok(ApiResults { snapshots: plan.snapshots, sources: plan.sources, create_s, limit: plan.limit, pages, throughput })
-    })
+        Ok((pages, throughput))
+    }
 }

@@ -154,7 +154,7 @@ fn main() -> anyhow::Result<()> {
     let snapshot_template = a.snapshot_template.clone().unwrap_or_else(|| if q { a.template.clone() } else { "base-2g".into() });
     let api_plan = api::ApiPlan {
         snapshots: a.api_snapshots.unwrap_or(if q { 50 } else { 1000 }),
-        sources: if q { 2 } else { 4 },
+        sources: if q { 2 } else { 10 },
         limit: if q { 10 } else { 100 },
         repetitions: if q { 3 } else { 20 },
         clients: if q { 2 } else { 4 },
@@ -228,6 +228,8 @@ fn main() -> anyhow::Result<()> {
     }
     eprintln!("bench: wrote {} and report.md in {:.0} s", json.display(), out.duration_s);
 
+    // sandboxd's log goes with the results (its data directory is deleted on exit).
+    let _ = std::fs::copy(server.log_path(), a.out_dir.join("sandboxd.log"));
     // Stop the systems (and with them sandboxd's VMs) before deciding the exit status.
     drop(systems);
     drop(rt);

@@ -199,11 +199,13 @@ impl System for Ours {
                 Err(e) => batch.errors.push(format!("{e:#}")),
             }
         }
-        for (c, ready, pss_mib) in up {
+        // The checks run concurrently too: each hashes the dirty memory inside its guest.
+        let checks = self.rt.block_on(futures::future::join_all(up.iter().map(|(c, _, _)| check_state(c, &want))));
+        for ((c, ready, pss_mib), check) in up.into_iter().zip(checks) {
             let id = c.sandbox_id().to_string();
-            self.sandboxes.insert(id.clone(), c.clone());
+            self.sandboxes.insert(id.clone(), c);
             self.expected.insert(id.clone(), want.clone());
-            match self.rt.block_on(check_state(&c, &want)) {
+            match check {
                 Ok(_) => batch.ok.push(CloneSample { sandbox: id, ready_ms: ready.as_secs_f64() * 1000.0, pss_mib }),
                 Err(e) => batch.errors.push(format!("clone {id}: {e:#}")),
             }

@@ -363,7 +363,8 @@ fn api_section(s: &mut String, r: &Results, plot_prefix: &str) {
     let _ = writeln!(
         s,
         "## REST API with {} stored snapshots (sandboxd only)\n\n\
-         {} real snapshots taken through the API from {} idle sandboxes in {:.1} s ({:.0} per second).\n\
+         {} real snapshots taken through the API from {} idle sandboxes in {:.1} s ({:.0} per second;\n\
+         {} calls answered 409 \"busy\" and were asked again).\n\
          Listing uses keyset pagination (`created_at, id` cursor in `nextToken`), so a late page should\n\
          cost what the first does. Each page of `GET /snapshots?limit={}` fetched {} times:\n\n\
          | page | p50 ms | p95 ms |\n|---|---|---|",
@@ -372,6 +373,7 @@ fn api_section(s: &mut String, r: &Results, plot_prefix: &str) {
         a.sources,
         a.create_s,
         a.snapshots as f64 / a.create_s,
+        a.busy_retries,
         a.limit,
         a.pages.first().map(|p| p.ms.len()).unwrap_or(0)
     );

@@ -93,6 +93,9 @@ pub struct ApiResults {
     pub snapshots: usize,
     pub sources: usize,
     pub create_s: f64,
+    /// Snapshot calls answered 409 (sandbox busy for a moment) and asked again.
+    #[serde(default)]
+    pub busy_retries: usize,
     pub limit: u32,
     pub pages: Vec<PageSeries>,
     pub throughput: Vec<Throughput>,
