@@ -93,7 +93,12 @@ fn p50_95(v: &[f64]) -> String {
 
 /// ours / other, for medians.
 fn ratio(ours: f64, other: f64) -> String {
-    if ours.is_finite() && other.is_finite() && other > 0.0 { format!("{:.2}×", ours / other) } else { "–".into() }
+    if !(ours.is_finite() && other.is_finite() && other > 0.0) {
+        return "–".into();
+    }
+    let r = ours / other;
+    // Two significant digits below 0.1, so a 300× gap does not print as 0.00×.
+    if r >= 0.1 || r == 0.0 { format!("{r:.2}×") } else { format!("{:.*}×", (1.0 - r.log10().floor()) as usize, r) }
 }
 
 /// Rows for systems that have no series in a scenario: "did not run" with the reason.
@@ -479,6 +484,8 @@ mod tests {
     fn ratios_and_missing_peers() {
         assert_eq!(ratio(50.0, 100.0), "0.50×");
         assert_eq!(ratio(1.0, 0.0), "–");
+        assert_eq!(ratio(33.0, 11958.0), "0.0028×");
+        assert_eq!(ratio(25.0, 866.0), "0.029×");
         let r = Results {
             systems: vec![
                 SystemStatus { name: crate::OURS.into(), unavailable: None },
