@@ -100,6 +100,9 @@ struct Args {
     /// Sequential creates of the create scenario [full: 10; quick: 2].
     #[arg(long)]
     creates: Option<usize>,
+    /// Run nothing: render the report (to --out-dir and --docs) from an earlier results.json.
+    #[arg(long)]
+    report_from: Option<PathBuf>,
     /// sandboxd binary.
     #[arg(long, env = "SANDBOXD_BIN", default_value = "target/release/sandboxd")]
     sandboxd: PathBuf,
@@ -138,6 +141,16 @@ fn main() -> anyhow::Result<()> {
     let q = a.quick;
     for s in &a.scenario {
         anyhow::ensure!(ALL.contains(&s.as_str()), "unknown scenario {s} (known: {})", ALL.join(", "));
+    }
+    if let Some(json) = &a.report_from {
+        let r: Results = serde_json::from_slice(&std::fs::read(json).with_context(|| format!("read {}", json.display()))?)?;
+        let md = report::render(&r, &a.plot_prefix);
+        std::fs::create_dir_all(&a.out_dir)?;
+        std::fs::write(a.out_dir.join("report.md"), &md)?;
+        if let Some(docs) = &a.docs {
+            std::fs::write(docs, &md)?;
+        }
+        return Ok(());
     }
     let wants = |s: &str| a.scenario.iter().any(|x| x == s);
     let pick = |v: &Vec<u32>, full: Vec<u32>, quick: Vec<u32>| if !v.is_empty() { v.clone() } else if q { quick } else { full };
