@@ -78,6 +78,17 @@ def fill(path):
                 chunk //= 2
 
 
+def wait_for_room(store, mib=256):
+    """XFS returns an unlinked file's blocks in the background (slowly on a busy host)."""
+    from conftest import wait_until
+
+    def free_mib():
+        st = os.statvfs(store)
+        return st.f_bavail * st.f_frsize >> 20
+
+    wait_until(lambda: free_mib() >= mib, 120, f"{mib} MiB free in the store again")
+
+
 def test_full_disk_snapshot_is_507_and_the_source_keeps_running(base_template, make_sandboxd):
     server = make_sandboxd(env={"SANDBOXD_STORE_SIZE_GB": "2"})
     store = server.data / "store"
@@ -101,6 +112,7 @@ def test_full_disk_snapshot_is_507_and_the_source_keeps_running(base_template, m
     finally:
         filler.unlink()
         late.unlink(missing_ok=True)
+    wait_for_room(store)
     assert sbx.commands.run("echo alive").stdout == "alive\n"
     assert Sandbox.get_info(sbx.sandbox_id, **opts).state.value == "running"
     on_disk, rows = image_dirs_and_rows(server)
@@ -203,6 +215,7 @@ def test_full_store_upload_is_507_and_the_sandbox_keeps_running(base_template, m
         assert sbx.files.read("before.txt") == "written before"
     finally:
         filler.unlink()
+    wait_for_room(store)
     assert Sandbox.get_info(sbx.sandbox_id, **opts).state.value == "running"
     sbx.files.write("big.bin", payload)
     assert sbx.files.read("big.bin", format="bytes") == payload
@@ -251,6 +264,7 @@ def test_guest_write_to_a_full_store_waits_for_space(base_template, make_sandbox
         assert Sandbox.get_info(sbx.sandbox_id, **opts).state.value == "running"
     finally:
         filler.unlink()
+    wait_for_room(store)
     wait_until(lambda: qmp_status(sbx.sandbox_id) == "running", 60, "sandboxd to continue the VM")
     assert write.wait().exit_code == 0
     assert sbx.commands.run("sha256sum -c big.sha && stat -c %s big.bin").stdout.endswith(f"{20 << 20}\n")
