@@ -269,19 +269,11 @@ async fn server_stream(
     body: Bytes,
 ) -> Response {
     let message = match proto::decode_single_envelope(&body, MAX_MESSAGE) {
-        Ok(env) if env.flags & FLAG_COMPRESSED != 0 => {
-            return stream_error(RpcError::new(
-                Code::Unimplemented,
-                "compressed request messages are not supported",
-            ));
-        }
-        Ok(env) => env.payload,
-        Err(proto::EnvelopeError::TooLarge { len, max }) => {
-            return stream_error(RpcError::new(
-                Code::ResourceExhausted,
-                format!("request message of {len} bytes exceeds the limit of {max} bytes"),
-            ));
-        }
+        Ok(env) => match check_request_flags(env.flags) {
+            Ok(()) => env.payload,
+            Err(e) => return stream_error(e),
+        },
+        Err(e @ proto::EnvelopeError::TooLarge { .. }) => return stream_error(too_large(e)),
         Err(e) => {
             return stream_error(RpcError::invalid(format!(
                 "malformed request envelope: {e}"
@@ -309,6 +301,31 @@ async fn server_stream(
         Reply::Stream(Err(e), _) | Reply::Unary(Err(e)) => stream_error(e),
         Reply::Unary(Ok(_)) => stream_error(RpcError::internal("unary reply to a streaming call")),
     }
+}
+
+/// A request envelope may only be flagged `compressed` (end-stream is for responses); as no
+/// compression is negotiated, that is refused too.
+pub fn check_request_flags(flags: u8) -> Result<(), RpcError> {
+    if flags & !FLAG_COMPRESSED != 0 {
+        return Err(RpcError::invalid(format!(
+            "invalid request envelope flags {flags:#04x}"
+        )));
+    }
+    if flags & FLAG_COMPRESSED != 0 {
+        return Err(RpcError::new(
+            Code::Unimplemented,
+            "compressed request messages are not supported",
+        ));
+    }
+    Ok(())
+}
+
+/// A request envelope over [`MAX_MESSAGE`]: `resource_exhausted`, as connect-go answers.
+pub fn too_large(e: proto::EnvelopeError) -> RpcError {
+    RpcError::new(
+        Code::ResourceExhausted,
+        format!("request message too large: {e}"),
+    )
 }
 
 /// The one client stream (`StreamInput`): messages are applied as they arrive;

@@ -83,6 +83,14 @@ fn user_and_path(
     let user = state.request_user(headers, q.username.as_deref())?;
     let path = path.or(q.path.as_deref()).filter(|p| !p.is_empty());
     let path = path.ok_or_else(|| HttpError(StatusCode::BAD_REQUEST, "path is required".into()))?;
+    // The query is decoded lossily: bytes that are not UTF-8 become U+FFFD, which would
+    // silently name another file, so such a path is refused.
+    if path.contains('\u{FFFD}') {
+        return Err(HttpError(
+            StatusCode::BAD_REQUEST,
+            "path is not valid UTF-8".into(),
+        ));
+    }
     let resolved = resolve_path(path, &user, state.runtime().default_workdir.as_deref());
     Ok((user, resolved))
 }

@@ -116,20 +116,18 @@ async fn send_input(call: &Call) -> Result<Empty, RpcError> {
 /// `StreamInput`: a client stream of `start{process}`, then `data{input}` messages
 /// (and `keepalive{}`), each applied as soon as its envelope is complete.
 pub async fn stream_input(state: &Shared, body: axum::body::Body) -> Result<Empty, RpcError> {
-    use crate::proto::{FLAG_COMPRESSED, StreamInputRequest, decode_envelope};
+    use crate::proto::{EnvelopeError, StreamInputRequest, decode_envelope};
     let mut chunks = body.into_data_stream();
     let mut buf = bytes::BytesMut::new();
     let mut target: Option<Arc<Proc>> = None;
     loop {
-        while let Some(env) = decode_envelope(&mut buf, crate::connect::MAX_MESSAGE)
-            .map_err(|e| RpcError::invalid(format!("malformed request envelope: {e}")))?
+        while let Some(env) =
+            decode_envelope(&mut buf, crate::connect::MAX_MESSAGE).map_err(|e| match e {
+                EnvelopeError::TooLarge { .. } => crate::connect::too_large(e),
+                e => RpcError::invalid(format!("malformed request envelope: {e}")),
+            })?
         {
-            if env.flags & FLAG_COMPRESSED != 0 {
-                return Err(RpcError::new(
-                    crate::proto::Code::Unimplemented,
-                    "compressed messages are not supported",
-                ));
-            }
+            crate::connect::check_request_flags(env.flags)?;
             let msg: StreamInputRequest = serde_json::from_slice(&env.payload)
                 .map_err(|e| RpcError::invalid(format!("invalid request message: {e}")))?;
             if let Some(start) = msg.start {
