@@ -112,12 +112,21 @@ impl EnvdProxy {
         }
         // The guest's disk is a qcow2 layer in the store: an upload the store cannot hold would
         // stop the VM on a full disk, so it is refused here, before any byte reaches the guest.
-        if req.method() == axum::http::Method::POST && req.uri().path() == "/files" {
+        let upload = req.method() == axum::http::Method::POST && req.uri().path() == "/files";
+        // An upload refused before its body was read leaves the rest of the body in flight: the
+        // connection is closed after the answer, and says so, so no client pools it and sends
+        // its next request into a closing socket.
+        let close_on_error = upload && req.version() < Version::HTTP_2;
+        if upload {
             let len = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
             if let Some(len) = len
                 && let Err(e) = self.manager.ensure_store_space(len, "this upload")
             {
-                return e.into_response();
+                let mut resp = e.into_response();
+                if close_on_error {
+                    resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+                }
+                return resp;
             }
         }
         let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
@@ -131,10 +140,18 @@ impl EnvdProxy {
         if let Ok(host) = HeaderValue::from_str(&addr.to_string()) {
             req.headers_mut().insert(header::HOST, host);
         }
+        if upload {
+            // envd may answer an upload (507, 400) before reading all of it; such a connection
+            // must not go back to the pool.
+            req.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         match self.client.request(req).await {
             Ok(resp) => {
                 let (mut parts, body) = resp.into_parts();
                 strip_hop_by_hop(&mut parts.headers);
+                if close_on_error && !parts.status.is_success() {
+                    parts.headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+                }
                 Response::from_parts(parts, Body::new(body))
             }
             Err(e) => {
