@@ -318,6 +318,15 @@ impl Manager {
     /// Forgets a sandbox whose VM died on its own (the proxy calls this when envd stops
     /// answering). Returns true when the sandbox was dead.
     pub async fn reap_if_dead(&self, id: &str) -> bool {
+        // Look without the operation lock first: the periodic sweep must not hold the lock of a
+        // live sandbox, or a snapshot arriving at that moment would be refused as busy (409).
+        let looks_dead = match self.store().sandbox(id) {
+            Ok(Some(row)) => row.state != SandboxState::Paused && row.vm.as_ref().is_some_and(|vm| !self.inner.runtime.is_alive(vm)),
+            _ => false,
+        };
+        if !looks_dead {
+            return false;
+        }
         let lock = self.op_lock(id);
         let _op = lock.lock().await;
         let Ok(Some(row)) = self.store().sandbox(id) else { return false };
