@@ -284,10 +284,13 @@ fn concurrent(systems: &mut Systems, plan: &Plan, ours_guest: &str, n: usize, li
         }
     }
     for (l, ser) in live.iter().zip(series.iter()) {
-        if !l.dead && !(all_positive(&ser.wall_ms) && all_positive(&ser.ready_ms)) {
+        if l.dead {
+            continue;
+        }
+        if !all_positive(&ser.wall_ms) || !all_positive(&ser.ready_ms) {
             fail(out, &scenario, &ser.system, "a zero, negative or missing measurement");
         }
-        if !l.dead && ser.pss_mib.iter().any(|p| !(p.is_finite() && *p > 0.0)) {
+        if ser.pss_mib.iter().any(|p| !(p.is_finite() && *p > 0.0)) {
             fail(out, &scenario, &ser.system, "a zero or negative PSS");
         }
     }

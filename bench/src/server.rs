@@ -32,11 +32,11 @@ impl Server {
         let key_path = data_dir.path().join("api_key");
         let mut server = Server { child, data_dir, url, api_key: String::new() };
         loop {
-            if let Ok(key) = std::fs::read_to_string(&key_path) {
-                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    server.api_key = key.trim().to_string();
-                    return Ok(server);
-                }
+            if let Ok(key) = std::fs::read_to_string(&key_path)
+                && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            {
+                server.api_key = key.trim().to_string();
+                return Ok(server);
             }
             if let Some(status) = server.child.try_wait()? {
                 bail!("sandboxd exited early ({status}); see {}", server.log_path().display());
