@@ -300,10 +300,12 @@ fn concurrent_section(s: &mut String, r: &Results, ours: &str, plot_prefix: &str
     let _ = writeln!(
         s,
         "## Restore: concurrent clones from one snapshot\n\n\
-         N clones restored at once, all alive together; `wall`: first call → last clone ready; PSS per\n\
+         N clones restored at once, all alive together, in {} batches per N (`succeeded` counts the\n\
+         clones of all batches); `wall`: first call → last clone ready, p50 over the batches; PSS per\n\
          clone (proportional set size on the host, shared pages split among users) read with the whole\n\
          batch alive.\n\n\
-         | system | clones at once | succeeded | wall ms p50 | each ready ms p50 (p95) | PSS per clone MiB p50 (max) | ours / this: wall, PSS |\n|---|---|---|---|---|---|---|"
+         | system | clones at once | succeeded | wall ms p50 | each ready ms p50 (p95) | PSS per clone MiB p50 (max) | ours / this: wall, PSS |\n|---|---|---|---|---|---|---|",
+        r.concurrent.first().map_or(0, |x| x.wall_ms.len())
     );
     let mut ns: Vec<usize> = r.concurrent.iter().map(|x| x.clones).collect();
     ns.sort();
