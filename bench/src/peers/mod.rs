@@ -60,21 +60,20 @@ fn install_packages(pkgs: &[&str]) -> anyhow::Result<()> {
         "installing {} from Debian's packages (apt-get)",
         missing.join(" ")
     ));
-    let mut cmd = Command::new("apt-get");
-    cmd.args(["install", "-y", "-o", "DPkg::Lock::Timeout=600"])
-        .args(&missing);
-    cmd.env("DEBIAN_FRONTEND", "noninteractive");
-    let out = run_timeout(cmd, Duration::from_secs(900), None)?;
+    let install = || {
+        let mut cmd = Command::new("apt-get");
+        cmd.args(["install", "-y", "-o", "DPkg::Lock::Timeout=600"])
+            .args(&missing);
+        cmd.env("DEBIAN_FRONTEND", "noninteractive");
+        run_timeout(cmd, Duration::from_secs(900), None)
+    };
+    let out = install()?;
     if !out.ok {
         // The package lists may be missing on a fresh machine: refresh them once and retry.
         let mut update = Command::new("apt-get");
         update.args(["update", "-o", "DPkg::Lock::Timeout=600"]);
         let _ = run_timeout(update, Duration::from_secs(600), None);
-        let mut cmd = Command::new("apt-get");
-        cmd.args(["install", "-y", "-o", "DPkg::Lock::Timeout=600"])
-            .args(&missing);
-        cmd.env("DEBIAN_FRONTEND", "noninteractive");
-        let out = run_timeout(cmd, Duration::from_secs(900), None)?;
+        let out = install()?;
         if !out.ok {
             bail!(
                 "apt-get install {} failed: {}",
