@@ -25,6 +25,10 @@ pub struct Config {
     /// Cap on the sum of guest memory of running sandboxes, in MiB (`SANDBOXD_MAX_MEMORY_MB`);
     /// `None`: 90% of the host's MemAvailable at start-up, plus what recovered sandboxes use.
     pub max_memory_mb: Option<u64>,
+    /// `--domain` / `SANDBOXD_DOMAIN`: see [`sandbox_domain`].
+    pub domain: Option<String>,
+    /// Metrics sampling and retention (`SANDBOXD_METRICS_*`, see `telemetry`).
+    pub telemetry: crate::telemetry::Settings,
 }
 
 impl Config {
@@ -50,6 +54,18 @@ impl Config {
     pub fn template_dir(&self, name: &str) -> PathBuf {
         self.templates_dir.join(name)
     }
+}
+
+/// The base domain of sandbox hosts (`--domain`), reported as `Sandbox.domain` so the SDKs
+/// build `https://<port>-<id>.<domain>`. Set once at start-up.
+static SANDBOX_DOMAIN: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+
+pub fn set_sandbox_domain(domain: Option<String>) {
+    let _ = SANDBOX_DOMAIN.set(domain.filter(|d| !d.is_empty()));
+}
+
+pub fn sandbox_domain() -> Option<&'static str> {
+    SANDBOX_DOMAIN.get().and_then(|d| d.as_deref())
 }
 
 /// `$XDG_DATA_HOME/sandboxd`, else `~/.local/share/sandboxd`, else `./sandboxd-data`.

@@ -98,6 +98,12 @@ impl From<VmError> for ApiError {
             VmError::Failed(m) if m.contains("No space left") => {
                 Self::new(StatusCode::INSUFFICIENT_STORAGE, format!("not enough disk space: {m}"))
             }
+            VmError::Unresponsive(m) => Self::new(StatusCode::SERVICE_UNAVAILABLE, format!("guest agent not responding: {m}")),
+            // 400 like E2B's "filesystem-only ... not enabled"; a 409 would read as "already
+            // paused" to the SDKs' pause.
+            VmError::Unsupported(m) => {
+                Self { error_code: Some("filesystem_only_unsupported"), ..Self::bad_request(m) }
+            }
             other => Self {
                 error_code: Some("sandbox_create_failed"),
                 ..Self::new(StatusCode::INTERNAL_SERVER_ERROR, other.to_string())

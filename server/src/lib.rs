@@ -3,7 +3,9 @@
 //!
 //! Layout: `api/` turns HTTP requests into [`manager::Manager`] calls, `manager/` owns every
 //! sandbox state transition, `store/` persists them in SQLite, `proxy` forwards envd traffic
-//! to the VMs, `vm/` runs the VMs and `template` builds the images they restore from.
+//! to the VMs (envd and any guest port), `network/` holds a sandbox's network rules, `telemetry`
+//! keeps their metrics and logs, `vm/` runs the VMs and `template` builds the images they restore
+//! from.
 
 pub mod api;
 pub mod auth;
@@ -13,10 +15,13 @@ pub mod fault;
 pub mod ids;
 pub mod manager;
 pub mod models;
+pub mod network;
 pub mod pagination;
 pub mod proxy;
 pub mod server;
 pub mod shutdown;
+pub mod signed_url;
 pub mod store;
+pub mod telemetry;
 pub mod template;
 pub mod vm;

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use sandboxd::config::{self, Config};
 
+mod template_cli;
+
 #[derive(Parser)]
 #[command(name = "sandboxd", version, about = "Self-hostable server speaking E2B's API; every sandbox is a QEMU microVM")]
 struct Cli {
@@ -41,6 +43,11 @@ struct ServeArgs {
     /// sandbox_capacity_unavailable. [default: 90% of the host's MemAvailable at start]
     #[arg(long, env = "SANDBOXD_MAX_MEMORY_MB")]
     max_memory_mb: Option<u64>,
+    /// Base domain of sandbox URLs, returned as `Sandbox.domain`: the SDKs then reach port P
+    /// of a sandbox at `https://P-<sandboxID>.<domain>` (needs wildcard DNS and TLS in front
+    /// of sandboxd, see docs/e2b-features.md). Unset: the SDK's E2B_DOMAIN decides.
+    #[arg(long, env = "SANDBOXD_DOMAIN")]
+    domain: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -65,22 +72,74 @@ impl DirArgs {
 
 #[derive(Subcommand)]
 enum TemplateCommand {
-    /// Build a template image.
+    /// Build a template: a local base image (NAME), or an e2b.Dockerfile on a running sandboxd (--name).
+    ///
+    /// `sandboxd template build NAME [--memory-mb N] [--force]` builds a local base image
+    /// (Debian with envd) into the templates directory, without a server.
+    ///
+    /// `sandboxd template build --file e2b.Dockerfile --name NAME [--cpu-count N] [--memory-mb N]
+    /// [--tag T]... [--skip-cache]` builds an E2B template from a Dockerfile on a running sandboxd
+    /// (E2B's CLI form; the Dockerfile's directory is the build context), streaming its logs.
+    #[command(verbatim_doc_comment)]
     Build {
-        /// Template name (`base` is the default template: Debian with bash, coreutils and
-        /// python3). Other names build the same image with another memory size, e.g.
-        /// `sandboxd template build base-2g --memory-mb 2048`.
-        #[arg(value_parser = template_name)]
-        name: String,
-        /// Guest memory of the template's sandboxes, in MiB (fixed at build time: sandboxes
-        /// are restored from its memory image).
-        #[arg(long, default_value_t = sandboxd::template::BASE_MEMORY_MB)]
-        memory_mb: u32,
-        /// Rebuild even if a built image is already cached.
+        /// Local form: the base image's name (`base` is the default template: Debian with bash,
+        /// coreutils and python3). Other names build the same image with another memory size,
+        /// e.g. `sandboxd template build base-2g --memory-mb 2048`.
+        #[arg(value_parser = template_name, conflicts_with_all = ["file", "build_name"], required_unless_present_any = ["file", "build_name"])]
+        name: Option<String>,
+        /// Server form: the Dockerfile to build. [default: ./e2b.Dockerfile]
+        #[arg(long, short = 'f')]
+        file: Option<PathBuf>,
+        /// Server form: the template's name (`name` or `name:tag`).
+        #[arg(long = "name", id = "build_name", value_name = "NAME")]
+        build_name: Option<String>,
+        /// Server form: more tags for the build (repeatable).
+        #[arg(long = "tag", conflicts_with = "name")]
+        tags: Vec<String>,
+        /// vCPUs of the template's sandboxes (server form, or the local form with --from-image).
         #[arg(long)]
+        cpu_count: Option<u32>,
+        /// Guest memory of the template's sandboxes, in MiB (fixed at build time: sandboxes
+        /// are restored from its memory image). [local default: 512]
+        #[arg(long)]
+        memory_mb: Option<u32>,
+        /// Server form: rebuild every step, ignoring the layer cache.
+        #[arg(long, conflicts_with = "name")]
+        skip_cache: bool,
+        /// Local form: rebuild even if a built image is already cached.
+        #[arg(long, conflicts_with = "build_name")]
         force: bool,
+        /// Build the template from an OCI image instead of the Debian base: a Docker-style
+        /// reference (`ubuntu:22.04`, `e2bdev/base`, `host:port/name:tag`, `name@sha256:...`),
+        /// pulled without a Docker daemon. Docker Hub references go to
+        /// SANDBOXD_REGISTRY_MIRROR when it is set; loopback registries and those in
+        /// SANDBOXD_INSECURE_REGISTRIES are spoken to over plain HTTP.
+        #[arg(long, value_name = "REF", conflicts_with = "build_name")]
+        from_image: Option<String>,
+        /// Registry user name for --from-image (the password comes from
+        /// SANDBOXD_REGISTRY_PASSWORD, never the command line).
+        #[arg(long, env = "SANDBOXD_REGISTRY_USERNAME", requires = "from_image")]
+        registry_username: Option<String>,
         #[command(flatten)]
         dirs: DirArgs,
+        #[command(flatten)]
+        remote: template_cli::RemoteArgs,
+    },
+    /// List the templates of a running sandboxd.
+    List {
+        #[command(flatten)]
+        dirs: DirArgs,
+        #[command(flatten)]
+        remote: template_cli::RemoteArgs,
+    },
+    /// Delete a template (by name or ID) from a running sandboxd.
+    Delete {
+        /// Template name or ID.
+        name: String,
+        #[command(flatten)]
+        dirs: DirArgs,
+        #[command(flatten)]
+        remote: template_cli::RemoteArgs,
     },
 }
 
@@ -111,13 +170,89 @@ async fn main() -> anyhow::Result<()> {
                 templates_dir,
                 max_sandboxes: args.max_sandboxes.max(1),
                 max_memory_mb: args.max_memory_mb,
+                domain: args.domain,
+                telemetry: sandboxd::telemetry::Settings::from_env()?,
             }).await
         }
-        Command::Template { command: TemplateCommand::Build { name, memory_mb, force, dirs } } => {
+        Command::Template { command } => template(command).await,
+    }
+}
+
+async fn template(command: TemplateCommand) -> anyhow::Result<()> {
+    match command {
+        TemplateCommand::Build { name: Some(name), memory_mb, force, from_image, cpu_count, registry_username, dirs, .. } => {
             let (_, templates_dir) = dirs.resolve();
-            let dir = sandboxd::template::build(&templates_dir, &name, memory_mb, force).await?;
+            let memory_mb = memory_mb.unwrap_or(sandboxd::template::BASE_MEMORY_MB);
+            let dir = match from_image {
+                Some(reference) => {
+                    if name == "base" {
+                        anyhow::bail!("'base' is the Debian template; give the image template another name");
+                    }
+                    let auth = match (registry_username, std::env::var("SANDBOXD_REGISTRY_PASSWORD").ok()) {
+                        (Some(username), Some(password)) => Some(sandboxd::template::oci::RegistryAuth { username, password }),
+                        (None, None) => None,
+                        _ => anyhow::bail!("registry credentials need both --registry-username and SANDBOXD_REGISTRY_PASSWORD"),
+                    };
+                    let vcpus = cpu_count.unwrap_or(sandboxd::template::BASE_VCPUS);
+                    sandboxd::template::oci::build_named(&templates_dir, &name, &reference, auth.as_ref(), memory_mb, vcpus, force)
+                        .await?
+                }
+                None => {
+                    if cpu_count.is_some() {
+                        anyhow::bail!("--cpu-count applies to --from-image and to the --file form; the Debian base has {} vCPU", sandboxd::template::BASE_VCPUS);
+                    }
+                    sandboxd::template::build(&templates_dir, &name, memory_mb, force).await?
+                }
+            };
             println!("{}", dir.display());
             Ok(())
         }
+        TemplateCommand::Build { name: None, file, build_name, tags, cpu_count, memory_mb, skip_cache, dirs, remote, .. } => {
+            let Some(build_name) = build_name else { anyhow::bail!("--file needs --name NAME") };
+            let conn = remote.connection(dirs.data_dir.as_deref())?;
+            let req = template_cli::RemoteBuild {
+                file: file.unwrap_or_else(|| PathBuf::from("e2b.Dockerfile")),
+                name: build_name,
+                tags,
+                cpu_count,
+                memory_mb,
+                skip_cache,
+            };
+            template_cli::build(req, conn).await
+        }
+        TemplateCommand::List { dirs, remote } => template_cli::list(remote.connection(dirs.data_dir.as_deref())?).await,
+        TemplateCommand::Delete { name, dirs, remote } => {
+            template_cli::delete(&name, remote.connection(dirs.data_dir.as_deref())?).await
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::{Cli, Command, TemplateCommand};
+
+    fn parse(args: &[&str]) -> Result<TemplateCommand, clap::Error> {
+        let mut v = vec!["sandboxd", "template"];
+        v.extend_from_slice(args);
+        match Cli::try_parse_from(v)?.command {
+            Command::Template { command } => Ok(command),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn template_build_has_two_clear_forms() {
+        Cli::command().debug_assert();
+        assert!(matches!(parse(&["build", "base"]), Ok(TemplateCommand::Build { name: Some(n), .. }) if n == "base"));
+        let remote = parse(&["build", "--file", "e2b.Dockerfile", "--name", "app", "--tag", "v1", "--cpu-count", "2"]);
+        assert!(matches!(remote, Ok(TemplateCommand::Build { name: None, build_name: Some(n), cpu_count: Some(2), .. }) if n == "app"));
+        assert!(parse(&["build"]).is_err(), "a form must be chosen");
+        assert!(parse(&["build", "base", "--name", "app"]).is_err(), "the forms do not mix");
+        assert!(parse(&["build", "--name", "app", "--force"]).is_err(), "--force is the local form's");
+        assert!(parse(&["build", "base", "--skip-cache"]).is_err(), "--skip-cache is the server form's");
+        assert!(matches!(parse(&["delete", "app"]), Ok(TemplateCommand::Delete { .. })));
+        assert!(matches!(parse(&["list"]), Ok(TemplateCommand::List { .. })));
     }
 }

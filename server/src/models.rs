@@ -20,12 +20,39 @@ pub struct NewSandbox {
     pub template_id: Option<String>,
     pub timeout: Option<i64>,
     pub auto_pause: Option<bool>,
+    pub auto_pause_memory: Option<bool>,
     pub auto_resume: Option<AutoResume>,
     pub secure: Option<bool>,
     #[serde(rename = "allow_internet_access")]
     pub allow_internet_access: Option<bool>,
     pub metadata: Option<BTreeMap<String, String>>,
     pub env_vars: Option<HashMap<String, String>>,
+    pub network: Option<crate::network::NetworkRequest>,
+    /// Features of E2B that sandboxd does not have: refused when set (see [`NewSandbox::unsupported`]).
+    pub mcp: Option<serde_json::Value>,
+    pub volume_mounts: Option<Vec<serde_json::Value>>,
+    pub iam: Option<serde_json::Value>,
+}
+
+impl NewSandbox {
+    /// The first option this sandboxd cannot honour, if one was asked for: sandboxd refuses it
+    /// rather than start a sandbox without it. Empty values (`null`, `[]`, `{}`) ask for nothing.
+    pub fn unsupported(&self) -> Option<&'static str> {
+        let set = |v: &Option<serde_json::Value>| match v {
+            None | Some(serde_json::Value::Null) => false,
+            Some(serde_json::Value::Object(m)) => !m.is_empty(),
+            Some(_) => true,
+        };
+        if set(&self.mcp) {
+            Some("mcp (the MCP gateway) is not supported by sandboxd")
+        } else if self.volume_mounts.as_ref().is_some_and(|v| !v.is_empty()) {
+            Some("volumeMounts (persistent volumes) are not supported by sandboxd")
+        } else if set(&self.iam) {
+            Some("iam (workload identity tokens) is not supported by sandboxd")
+        } else {
+            None
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, Default, Clone, Copy)]
@@ -43,6 +70,18 @@ pub struct TimeoutBody {
     pub duration: Option<i64>,
     pub count: Option<i64>,
     pub name: Option<String>,
+    /// Connect/resume: false cold-boots from disk; snapshot: false keeps the filesystem only.
+    pub memory: Option<bool>,
+}
+
+/// `SandboxPauseRequest`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PauseBody {
+    /// False: keep only the filesystem (resume cold-boots). Absent or true: memory and disk.
+    pub memory: Option<bool>,
+    /// Refuse with 503 (sandbox keeps running) unless the guest agent answers.
+    pub require_healthy_guest: Option<bool>,
 }
 
 /// `Sandbox`: returned by create, connect, resume and fork.
@@ -73,8 +112,8 @@ impl From<&SandboxRow> for Sandbox {
             envd_version: s.envd_version.clone(),
             alias: s.alias.clone(),
             envd_access_token: s.access_token.clone(),
-            traffic_access_token: None,
-            domain: None,
+            traffic_access_token: s.traffic_access_token.clone(),
+            domain: crate::config::sandbox_domain().map(str::to_string),
         }
     }
 }
@@ -116,6 +155,8 @@ pub struct SandboxDetail {
     pub lifecycle: Option<Lifecycle>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub domain: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<crate::network::NetworkConfig>,
 }
 
 impl SandboxDetail {
@@ -140,7 +181,8 @@ impl SandboxDetail {
                 auto_resume: s.auto_resume,
                 on_timeout: if s.auto_pause { "pause" } else { "kill" },
             }),
-            domain: None,
+            domain: crate::config::sandbox_domain().map(str::to_string),
+            network: if detailed { s.network.clone() } else { None },
         }
     }
 }

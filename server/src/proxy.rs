@@ -4,11 +4,16 @@
 //! `E2B_SANDBOX_URL` is set, with `E2b-Sandbox-Port`) or when its host is
 //! `<port>-<sandboxID>.<anything>`; everything else goes to the REST router.
 //!
+//! envd's port is forwarded here; every other guest port goes through [`ports`].
+//!
 //! Invariants: bodies stream both ways without buffering (server-streaming RPCs stay live);
 //! envd's internal routes are never reachable from outside (404); traffic for a paused sandbox
-//! created with `autoResume` resumes it first; an unknown, paused or dead
-//! sandbox is a 502 whose message contains "was not found" (the SDKs map that to "sandbox
-//! not running"), an unreachable envd a 502 with "port is not open".
+//! created with `autoResume` resumes it first; errors are E2B's client-proxy JSON
+//! (`{sandboxId, message, code, port?}`): an unknown, paused or dead sandbox is a 502 whose
+//! message contains "was not found" (the SDKs map that to "sandbox not running"), an
+//! unreachable port a 502 with "port is not open", a missing/invalid traffic token a 403.
+
+mod ports;
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -43,6 +48,47 @@ const HOP_BY_HOP: &[&str] = &[
 pub struct EnvdProxy {
     client: Client<HttpConnector, Body>,
     manager: Manager,
+    ports: ports::PortProxy,
+}
+
+/// E2B's proxy error bodies (`packages/shared/pkg/proxy/template`), as JSON.
+pub(crate) struct ProxyError {
+    status: StatusCode,
+    body: serde_json::Value,
+}
+
+impl ProxyError {
+    pub(crate) fn not_found(id: &str) -> Self {
+        let body = serde_json::json!({"sandboxId": id, "message": "The sandbox was not found", "code": 502});
+        Self { status: StatusCode::BAD_GATEWAY, body }
+    }
+
+    pub(crate) fn port_closed(id: &str, port: u16) -> Self {
+        let body = serde_json::json!({
+            "sandboxId": id, "message": "The sandbox is running but port is not open", "port": port, "code": 502,
+        });
+        Self { status: StatusCode::BAD_GATEWAY, body }
+    }
+
+    /// A missing (`invalid: false`) or wrong traffic access token.
+    pub(crate) fn token(id: &str, invalid: bool) -> Self {
+        let h = crate::network::TRAFFIC_TOKEN_HEADER;
+        let message = if invalid {
+            format!("Sandbox is secured with traffic access token. Provided token in header '{h}' is invalid")
+        } else {
+            format!("Sandbox is secured with traffic access token. Token header '{h}' is missing")
+        };
+        Self {
+            status: StatusCode::FORBIDDEN,
+            body: serde_json::json!({"sandboxId": id, "message": message, "code": 403}),
+        }
+    }
+}
+
+impl IntoResponse for ProxyError {
+    fn into_response(self) -> Response {
+        (self.status, axum::Json(self.body)).into_response()
+    }
 }
 
 /// Which sandbox and port a request is for, if it is envd traffic.
@@ -67,11 +113,7 @@ pub fn target(req: &Request) -> Option<(String, u16)> {
     (!id.is_empty() && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())).then(|| (id.to_string(), port))
 }
 
-fn bad_gateway(message: String) -> Response {
-    ApiError::new(StatusCode::BAD_GATEWAY, message).into_response()
-}
-
-fn strip_hop_by_hop(headers: &mut axum::http::HeaderMap) {
+pub(crate) fn strip_hop_by_hop(headers: &mut axum::http::HeaderMap) {
     let listed: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -93,10 +135,13 @@ impl EnvdProxy {
         connector.set_connect_timeout(Some(std::time::Duration::from_secs(5)));
         connector.set_nodelay(true);
         let client = Client::builder(TokioExecutor::new()).build(connector);
-        Self { client, manager }
+        Self { client, manager, ports: ports::PortProxy::new() }
     }
 
     pub async fn forward(&self, id: String, port: u16, mut req: Request) -> Response {
+        if port != ENVD_PORT {
+            return self.ports.forward(&self.manager, id, port, req).await;
+        }
         if INTERNAL_PATHS.contains(&req.uri().path().trim_end_matches('/')) {
             return ApiError::not_found("route not found").into_response();
         }
@@ -104,12 +149,9 @@ impl EnvdProxy {
             Some(addr) => addr,
             None => match self.manager.auto_resume(&id).await {
                 Some(addr) => addr,
-                None => return bad_gateway(format!("The sandbox {id} was not found")),
+                None => return ProxyError::not_found(&id).into_response(),
             },
         };
-        if port != ENVD_PORT {
-            return bad_gateway(format!("The sandbox {id} is running but port {port} is not open"));
-        }
         // The guest's disk is a qcow2 layer in the store: an upload the store cannot hold would
         // stop the VM on a full disk, so it is refused here, before any byte reaches the guest.
         let upload = req.method() == axum::http::Method::POST && req.uri().path() == "/files";
@@ -156,10 +198,15 @@ impl EnvdProxy {
             }
             Err(e) => {
                 tracing::debug!(sandbox = %id, error = %e, "envd unreachable");
-                if self.manager.envd_addr(&id).is_none() || self.manager.reap_if_dead(&id).await {
-                    bad_gateway(format!("The sandbox {id} was not found"))
+                // A kill in progress holds the sandbox's lock: `reap_if_dead` waits for it, and the
+                // route is gone afterwards. Either way the sandbox is gone, in E2B's words.
+                let gone = self.manager.envd_addr(&id).is_none()
+                    || self.manager.reap_if_dead(&id).await
+                    || self.manager.envd_addr(&id).is_none();
+                if gone {
+                    ProxyError::not_found(&id).into_response()
                 } else {
-                    bad_gateway(format!("The sandbox {id} is running but port {port} is not open"))
+                    ProxyError::port_closed(&id, port).into_response()
                 }
             }
         }

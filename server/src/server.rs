@@ -16,6 +16,7 @@ use crate::auth::Keys;
 use crate::config::Config;
 use crate::manager::Manager;
 use crate::proxy::{self, EnvdProxy};
+use crate::signed_url;
 use crate::store::Store;
 use crate::vm::Runtime;
 
@@ -23,11 +24,16 @@ use crate::vm::Runtime;
 pub fn app(state: AppState) -> Router {
     let rest = api::router(state.clone());
     let envd = EnvdProxy::new(state.manager.clone());
+    let manager = state.manager.clone();
     Router::new().fallback_service(tower::service_fn(move |req: Request| {
-        let (rest, envd) = (rest.clone(), envd.clone());
+        let (rest, envd, manager) = (rest.clone(), envd.clone(), manager.clone());
         async move {
-            match proxy::target(&req) {
-                Some((id, port)) => Ok::<_, Infallible>(envd.forward(id, port, req).await),
+            if let Some((id, port)) = proxy::target(&req) {
+                return Ok::<_, Infallible>(envd.forward(id, port, req).await);
+            }
+            match signed_url::route(&req, manager.store()) {
+                Some(Ok(id)) => Ok(envd.forward(id, proxy::ENVD_PORT, req).await),
+                Some(Err(refused)) => Ok(refused),
                 None => rest.oneshot(req).await,
             }
         }
@@ -36,6 +42,7 @@ pub fn app(state: AppState) -> Router {
 
 pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&cfg.data_dir)?;
+    crate::config::set_sandbox_domain(cfg.domain.clone());
     // The runtime first: it may mount the store (which must still be empty) under the data dir.
     let runtime = Runtime::new(&cfg.data_dir).await?;
     std::fs::create_dir_all(cfg.snapshots_dir())?;
@@ -54,9 +61,11 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     manager.recover().await?;
     manager.spawn_reaper();
     manager.spawn_space_watch();
+    manager.telemetry().spawn();
     let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
     info!(listen = %listener.local_addr()?, "sandboxd listening");
-    let app = app(AppState { manager, keys });
+    let builds = crate::template::build::Builds::new(manager.clone());
+    let app = app(AppState { manager, keys, builds });
     crate::shutdown::serve_until_signal(|stop| axum::serve(listener, app).with_graceful_shutdown(stop).into_future())
         .await?;
     info!("sandboxd stopped (running sandboxes keep running)");

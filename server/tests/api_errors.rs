@@ -115,3 +115,23 @@ async fn envd_proxy_answers_502_for_unknown_sandboxes_and_hides_internal_routes(
         s.request(Method::POST, path, &by_header, Some(b"{}".to_vec())).await.unwrap().assert_error(404);
     }
 }
+
+#[tokio::test]
+async fn filesystem_only_lifecycle_combinations_are_400_as_in_e2b() {
+    let s = TestServer::start().await;
+    let r = s.call(Method::POST, "/v2/sandboxes", Some(r#"{"templateID": "base", "autoPauseMemory": false}"#)).await;
+    r.assert_error(400);
+    assert_eq!(r.json()["message"], "autoPauseMemory=false only applies when autoPause is true.");
+    let body = r#"{"templateID": "base", "autoPause": true, "autoPauseMemory": false, "autoResume": {"enabled": true}}"#;
+    let r = s.call(Method::POST, "/v2/sandboxes", Some(body)).await;
+    r.assert_error(400);
+    assert!(r.json()["message"].as_str().unwrap().contains("cannot be combined with autoResume"));
+    // Bad types in the new fields are 400s, not ignored.
+    let id = "i00000000000000000000";
+    s.call(Method::POST, &format!("/sandboxes/{id}/pause"), Some(r#"{"memory": "no"}"#)).await.assert_error(400);
+    s.call(Method::POST, &format!("/sandboxes/{id}/pause"), Some(r#"{"memory": false}"#)).await.assert_error(404);
+    s.call(Method::POST, &format!("/v2/sandboxes/{id}/connect"), Some(r#"{"memory": 1}"#)).await.assert_error(400);
+    s.call(Method::POST, &format!("/sandboxes/{id}/snapshots"), Some(r#"{"memory": false}"#)).await.assert_error(404);
+    let listed = s.call(Method::GET, "/v2/sandboxes", None).await;
+    assert_eq!(listed.json(), serde_json::json!([]));
+}

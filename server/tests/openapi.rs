@@ -59,7 +59,10 @@ fn documented_routes_match_the_router() {
 async fn every_documented_route_answers_with_a_documented_status() {
     let s = TestServer::start().await;
     for ((method, path), codes) in documented() {
-        let concrete = path.replace("{sandboxID}", "i00000000000000000000").replace("{templateID}", "abc%3Adefault");
+        let concrete = path.replace("{sandboxID}", "i00000000000000000000").replace("{templateID}", "abc%3Adefault")
+            .replace("{buildID}", "00000000-0000-4000-8000-000000000000")
+            .replace("{hash}", "0123456789abcdef")
+            .replace("{alias}", "nope");
         let body = (method == "POST").then_some(r#"{"templateID": "nope", "timeout": 30}"#);
         let r = s.call(Method::from_bytes(method.as_bytes()).unwrap(), &concrete, body).await;
         assert!(

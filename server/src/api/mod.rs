@@ -2,16 +2,19 @@
 //!
 //! Invariants: handlers only translate HTTP into [`Manager`] calls and back; every rejection
 //! (bad JSON, oversized body, unknown route, wrong method) is an [`ApiError`] JSON body;
-//! request bodies are capped at [`MAX_BODY_BYTES`] (413 beyond).
+//! request bodies are capped at [`MAX_BODY_BYTES`] (413 beyond, after draining: [`body_cap`]).
 
+mod body_cap;
 mod extract;
 mod sandboxes;
 mod snapshots;
+mod telemetry;
+mod templates;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 
 use crate::auth::{Keys, require_api_key};
 use crate::error::ApiError;
@@ -26,6 +29,7 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
 pub struct AppState {
     pub manager: Manager,
     pub keys: Keys,
+    pub builds: crate::template::build::Builds,
 }
 
 /// Every authenticated route, as `(method, path)`; `server/openapi.yaml` documents exactly
@@ -37,10 +41,14 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v2/sandboxes"),
     ("GET", "/sandboxes/{sandboxID}"),
     ("DELETE", "/sandboxes/{sandboxID}"),
+    ("GET", "/sandboxes/metrics"),
     ("GET", "/sandboxes/{sandboxID}/metrics"),
+    ("GET", "/sandboxes/{sandboxID}/logs"),
+    ("GET", "/v2/sandboxes/{sandboxID}/logs"),
     ("POST", "/sandboxes/{sandboxID}/timeout"),
     ("POST", "/sandboxes/{sandboxID}/refreshes"),
     ("POST", "/sandboxes/{sandboxID}/pause"),
+    ("PUT", "/sandboxes/{sandboxID}/network"),
     ("POST", "/sandboxes/{sandboxID}/resume"),
     ("POST", "/sandboxes/{sandboxID}/connect"),
     ("POST", "/v2/sandboxes/{sandboxID}/connect"),
@@ -48,6 +56,17 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/sandboxes/{sandboxID}/snapshots"),
     ("GET", "/snapshots"),
     ("DELETE", "/templates/{templateID}"),
+    ("POST", "/v3/templates"),
+    ("GET", "/templates"),
+    ("GET", "/templates/{templateID}"),
+    ("GET", "/templates/aliases/{alias}"),
+    ("GET", "/templates/{templateID}/files/{hash}"),
+    ("POST", "/v2/templates/{templateID}/builds/{buildID}"),
+    ("GET", "/templates/{templateID}/builds/{buildID}/status"),
+    ("GET", "/templates/{templateID}/builds/{buildID}/logs"),
+    ("POST", "/templates/tags"),
+    ("DELETE", "/templates/tags"),
+    ("GET", "/templates/{templateID}/tags"),
 ];
 
 pub fn router(state: AppState) -> Router {
@@ -55,24 +74,46 @@ pub fn router(state: AppState) -> Router {
         .route("/sandboxes", post(sandboxes::create_v1).get(sandboxes::list_v1))
         .route("/v2/sandboxes", post(sandboxes::create_v2).get(sandboxes::list_v2))
         .route("/sandboxes/{sandboxID}", get(sandboxes::detail).delete(sandboxes::kill))
-        .route("/sandboxes/{sandboxID}/metrics", get(sandboxes::metrics))
+        .route("/sandboxes/metrics", get(telemetry::sandboxes_metrics))
+        .route("/sandboxes/{sandboxID}/metrics", get(telemetry::sandbox_metrics))
+        .route("/sandboxes/{sandboxID}/logs", get(telemetry::logs_v1))
+        .route("/v2/sandboxes/{sandboxID}/logs", get(telemetry::logs_v2))
         .route("/sandboxes/{sandboxID}/timeout", post(sandboxes::set_timeout))
         .route("/sandboxes/{sandboxID}/refreshes", post(sandboxes::refresh))
         .route("/sandboxes/{sandboxID}/pause", post(sandboxes::pause))
+        .route("/sandboxes/{sandboxID}/network", put(sandboxes::update_network))
         .route("/sandboxes/{sandboxID}/resume", post(sandboxes::resume))
         .route("/sandboxes/{sandboxID}/connect", post(sandboxes::connect))
         .route("/v2/sandboxes/{sandboxID}/connect", post(sandboxes::connect))
         .route("/sandboxes/{sandboxID}/fork", post(snapshots::fork))
         .route("/sandboxes/{sandboxID}/snapshots", post(snapshots::create))
         .route("/snapshots", get(snapshots::list))
-        .route("/templates/{templateID}", delete(snapshots::delete))
+        .route("/templates/{templateID}", delete(templates::delete).get(templates::get))
+        .route("/v3/templates", post(templates::request_build))
+        .route("/templates", get(templates::list))
+        .route("/templates/aliases/{alias}", get(templates::alias))
+        .route("/templates/{templateID}/files/{hash}", get(templates::file_link))
+        .route("/v2/templates/{templateID}/builds/{buildID}", post(templates::start_build))
+        .route("/templates/{templateID}/builds/{buildID}/status", get(templates::build_status))
+        .route("/templates/{templateID}/builds/{buildID}/logs", get(templates::build_logs))
+        .route("/templates/tags", post(templates::assign_tags).delete(templates::remove_tags))
+        .route("/templates/{templateID}/tags", get(templates::tags))
         .route_layer(axum::middleware::from_fn_with_state(state.keys.clone(), require_api_key));
     authed
         .route("/health", get(health))
         .fallback(|| async { ApiError::not_found("route not found") })
         .method_not_allowed_fallback(|| async { ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(state)
+        .layer(axum::middleware::from_fn(body_cap::cap_body))
+        .with_state(state.clone())
+        // The signed upload URL of template build files: no API key (the URL is the
+        // credential) and no REST body cap (build contexts are archives).
+        .merge(
+            Router::new()
+                .route("/templates/{templateID}/files/{hash}/upload", put(templates::upload))
+                .layer(DefaultBodyLimit::disable())
+                .with_state(state),
+        )
 }
 
 async fn health() -> axum::Json<serde_json::Value> {

@@ -10,8 +10,8 @@ use super::AppState;
 use super::extract::{JsonBody, OptJsonBody, PathId, parse_query, query_value};
 use crate::error::{ApiError, ApiResult};
 use crate::ids;
-use crate::manager::CreateParams;
-use crate::models::{NewSandbox, Sandbox, SandboxDetail, TimeoutBody};
+use crate::manager::{CreateParams, Keep};
+use crate::models::{NewSandbox, PauseBody, Sandbox, SandboxDetail, TimeoutBody};
 use crate::pagination::{self, Cursor, NEXT_TOKEN_HEADER};
 use crate::store::SandboxFilter;
 
@@ -21,7 +21,12 @@ const V1_DEFAULT_TIMEOUT: i64 = 15;
 const V2_DEFAULT_TIMEOUT: i64 = 300;
 
 async fn create(state: AppState, body: NewSandbox, default_timeout: i64) -> ApiResult<Response> {
+    if let Some(refused) = body.unsupported() {
+        return Err(ApiError::bad_request(refused));
+    }
     let template = body.template_id.filter(|t| !t.is_empty()).ok_or_else(|| ApiError::bad_request("templateID is required"))?;
+    let secure = body.secure.unwrap_or(true);
+    let network = body.network.map(|n| n.into_config(secure)).transpose()?;
     let row = state
         .manager
         .create(CreateParams {
@@ -29,10 +34,12 @@ async fn create(state: AppState, body: NewSandbox, default_timeout: i64) -> ApiR
             timeout_secs: body.timeout.unwrap_or(default_timeout),
             metadata: body.metadata.unwrap_or_default(),
             env_vars: body.env_vars.unwrap_or_default(),
-            secure: body.secure.unwrap_or(true),
+            secure,
             allow_internet: body.allow_internet_access.unwrap_or(true),
             auto_pause: body.auto_pause.unwrap_or(false),
+            auto_pause_memory: body.auto_pause_memory.unwrap_or(true),
             auto_resume: body.auto_resume.is_some_and(|a| a.enabled),
+            network,
         })
         .await?;
     Ok((StatusCode::CREATED, Json(Sandbox::from(&row))).into_response())
@@ -106,13 +113,6 @@ pub async fn detail(State(state): State<AppState>, PathId(id): PathId) -> ApiRes
     Ok(Json(SandboxDetail::new(&state.manager.get(&id)?, true)))
 }
 
-/// `GET /sandboxes/{id}/metrics`: sandboxd collects no guest metrics yet, so an existing
-/// sandbox has an empty series (the SDK then returns `[]` instead of "not found").
-pub async fn metrics(State(state): State<AppState>, PathId(id): PathId) -> ApiResult<Json<Vec<serde_json::Value>>> {
-    state.manager.get(&id)?;
-    Ok(Json(Vec::new()))
-}
-
 pub async fn kill(State(state): State<AppState>, PathId(id): PathId) -> ApiResult<StatusCode> {
     state.manager.kill(&id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -140,9 +140,20 @@ pub async fn refresh(
 pub async fn pause(
     State(state): State<AppState>,
     PathId(id): PathId,
-    OptJsonBody(_body): OptJsonBody<serde_json::Value>,
+    OptJsonBody(body): OptJsonBody<PauseBody>,
 ) -> ApiResult<StatusCode> {
-    state.manager.pause(&id).await?;
+    let keep = Keep::from_memory(body.memory);
+    state.manager.pause(&id, keep, body.require_healthy_guest.unwrap_or(false)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `PUT /sandboxes/{id}/network`: replaces the egress rules of a running sandbox (204).
+pub async fn update_network(
+    State(state): State<AppState>,
+    PathId(id): PathId,
+    JsonBody(body): JsonBody<crate::network::NetworkRequest>,
+) -> ApiResult<StatusCode> {
+    state.manager.update_network(&id, body).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -152,7 +163,7 @@ pub async fn connect(
     PathId(id): PathId,
     OptJsonBody(body): OptJsonBody<TimeoutBody>,
 ) -> ApiResult<Response> {
-    let (row, resumed) = state.manager.connect(&id, body.timeout.unwrap_or(V2_DEFAULT_TIMEOUT)).await?;
+    let (row, resumed) = state.manager.connect(&id, body.timeout.unwrap_or(V2_DEFAULT_TIMEOUT), body.memory).await?;
     let status = if resumed { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(Sandbox::from(&row))).into_response())
 }
@@ -163,7 +174,7 @@ pub async fn resume(
     PathId(id): PathId,
     JsonBody(body): JsonBody<TimeoutBody>,
 ) -> ApiResult<Response> {
-    let row = state.manager.resume(&id, body.timeout.unwrap_or(V1_DEFAULT_TIMEOUT)).await?;
+    let row = state.manager.resume(&id, body.timeout.unwrap_or(V1_DEFAULT_TIMEOUT), body.memory).await?;
     Ok((StatusCode::CREATED, Json(Sandbox::from(&row))).into_response())
 }
 

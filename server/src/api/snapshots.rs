@@ -1,4 +1,4 @@
-//! Snapshot routes: create, list, delete (`DELETE /templates/{id}`), and fork.
+//! Snapshot routes: create, list and fork (`DELETE /templates/{id}` is in `templates.rs`).
 
 use axum::Json;
 use axum::extract::{RawQuery, State};
@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use super::AppState;
 use super::extract::{OptJsonBody, PathId, parse_query, query_value};
 use crate::error::{ApiError, ApiResult};
+use crate::manager::Keep;
 use crate::models::{ForkResult, Sandbox, SnapshotInfo, TimeoutBody};
 use crate::pagination::{self, Cursor, NEXT_TOKEN_HEADER};
 
@@ -19,7 +20,7 @@ pub async fn create(
     PathId(id): PathId,
     OptJsonBody(body): OptJsonBody<TimeoutBody>,
 ) -> ApiResult<Response> {
-    let img = state.manager.snapshot(&id, body.name.as_deref()).await?;
+    let img = state.manager.snapshot(&id, body.name.as_deref(), Keep::from_memory(body.memory)).await?;
     Ok((StatusCode::CREATED, Json(SnapshotInfo::from(&img))).into_response())
 }
 
@@ -40,11 +41,6 @@ pub async fn list(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Api
     }
     let items: Vec<SnapshotInfo> = rows.iter().map(SnapshotInfo::from).collect();
     Ok((headers, Json(items)).into_response())
-}
-
-pub async fn delete(State(state): State<AppState>, PathId(id): PathId) -> ApiResult<StatusCode> {
-    state.manager.delete_snapshot(&id)?;
-    Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn fork(

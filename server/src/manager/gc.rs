@@ -40,6 +40,7 @@ impl Manager {
                     }
                     self.adopt_slot(&row.id, row.memory_mb);
                     self.set_route(&row.id, Some(vm.envd_addr));
+                    self.reapply_network(&row);
                     self.watch_vm(&row.id, vm);
                     info!(sandbox = %row.id, "sandbox picked up again");
                 }
@@ -56,6 +57,7 @@ impl Manager {
         let limit = self.inner.cfg.memory_limit_mb(recovered_mb);
         self.capacity().memory_limit_mb = limit;
         info!(max_sandboxes = self.inner.cfg.max_sandboxes, max_memory_mb = limit, "capacity");
+        self.recover_builds()?;
         self.sweep_image_dirs()?;
         self.collect_garbage().await;
         self.deadlines_changed();
@@ -100,7 +102,7 @@ impl Manager {
         let used_ids: HashSet<&String> = sandboxes.iter().filter_map(|s| s.paused_image.as_ref()).collect();
         let mut live: Vec<PathBuf> = sandboxes.iter().filter_map(|s| s.disk_layer.clone()).collect();
         for img in self.store().all_images()? {
-            let wanted = !img.deleted && img.kind == ImageKind::Snapshot;
+            let wanted = !img.deleted && matches!(img.kind, ImageKind::Snapshot | ImageKind::Build);
             if wanted || used_dirs.contains(&img.dir) || used_ids.contains(&img.id) {
                 live.push(img.disk_layer);
                 continue;

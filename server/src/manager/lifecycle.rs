@@ -4,6 +4,11 @@
 //! crash in between leaves an unlisted VM, never a listed sandbox without one); pausing
 //! commits the pause image and the `paused` row before the old VM is killed, so a crash at
 //! any point leaves either a running sandbox or a paused one with its image.
+//!
+//! A pause or snapshot keeps memory and disk ([`Keep::Full`], E2B's default) or only the disk
+//! ([`Keep::Filesystem`]); a sandbox resumed from a filesystem-only image, or connected with
+//! `memory: false`, cold-boots its template's kernel over the disk. Traffic never resumes a
+//! filesystem-only pause: only an explicit connect/resume does (as in E2B).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -18,7 +23,7 @@ use crate::store::{ImageKind, SandboxRow, SandboxState};
 use crate::vm::{GuestInit, LaunchSpec, Runtime};
 
 /// What a new sandbox is started with (from `POST /sandboxes`, or copied by `fork`).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct CreateParams {
     pub template: String,
     pub timeout_secs: i64,
@@ -27,7 +32,41 @@ pub struct CreateParams {
     pub secure: bool,
     pub allow_internet: bool,
     pub auto_pause: bool,
+    /// `autoPauseMemory`: false makes the auto-pause at timeout filesystem-only.
+    pub auto_pause_memory: bool,
     pub auto_resume: bool,
+    /// Validated `NewSandbox.network` (`None`: not given).
+    pub network: Option<crate::network::NetworkConfig>,
+}
+
+/// What a pause or snapshot keeps (E2B's `memory` flag, the SDKs' `mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// Memory and disk: a resume continues every process.
+    Full,
+    /// The disk only: a resume cold-boots (processes gone, files kept).
+    Filesystem,
+}
+
+impl Keep {
+    /// From the wire's optional `memory` flag (absent means a full snapshot, as in E2B).
+    pub fn from_memory(memory: Option<bool>) -> Self {
+        if memory == Some(false) { Self::Filesystem } else { Self::Full }
+    }
+}
+
+/// E2B's create-time checks on the lifecycle fields (same messages).
+fn validate_lifecycle(p: &CreateParams) -> ApiResult<()> {
+    if !p.auto_pause_memory && !p.auto_pause {
+        return Err(ApiError::bad_request("autoPauseMemory=false only applies when autoPause is true."));
+    }
+    if !p.auto_pause_memory && p.auto_resume {
+        return Err(ApiError::bad_request(
+            "autoPauseMemory=false (filesystem-only auto-pause) cannot be combined with autoResume: a filesystem-only \
+             snapshot cannot be auto-resumed by traffic and must be resumed explicitly.",
+        ));
+    }
+    Ok(())
 }
 
 /// Lifetime given to a sandbox woken by traffic (E2B's auto-resume default: 5 minutes).
@@ -59,7 +98,16 @@ fn deadline(timeout_secs: i64) -> i64 {
 impl Manager {
     pub async fn create(&self, p: CreateParams) -> ApiResult<SandboxRow> {
         validate_lifetime(p.timeout_secs)?;
+        validate_lifecycle(&p)?;
         let (dir, template_id, alias) = self.resolve_template(&p.template)?;
+        // Refused now rather than degraded to a full pause at the timeout (as E2B does).
+        if !p.auto_pause_memory && !Runtime::read_meta(&dir)?.boot.is_some_and(|b| b.usable()) {
+            return Err(ApiError::bad_request(format!(
+                "autoPauseMemory=false needs a template that records its boot kernel; '{}' predates that: rebuild \
+                 it (sandboxd template build) or omit autoPauseMemory",
+                p.template
+            )));
+        }
         let _gc = self.inner.gc_guard.read().await;
         self.launch_new(dir, template_id, alias, &p).await
     }
@@ -72,10 +120,12 @@ impl Manager {
         alias: Option<String>,
         p: &CreateParams,
     ) -> ApiResult<SandboxRow> {
+        let egress = super::network::egress_spec(p.network.as_ref(), p.allow_internet)?;
         let meta = Runtime::read_meta(&image_dir)?;
         let slot = self.reserve_slot(meta.memory_mb)?;
         let id = ids::sandbox_id();
         let access_token = p.secure.then(|| ids::secret_hex(32));
+        let traffic_access_token = p.network.as_ref().is_some_and(|n| n.private()).then(|| ids::secret_hex(32));
         let vm = self
             .inner
             .runtime
@@ -83,7 +133,9 @@ impl Manager {
                 sandbox_id: id.clone(),
                 image_dir: image_dir.clone(),
                 allow_internet: p.allow_internet,
+                egress,
                 init: GuestInit { access_token: access_token.clone(), env_vars: p.env_vars.clone() },
+                cold_boot: false,
             })
             .await?;
         crate::fault::point("create.vm_started");
@@ -101,6 +153,7 @@ impl Manager {
             access_token,
             allow_internet: p.allow_internet,
             auto_pause: p.auto_pause,
+            auto_pause_memory: p.auto_pause_memory,
             auto_resume: p.auto_resume,
             cpu_count: vm.vcpus,
             memory_mb: vm.memory_mb,
@@ -109,6 +162,8 @@ impl Manager {
             disk_layer: Some(meta.disk_layer),
             paused_image: None,
             vm: Some(vm.clone()),
+            network: p.network.clone(),
+            traffic_access_token,
         };
         if let Err(e) = self.store().insert_sandbox(&row) {
             let _ = self.inner.runtime.kill(&vm).await;
@@ -138,16 +193,19 @@ impl Manager {
 
     /// Kills the VM (if any) and forgets the sandbox. Callers hold the operation lock.
     pub(super) async fn destroy(&self, row: SandboxRow) {
-        if let Some(vm) = &row.vm
-            && let Err(e) = self.inner.runtime.kill(vm).await
-        {
-            warn!(sandbox = %row.id, error = %e, "killing the VM failed");
+        if let Some(vm) = &row.vm {
+            // The console log goes with the VM's run directory: keep its last lines.
+            self.inner.telemetry.collect_console(&row.id, vm, true);
+            if let Err(e) = self.inner.runtime.kill(vm).await {
+                warn!(sandbox = %row.id, error = %e, "killing the VM failed");
+            }
         }
         crate::fault::point("kill.vm_stopped");
         self.drop_route(&row.id);
         if let Err(e) = self.store().delete_sandbox(&row.id) {
             warn!(sandbox = %row.id, error = %e, "deleting the sandbox row failed");
         }
+        self.inner.telemetry.sandbox_ended(&row.id);
         if let Some(img) = &row.paused_image {
             let _ = self.store().soft_delete_image(img);
         }
@@ -184,17 +242,30 @@ impl Manager {
         Ok(())
     }
 
-    pub async fn pause(&self, id: &str) -> ApiResult<()> {
+    /// `POST /sandboxes/{id}/pause`. `require_healthy_guest`: refuse (503, sandbox keeps
+    /// running) unless envd answers; a filesystem-only pause always needs it (it flushes the
+    /// guest through envd).
+    pub async fn pause(&self, id: &str, keep: Keep, require_healthy_guest: bool) -> ApiResult<()> {
         let id = self.get(id)?.id;
         let lock = self.op_lock(&id);
         let Ok(_op) = lock.try_lock() else {
             return Err(ApiError::conflict(format!("sandbox {id} is in transition and cannot be paused now")));
         };
         let row = self.get(&id)?;
-        self.pause_locked(row).await
+        if require_healthy_guest
+            && row.state == SandboxState::Running
+            && let Some(vm) = &row.vm
+            && !crate::vm::guest::healthy(vm.envd_addr, std::time::Duration::from_secs(5)).await
+        {
+            return Err(ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                format!("sandbox {id}: the guest agent does not respond; the sandbox keeps running"),
+            ));
+        }
+        self.pause_locked(row, keep).await
     }
 
-    async fn pause_locked(&self, row: SandboxRow) -> ApiResult<()> {
+    async fn pause_locked(&self, row: SandboxRow, keep: Keep) -> ApiResult<()> {
         let id = row.id.clone();
         match row.state {
             SandboxState::Running => {}
@@ -204,7 +275,10 @@ impl Manager {
         let vm = row.vm.clone().ok_or_else(|| ApiError::internal("running sandbox without a VM"))?;
         let _gc = self.inner.gc_guard.read().await;
         self.store().set_state(&id, SandboxState::Pausing)?;
-        let img = match self.capture(&vm, &id, ImageKind::Pause, None).await {
+        if keep == Keep::Full {
+            self.inner.runtime.sync_guest(&vm, row.access_token.as_deref()).await;
+        }
+        let img = match self.capture(&row, &vm, ImageKind::Pause, None, keep).await {
             Ok(img) => img,
             Err(e) => {
                 self.store().set_state(&id, SandboxState::Running)?;
@@ -213,20 +287,21 @@ impl Manager {
         };
         self.store().set_paused(&id, &img.id)?;
         crate::fault::point("pause.committed");
+        self.inner.telemetry.collect_console(&id, &vm, true);
         if let Err(e) = self.inner.runtime.kill(&vm).await {
             warn!(sandbox = %id, error = %e, "killing the paused VM failed");
         }
         self.store().clear_vm(&id)?;
         self.drop_route(&id);
-        info!(sandbox = %id, size_bytes = img.size_bytes, "sandbox paused");
+        info!(sandbox = %id, size_bytes = img.size_bytes, keep = ?keep, "sandbox paused");
         drop(_gc);
         self.spawn_gc();
         Ok(())
     }
 
     /// `POST /sandboxes/{id}/connect`: resumes a paused sandbox (true) or extends a running
-    /// one (false).
-    pub async fn connect(&self, id: &str, timeout_secs: i64) -> ApiResult<(SandboxRow, bool)> {
+    /// one (false). `memory: false` cold-boots it from its disk even if its image has memory.
+    pub async fn connect(&self, id: &str, timeout_secs: i64, memory: Option<bool>) -> ApiResult<(SandboxRow, bool)> {
         validate_lifetime(timeout_secs)?;
         let id = &self.get(id)?.id;
         let lock = self.op_lock(id);
@@ -238,7 +313,7 @@ impl Manager {
             self.deadlines_changed();
             return Ok((row, false));
         }
-        Ok((self.resume_locked(row, timeout_secs, true).await?, true))
+        Ok((self.resume_locked(row, timeout_secs, memory == Some(false)).await?, true))
     }
 
     /// Traffic for a paused sandbox created with `autoResume`: resume it (keeping its access
@@ -251,6 +326,11 @@ impl Manager {
         let lock = self.op_lock(id);
         let _op = lock.lock().await;
         let row = self.store().sandbox(id).ok().flatten()?;
+        if row.state == SandboxState::Paused && !self.paused_with_memory(&row) {
+            // A cold boot would answer this request from a guest that lost what it asked for.
+            info!(sandbox = %id, "traffic for a filesystem-only pause: it must be resumed explicitly");
+            return None;
+        }
         if row.state == SandboxState::Paused
             && let Err(e) = self.resume_locked(row, AUTO_RESUME_TIMEOUT_SECS, false).await
         {
@@ -259,8 +339,14 @@ impl Manager {
         self.envd_addr(id)
     }
 
+    /// True unless the paused sandbox's image is filesystem-only.
+    fn paused_with_memory(&self, row: &SandboxRow) -> bool {
+        let img = row.paused_image.as_ref().and_then(|i| self.store().image(i).ok().flatten());
+        img.and_then(|img| Runtime::read_meta(&img.dir).ok()).is_none_or(|m| m.memory)
+    }
+
     /// `POST /sandboxes/{id}/resume` (deprecated): 409 unless paused.
-    pub async fn resume(&self, id: &str, timeout_secs: i64) -> ApiResult<SandboxRow> {
+    pub async fn resume(&self, id: &str, timeout_secs: i64, memory: Option<bool>) -> ApiResult<SandboxRow> {
         validate_lifetime(timeout_secs)?;
         let id = &self.get(id)?.id;
         let lock = self.op_lock(id);
@@ -269,21 +355,27 @@ impl Manager {
         if row.state != SandboxState::Paused {
             return Err(ApiError::conflict(format!("sandbox {id} is already running")));
         }
-        self.resume_locked(row, timeout_secs, true).await
+        self.resume_locked(row, timeout_secs, memory == Some(false)).await
     }
 
-    /// Restores a paused sandbox from its pause image, with the same ID; `new_token` gives it
-    /// a fresh envd access token (explicit connect/resume) instead of keeping the old one.
-    async fn resume_locked(&self, mut row: SandboxRow, timeout_secs: i64, new_token: bool) -> ApiResult<SandboxRow> {
+    /// Restores a paused sandbox from its pause image, with the same ID and envd access token
+    /// (E2B derives the token from the sandbox ID, so it never changes: the SDKs' instance
+    /// `connect()` keeps using the one it has; the token is delivered again through `/init`);
+    /// `cold_boot` boots over the image's disk instead of restoring its memory (always so for
+    /// a filesystem-only image).
+    async fn resume_locked(
+        &self,
+        mut row: SandboxRow,
+        timeout_secs: i64,
+        cold_boot: bool,
+    ) -> ApiResult<SandboxRow> {
         let image_id = row.paused_image.clone().ok_or_else(|| ApiError::internal("paused sandbox without an image"))?;
         let img = self.store().image(&image_id)?.ok_or_else(|| ApiError::internal("pause image missing"))?;
         let meta = Runtime::read_meta(&img.dir)?;
+        let egress = super::network::egress_spec(row.network.as_ref(), row.allow_internet)?;
         let slot = self.reserve_slot(meta.memory_mb)?;
         let _gc = self.inner.gc_guard.read().await;
-        let access_token = match &row.access_token {
-            Some(_) if new_token => Some(ids::secret_hex(32)),
-            other => other.clone(),
-        };
+        let access_token = row.access_token.clone();
         let vm = self
             .inner
             .runtime
@@ -291,7 +383,9 @@ impl Manager {
                 sandbox_id: row.id.clone(),
                 image_dir: img.dir.clone(),
                 allow_internet: row.allow_internet,
+                egress,
                 init: GuestInit { access_token: access_token.clone(), env_vars: row.env_vars.clone() },
+                cold_boot,
             })
             .await?;
         row.state = SandboxState::Running;
@@ -311,7 +405,7 @@ impl Manager {
         self.set_route(&row.id, Some(vm.envd_addr));
         self.watch_vm(&row.id, &vm);
         self.deadlines_changed();
-        info!(sandbox = %row.id, "sandbox resumed");
+        info!(sandbox = %row.id, cold_boot = cold_boot || !meta.memory, "sandbox resumed");
         Ok(row)
     }
 
@@ -349,10 +443,18 @@ impl Manager {
             return;
         }
         if row.auto_pause {
-            match self.pause_locked(row.clone()).await {
-                Ok(()) => return,
-                Err(e) => warn!(sandbox = %id, error = %e, "auto-pause failed; killing instead"),
+            // A filesystem-only pause needs a responding guest; a full one is the fallback.
+            let mut modes = vec![Keep::Full];
+            if !row.auto_pause_memory {
+                modes.insert(0, Keep::Filesystem);
             }
+            for keep in modes {
+                match self.pause_locked(row.clone(), keep).await {
+                    Ok(()) => return,
+                    Err(e) => warn!(sandbox = %id, error = %e, keep = ?keep, "auto-pause failed"),
+                }
+            }
+            warn!(sandbox = %id, "auto-pause failed; killing instead");
         }
         info!(sandbox = %id, "sandbox reached its timeout");
         self.destroy(row).await;

@@ -13,8 +13,10 @@
 //! - Image directories and disk layers are only deleted by the garbage collector, which holds
 //!   `gc_guard` for writing; captures and launches hold it for reading.
 
+mod builds;
 mod gc;
 mod lifecycle;
+mod network;
 mod reaper;
 mod snapshots;
 
@@ -30,7 +32,8 @@ use crate::error::{ApiError, ApiResult};
 use crate::store::Store;
 use crate::vm::Runtime;
 
-pub use lifecycle::CreateParams;
+pub use builds::{BuildVm, parse_ref_public};
+pub use lifecycle::{CreateParams, Keep};
 
 /// Cheap to clone; all clones share one state.
 #[derive(Clone)]
@@ -47,6 +50,7 @@ struct Inner {
     capacity: Mutex<Capacity>,
     reaper: Notify,
     gc_guard: tokio::sync::RwLock<()>,
+    telemetry: crate::telemetry::Telemetry,
 }
 
 /// What admission control counts: launches in flight, and running VMs by sandbox ID.
@@ -118,6 +122,7 @@ impl Manager {
     pub fn new(cfg: Config, store: Arc<Store>, runtime: Runtime) -> Self {
         // Until `recover` counts the VMs that survived a restart.
         let memory_limit_mb = cfg.memory_limit_mb(0);
+        let telemetry = crate::telemetry::Telemetry::new(store.clone(), cfg.telemetry.clone());
         Self {
             inner: Arc::new(Inner {
                 cfg,
@@ -128,6 +133,7 @@ impl Manager {
                 capacity: Mutex::new(Capacity { memory_limit_mb, ..Default::default() }),
                 reaper: Notify::new(),
                 gc_guard: tokio::sync::RwLock::new(()),
+                telemetry,
             }),
         }
     }
@@ -138,6 +144,11 @@ impl Manager {
 
     pub fn config(&self) -> &Config {
         &self.inner.cfg
+    }
+
+    /// Metrics and logs of sandboxes (see `telemetry`).
+    pub fn telemetry(&self) -> &crate::telemetry::Telemetry {
+        &self.inner.telemetry
     }
 
     /// Where envd of a running sandbox listens, for the proxy.
@@ -204,11 +215,15 @@ impl Manager {
         (cap.count(), cap.memory_mb())
     }
 
-    /// Resolves a `templateID` (a built template name or a snapshot ID) to an image directory,
+    /// Resolves a `templateID` (a template built through the API, a template in the templates
+    /// directory, or a snapshot ID) to an image directory,
     /// with the `templateID` and `alias` to report.
     pub fn resolve_template(&self, reference: &str) -> ApiResult<(PathBuf, String, Option<String>)> {
         let not_found = || ApiError::not_found(format!("template '{reference}' not found"));
         let r = parse_ref(reference.trim());
+        if let Some(built) = self.resolve_built(&r)? {
+            return Ok(built);
+        }
         if r.tag != "default" && r.tag != "latest" {
             return Err(not_found());
         }

@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use tracing::{info, warn};
 
+use super::lifecycle::Keep;
 use super::{CreateParams, Manager, parse_ref};
 use crate::error::{ApiError, ApiResult};
 use crate::ids;
@@ -50,22 +51,29 @@ fn snapshot_name(raw: &str) -> ApiResult<String> {
 }
 
 impl Manager {
-    /// Writes an image of `vm` and publishes it (see the module invariant). Callers hold the
-    /// sandbox's operation lock and `gc_guard` for reading.
+    /// Writes an image of `vm`, the VM of sandbox `row`, and publishes it (see the module
+    /// invariant): memory and disk, or with [`Keep::Filesystem`] the flushed disk alone.
+    /// Callers hold the sandbox's operation lock and `gc_guard` for reading.
     pub(super) async fn capture(
         &self,
+        row: &SandboxRow,
         vm: &VmInfo,
-        source: &str,
         kind: ImageKind,
         name: Option<String>,
+        keep: Keep,
     ) -> ApiResult<ImageRow> {
+        let source = row.id.as_str();
         let root = self.inner.cfg.snapshots_dir();
         let id = ids::image_id();
         let tmp = root.join(format!(".tmp-{id}"));
         let dest = root.join(&id);
         std::fs::create_dir_all(&tmp)?;
         let started = Instant::now();
-        let meta = match self.inner.runtime.snapshot(vm, &tmp).await {
+        let captured = match keep {
+            Keep::Full => self.inner.runtime.snapshot(vm, &tmp).await,
+            Keep::Filesystem => self.inner.runtime.snapshot_disk(vm, &tmp, row.access_token.as_deref()).await,
+        };
+        let meta = match captured {
             Ok(meta) => meta,
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&tmp);
@@ -111,7 +119,13 @@ impl Manager {
 
     /// Runs `capture` on a running sandbox: `running → snapshotting → running`, same ID and
     /// expiry. 409 if another operation holds the sandbox or it is not running.
-    async fn capture_running(&self, id: &str, kind: ImageKind, name: Option<String>) -> ApiResult<(SandboxRow, ImageRow)> {
+    async fn capture_running(
+        &self,
+        id: &str,
+        kind: ImageKind,
+        name: Option<String>,
+        keep: Keep,
+    ) -> ApiResult<(SandboxRow, ImageRow)> {
         let id = self.get(id)?.id;
         let lock = self.op_lock(&id);
         let Ok(_op) = lock.try_lock() else {
@@ -123,7 +137,7 @@ impl Manager {
         }
         let vm = row.vm.clone().ok_or_else(|| ApiError::internal("running sandbox without a VM"))?;
         self.store().set_state(&id, SandboxState::Snapshotting)?;
-        match self.capture(&vm, &id, kind, name).await {
+        match self.capture(&row, &vm, kind, name, keep).await {
             Ok(img) => {
                 self.store().finish_snapshot(&id, Some(&img.disk_layer))?;
                 Ok((row, img))
@@ -140,11 +154,12 @@ impl Manager {
         }
     }
 
-    /// `POST /sandboxes/{id}/snapshots`.
-    pub async fn snapshot(&self, id: &str, name: Option<&str>) -> ApiResult<ImageRow> {
+    /// `POST /sandboxes/{id}/snapshots`; sandboxes created from a [`Keep::Filesystem`]
+    /// snapshot cold-boot over its disk.
+    pub async fn snapshot(&self, id: &str, name: Option<&str>, keep: Keep) -> ApiResult<ImageRow> {
         let name = name.filter(|n| !n.is_empty()).map(snapshot_name).transpose()?;
         let _gc = self.inner.gc_guard.read().await;
-        Ok(self.capture_running(id, ImageKind::Snapshot, name).await?.1)
+        Ok(self.capture_running(id, ImageKind::Snapshot, name, keep).await?.1)
     }
 
     /// `POST /sandboxes/{id}/fork`: one capture, then `count` sandboxes from it. Each entry
@@ -155,7 +170,7 @@ impl Manager {
         }
         super::lifecycle::validate_lifetime(timeout_secs)?;
         let _gc = self.inner.gc_guard.read().await;
-        let (source, img) = self.capture_running(id, ImageKind::Fork, None).await?;
+        let (source, img) = self.capture_running(id, ImageKind::Fork, None, Keep::Full).await?;
         let params = CreateParams {
             template: source.template_id.clone(),
             timeout_secs,
@@ -164,7 +179,9 @@ impl Manager {
             secure: source.access_token.is_some(),
             allow_internet: source.allow_internet,
             auto_pause: source.auto_pause,
+            auto_pause_memory: source.auto_pause_memory,
             auto_resume: source.auto_resume,
+            network: source.network.clone(),
         };
         let launches = (0..count).map(|_| {
             self.launch_new(img.dir.clone(), source.template_id.clone(), source.alias.clone(), &params)

@@ -23,6 +23,9 @@ pub enum ImageKind {
     Pause,
     /// Hidden image that `fork` starts its clones from.
     Fork,
+    /// Hidden image made by a template build: a cached layer or a built template
+    /// (`store/templates.rs` says which rows keep it).
+    Build,
 }
 
 impl ImageKind {
@@ -31,12 +34,14 @@ impl ImageKind {
             Self::Snapshot => "snapshot",
             Self::Pause => "pause",
             Self::Fork => "fork",
+            Self::Build => "build",
         }
     }
     fn parse(s: &str) -> Self {
         match s {
             "pause" => Self::Pause,
             "fork" => Self::Fork,
+            "build" => Self::Build,
             _ => Self::Snapshot,
         }
     }

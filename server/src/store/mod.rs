@@ -10,9 +10,11 @@
 
 mod images;
 mod sandboxes;
+mod templates;
 
 pub use images::{ImageKind, ImageRow, NAMESPACE};
 pub use sandboxes::{SandboxFilter, SandboxRow, SandboxState};
+pub use templates::{BuildRow, LayerRow, LogRow, TemplateRow};
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
@@ -63,6 +65,95 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE UNIQUE INDEX snapshots_name ON snapshots (name) WHERE name IS NOT NULL;
     CREATE INDEX snapshots_created ON snapshots (created_at, id);",
+    // v2: a sandbox's network configuration (JSON `SandboxNetworkConfig`) and the token its
+    // non-public ports require.
+    "ALTER TABLE sandboxes ADD COLUMN network TEXT;
+    ALTER TABLE sandboxes ADD COLUMN traffic_access_token TEXT;",
+    // v3: what an auto-pause at timeout keeps (`autoPauseMemory`; 0 = filesystem only).
+    "ALTER TABLE sandboxes ADD COLUMN auto_pause_memory INTEGER NOT NULL DEFAULT 1;",
+    // v4: sandbox metrics and logs (see `telemetry/`); timestamps in unix milliseconds.
+    "CREATE TABLE sandbox_telemetry (
+        sandbox_id TEXT PRIMARY KEY,
+        console_pid INTEGER,
+        console_offset INTEGER NOT NULL DEFAULT 0,
+        console_read_ms INTEGER NOT NULL DEFAULT 0,
+        last_log_ms INTEGER NOT NULL DEFAULT 0,
+        ended_at INTEGER
+    );
+    CREATE TABLE sandbox_metrics (
+        sandbox_id TEXT NOT NULL,
+        ts INTEGER NOT NULL,
+        cpu_count INTEGER NOT NULL,
+        cpu_used_pct REAL NOT NULL,
+        mem_used INTEGER NOT NULL,
+        mem_total INTEGER NOT NULL,
+        mem_cache INTEGER NOT NULL,
+        disk_used INTEGER NOT NULL,
+        disk_total INTEGER NOT NULL
+    );
+    CREATE INDEX sandbox_metrics_sandbox ON sandbox_metrics (sandbox_id, ts);
+    CREATE INDEX sandbox_metrics_age ON sandbox_metrics (ts);
+    CREATE TABLE sandbox_logs (
+        id INTEGER PRIMARY KEY,
+        sandbox_id TEXT NOT NULL,
+        ts INTEGER NOT NULL,
+        level INTEGER NOT NULL,
+        message TEXT NOT NULL,
+        fields TEXT NOT NULL,
+        raw TEXT NOT NULL
+    );
+    CREATE INDEX sandbox_logs_sandbox ON sandbox_logs (sandbox_id, ts, id);
+    CREATE INDEX sandbox_logs_age ON sandbox_logs (ts);",
+    // v5: custom templates built through the template API (see `store/templates.rs`); their
+    // images are `snapshots` rows of kind `build`.
+    "CREATE TABLE templates (
+        id TEXT PRIMARY KEY,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE TABLE template_aliases (
+        alias TEXT PRIMARY KEY,
+        template_id TEXT NOT NULL
+    );
+    CREATE TABLE template_builds (
+        id TEXT PRIMARY KEY,
+        template_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        reason TEXT,
+        cpu_count INTEGER,
+        memory_mb INTEGER,
+        disk_size_mb INTEGER NOT NULL,
+        image_id TEXT,
+        config TEXT,
+        tags TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        finished_at INTEGER
+    );
+    CREATE INDEX template_builds_template ON template_builds (template_id, created_at);
+    CREATE TABLE template_tags (
+        template_id TEXT NOT NULL,
+        tag TEXT NOT NULL,
+        build_id TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (template_id, tag)
+    );
+    CREATE TABLE template_build_logs (
+        build_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        ts INTEGER NOT NULL,
+        level TEXT NOT NULL,
+        message TEXT NOT NULL,
+        step TEXT,
+        PRIMARY KEY (build_id, seq)
+    );
+    CREATE TABLE template_layers (
+        hash TEXT PRIMARY KEY,
+        image_id TEXT NOT NULL,
+        state TEXT NOT NULL,
+        size_bytes INTEGER NOT NULL,
+        last_used INTEGER NOT NULL
+    );",
 ];
 
 pub struct Store {

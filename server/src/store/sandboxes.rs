@@ -63,6 +63,8 @@ pub struct SandboxRow {
     pub access_token: Option<String>,
     pub allow_internet: bool,
     pub auto_pause: bool,
+    /// False: the auto-pause at timeout keeps only the filesystem (`autoPauseMemory: false`).
+    pub auto_pause_memory: bool,
     pub auto_resume: bool,
     pub vm: Option<VmInfo>,
     pub paused_image: Option<String>,
@@ -72,6 +74,10 @@ pub struct SandboxRow {
     pub memory_mb: u32,
     pub disk_size_mb: u32,
     pub envd_version: String,
+    /// `NewSandbox.network` as validated (egress replaced by `PUT .../network`).
+    pub network: Option<crate::network::NetworkConfig>,
+    /// Required on non-envd ports when `network.allowPublicTraffic` is false.
+    pub traffic_access_token: Option<String>,
 }
 
 /// `GET /v2/sandboxes` filters (metadata is applied in Rust, see [`Store::list_sandboxes`]).
@@ -88,7 +94,7 @@ pub struct SandboxFilter {
 
 const COLUMNS: &str = "id, template_id, alias, image_dir, state, started_at, end_at, metadata, env_vars, \
     access_token, allow_internet, auto_pause, auto_resume, vm, paused_image, disk_layer, cpu_count, memory_mb, \
-    disk_size_mb, envd_version";
+    disk_size_mb, envd_version, network, traffic_access_token, auto_pause_memory";
 
 fn json_col<T: serde::de::DeserializeOwned + Default>(s: Option<String>) -> T {
     s.and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default()
@@ -117,11 +123,18 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<SandboxRow> {
         memory_mb: r.get(17)?,
         disk_size_mb: r.get(18)?,
         envd_version: r.get(19)?,
+        network: r.get::<_, Option<String>>(20)?.and_then(|s| serde_json::from_str(&s).ok()),
+        traffic_access_token: r.get(21)?,
+        auto_pause_memory: r.get(22)?,
     })
 }
 
 fn path_str(p: &std::path::Path) -> String {
     p.to_string_lossy().into_owned()
+}
+
+fn network_json(n: &Option<crate::network::NetworkConfig>) -> Option<String> {
+    n.as_ref().map(|n| serde_json::to_string(n).unwrap_or_default())
 }
 
 fn vm_json(vm: &Option<VmInfo>) -> Option<String> {
@@ -131,7 +144,7 @@ fn vm_json(vm: &Option<VmInfo>) -> Option<String> {
 impl Store {
     pub fn insert_sandbox(&self, s: &SandboxRow) -> rusqlite::Result<()> {
         self.conn().execute(
-            &format!("INSERT INTO sandboxes ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)"),
+            &format!("INSERT INTO sandboxes ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)"),
             params![
                 s.id,
                 s.template_id,
@@ -153,9 +166,26 @@ impl Store {
                 s.memory_mb,
                 s.disk_size_mb,
                 s.envd_version,
+                network_json(&s.network),
+                s.traffic_access_token,
+                s.auto_pause_memory,
             ],
         )?;
         Ok(())
+    }
+
+    /// `PUT /sandboxes/{id}/network`: the new configuration and internet flag.
+    pub fn set_network(
+        &self,
+        id: &str,
+        network: &Option<crate::network::NetworkConfig>,
+        allow_internet: bool,
+    ) -> rusqlite::Result<bool> {
+        let n = self.conn().execute(
+            "UPDATE sandboxes SET network = ?2, allow_internet = ?3 WHERE id = ?1",
+            params![id, network_json(network), allow_internet],
+        )?;
+        Ok(n == 1)
     }
 
     pub fn sandbox(&self, id: &str) -> rusqlite::Result<Option<SandboxRow>> {
@@ -168,6 +198,13 @@ impl Store {
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM sandboxes"))?;
         stmt.query_map([], from_row)?.collect()
+    }
+
+    /// `(id, envd access token)` of every sandbox that has one (created with `secure`).
+    pub fn access_tokens(&self) -> rusqlite::Result<Vec<(String, String)>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT id, access_token FROM sandboxes WHERE access_token IS NOT NULL")?;
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
     }
 
     pub fn delete_sandbox(&self, id: &str) -> rusqlite::Result<bool> {

@@ -1,6 +1,7 @@
-//! The guest root filesystem: Debian bookworm (minbase + python3) from the host's own apt
-//! mirror, with envd as PID 1, an unprivileged `user` (E2B's default user, with sudo), and
-//! user-mode networking's DNS.
+//! The guest root filesystem: Debian bookworm from the host's own apt mirror, shaped like E2B's
+//! `base` template (what agents and the SDKs' `git` helpers assume: `python`/`python3`, `pip`
+//! usable without a virtualenv, `git`, `curl`, `node`/`npm`, `sudo`), with envd as PID 1, an
+//! unprivileged `user` (E2B's default user, with sudo and a home), and user-mode networking's DNS.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -10,7 +11,21 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 
 use super::progress::Progress;
 
+/// What debootstrap installs (its resolver handles plain dependencies only).
 const PACKAGES: &str = "python3,procps,ca-certificates,curl,sudo,iproute2";
+
+/// Installed with apt inside the new rootfs after debootstrap: npm's dependency tree has
+/// alternatives and virtual packages that only apt resolves.
+const EXTRA_PACKAGES: &[&str] = &["python-is-python3", "python3-pip", "python3-venv", "git", "nodejs", "npm"];
+
+/// Changes whenever what `customize` writes changes, so a cached template built from an older
+/// recipe is rebuilt (the template stamp holds it next to envd's hash).
+const CUSTOMIZE_VERSION: &str = "2";
+
+/// Identifies this rootfs recipe: the package list and the customisation.
+pub fn recipe_hash() -> String {
+    short_hash(format!("{PACKAGES}|{}|{CUSTOMIZE_VERSION}", EXTRA_PACKAGES.join(",")))
+}
 
 /// The Debian mirror the host's apt uses (deb822 `URIs:` or one-line `deb` entries).
 fn mirror() -> String {
@@ -48,9 +63,10 @@ fn mirror() -> String {
 
 /// debootstrap into `root`, or unpack the tarball a previous build left in `cache_dir`
 /// (debootstrap is the slowest step; its output only changes with the package list).
-pub async fn debootstrap_cached(root: &Path, cache_dir: &Path, progress: &Progress) -> anyhow::Result<()> {
+pub async fn debootstrap_cached(root: &Path, cache_dir: &Path, progress: &Progress<'_>) -> anyhow::Result<()> {
     std::fs::create_dir_all(cache_dir)?;
-    let tarball = cache_dir.join(format!("debootstrap-bookworm-{}.tar", short_hash(PACKAGES)));
+    let key = short_hash(format!("{PACKAGES}|{}", EXTRA_PACKAGES.join(",")));
+    let tarball = cache_dir.join(format!("debootstrap-bookworm-{key}.tar"));
     std::fs::create_dir_all(root)?;
     if tarball.is_file() {
         progress.detail(&format!("reusing {}", tarball.display()));
@@ -62,6 +78,7 @@ pub async fn debootstrap_cached(root: &Path, cache_dir: &Path, progress: &Progre
         let _ = std::fs::remove_dir_all(root);
     }
     debootstrap(root, progress).await?;
+    install_extras(root, progress).await?;
     let tmp = tarball.with_extension("tar.tmp");
     run(tokio::process::Command::new("tar").arg("-cf").arg(&tmp).arg("-C").arg(root).arg(".")).await?;
     std::fs::rename(&tmp, &tarball)?;
@@ -73,38 +90,68 @@ pub fn short_hash(data: impl AsRef<[u8]>) -> String {
     hex::encode(&sha2::Sha256::digest(data.as_ref())[..8])
 }
 
-async fn debootstrap(root: &Path, progress: &Progress) -> anyhow::Result<()> {
+async fn debootstrap(root: &Path, progress: &Progress<'_>) -> anyhow::Result<()> {
     let mirror = mirror();
     progress.detail(&format!("debootstrap bookworm from {mirror}"));
-    let mut child = tokio::process::Command::new("debootstrap")
-        .args(["--variant=minbase", &format!("--include={PACKAGES}"), "bookworm"])
-        .arg(root)
-        .arg(&mirror)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
+    let mut cmd = tokio::process::Command::new("debootstrap");
+    cmd.args(["--variant=minbase", &format!("--include={PACKAGES}"), "bookworm"]).arg(root).arg(&mirror);
+    let stderr = run_showing_progress(&mut cmd, progress)
+        .await
         .context("cannot run debootstrap (install it: scripts/install-deps.sh)")?;
+    if let Some(stderr) = stderr {
+        let log = std::fs::read_to_string(root.join("debootstrap/debootstrap.log")).unwrap_or_default();
+        bail!("debootstrap failed: {}\n{}", stderr.trim(), &log[log.len().saturating_sub(2000)..]);
+    }
+    Ok(())
+}
+
+/// Runs `cmd`, showing its output lines as progress (every line on a terminal, one in 25 in
+/// logs, enough to see it move). `Ok(None)` on success, `Ok(Some(stderr))` when it failed.
+async fn run_showing_progress(cmd: &mut tokio::process::Command, progress: &Progress<'_>) -> anyhow::Result<Option<String>> {
+    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
     let stdout = child.stdout.take().expect("piped");
     let mut lines = BufReader::new(stdout).lines();
     let mut count = 0u32;
     while let Some(line) = lines.next_line().await? {
         count += 1;
-        // Every line on a terminal; one in 25 in logs, enough to see it move.
-        if progress_is_terminal() || count % 25 == 0 {
+        if progress_is_terminal() || count.is_multiple_of(25) {
             progress.detail(line.trim_start_matches("I: "));
         }
     }
     let out = child.wait_with_output().await?;
-    if !out.status.success() {
-        let log = std::fs::read_to_string(root.join("debootstrap/debootstrap.log")).unwrap_or_default();
-        bail!(
-            "debootstrap failed: {}\n{}",
-            String::from_utf8_lossy(&out.stderr).trim(),
-            &log[log.len().saturating_sub(2000)..]
-        );
+    Ok((!out.status.success()).then(|| String::from_utf8_lossy(&out.stderr).into_owned()))
+}
+
+/// `apt-get install` of [`EXTRA_PACKAGES`] inside the rootfs (chroot, with /proc mounted for
+/// the maintainer scripts and services kept from starting), then apt's caches dropped.
+async fn install_extras(root: &Path, progress: &Progress<'_>) -> anyhow::Result<()> {
+    progress.detail(&format!("apt-get install {}", EXTRA_PACKAGES.join(" ")));
+    std::fs::write(root.join("usr/sbin/policy-rc.d"), "#!/bin/sh\nexit 101\n")?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(root.join("usr/sbin/policy-rc.d"), std::fs::Permissions::from_mode(0o755))?;
+    let proc_dir = root.join("proc");
+    run(tokio::process::Command::new("mount").args(["-t", "proc", "proc"]).arg(&proc_dir)).await.context("mount /proc in the rootfs")?;
+    let apt = |args: &[&str]| {
+        let mut cmd = tokio::process::Command::new("chroot");
+        cmd.arg(root).arg("apt-get").args(["-q", "-y", "-o", "Dpkg::Use-Pty=0"]).args(args);
+        cmd.env("DEBIAN_FRONTEND", "noninteractive").env("LC_ALL", "C");
+        cmd
+    };
+    let mut install: Vec<&str> = vec!["install", "--no-install-recommends"];
+    install.extend(EXTRA_PACKAGES);
+    let result = async {
+        for (args, what) in [(&["update"][..], "apt-get update"), (&install[..], "apt-get install"), (&["clean"][..], "apt-get clean")] {
+            if let Some(stderr) = run_showing_progress(&mut apt(args), progress).await.with_context(|| format!("{what} in the rootfs"))? {
+                bail!("{what} in the rootfs failed: {}", stderr.trim());
+            }
+        }
+        Ok(())
     }
-    Ok(())
+    .await;
+    let unmounted = run(tokio::process::Command::new("umount").arg(&proc_dir)).await;
+    std::fs::remove_file(root.join("usr/sbin/policy-rc.d"))?;
+    result?;
+    unmounted.context("unmount /proc in the rootfs")
 }
 
 fn progress_is_terminal() -> bool {
@@ -136,6 +183,13 @@ pub fn customize(root: &Path, envd: &Path) -> anyhow::Result<()> {
     let _ = std::fs::remove_file(root.join("etc/resolv.conf"));
     w("etc/resolv.conf", "nameserver 10.0.2.3\n")?;
     w("etc/fstab", "/dev/vda / ext4 rw,noatime 0 1\n")?;
+    // E2B's base image is a plain Python image where `pip install x` just works; Debian marks
+    // its Python as externally managed (PEP 668), which would refuse that.
+    for entry in std::fs::read_dir(root.join("usr/lib")).context("read usr/lib")?.flatten() {
+        if entry.file_name().to_string_lossy().starts_with("python3") {
+            let _ = std::fs::remove_file(entry.path().join("EXTERNALLY-MANAGED"));
+        }
+    }
     let dest = root.join("usr/local/bin/envd");
     std::fs::copy(envd, &dest).with_context(|| format!("copy {}", envd.display()))?;
     use std::os::unix::fs::PermissionsExt;

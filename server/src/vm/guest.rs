@@ -15,15 +15,16 @@ use super::{GuestInit, Result, VmError};
 
 /// One HTTP/1.1 request to envd on a fresh connection. Returns (status, body).
 async fn request(addr: SocketAddr, method: &str, path: &str, body: Option<Vec<u8>>) -> std::io::Result<(u16, Bytes)> {
-    request_typed(addr, method, path, body, "application/json").await
+    request_with(addr, method, path, body, "application/json", &[]).await
 }
 
-async fn request_typed(
+async fn request_with(
     addr: SocketAddr,
     method: &str,
     path: &str,
     body: Option<Vec<u8>>,
     content_type: &str,
+    headers: &[(&str, &str)],
 ) -> std::io::Result<(u16, Bytes)> {
     let stream = TcpStream::connect(addr).await?;
     let io = hyper_util::rt::TokioIo::new(stream);
@@ -32,6 +33,9 @@ async fn request_typed(
     let mut req = Request::builder().method(method).uri(path).header("host", "envd");
     if body.is_some() {
         req = req.header("content-type", content_type);
+    }
+    for (k, v) in headers {
+        req = req.header(*k, *v);
     }
     let req = req.body(Full::new(Bytes::from(body.unwrap_or_default()))).map_err(std::io::Error::other)?;
     let resp = sender.send_request(req).await.map_err(std::io::Error::other)?;
@@ -49,7 +53,7 @@ pub async fn wait_healthy(addr: SocketAddr, deadline: Duration, still_running: i
     let mut last_err = String::new();
     while start.elapsed() < deadline {
         if !still_running() {
-            return Err(VmError::Failed("the VM exited while waiting for envd".into()));
+            return Err(VmError::Failed("the VM stopped (QEMU exited or the guest kernel panicked) while waiting for envd".into()));
         }
         let attempt = tokio::time::timeout(Duration::from_secs(2), request(addr, "GET", "/health", None)).await;
         match attempt {
@@ -106,28 +110,52 @@ pub async fn init(addr: SocketAddr, init: &GuestInit, deadline: Duration) -> Res
     Err(VmError::Failed(format!("envd /init failed within {deadline:?}: {last_err}")))
 }
 
+/// Sets what every later process in the guest inherits unless it asks otherwise (envd's
+/// `/init` `envVars` and `defaultWorkdir`): used on a template VM before its snapshot, so an
+/// image's `Env` and `WorkingDir` hold in every sandbox restored from it.
+pub async fn set_defaults(addr: SocketAddr, env_vars: &HashMap<String, String>, workdir: Option<&str>) -> Result<()> {
+    let body = serde_json::json!({"envVars": env_vars, "defaultWorkdir": workdir});
+    match request(addr, "POST", "/init", Some(serde_json::to_vec(&body).expect("json"))).await {
+        Ok((status, _)) if (200..300).contains(&status) => Ok(()),
+        Ok((status, body)) => {
+            Err(VmError::Failed(format!("envd /init answered {status}: {}", String::from_utf8_lossy(&body))))
+        }
+        Err(e) => Err(VmError::Failed(format!("envd /init: {e}"))),
+    }
+}
+
 /// Runs a shell command in the guest through envd's `process.Process/Start` (a Connect
 /// server stream) and waits for it to end. Used to warm a template's page cache before it is
 /// snapshotted, so the first command in every sandbox does not read binaries from disk.
 pub async fn run_shell(addr: SocketAddr, cmd: &str, deadline: Duration) -> Result<()> {
-    let msg = serde_json::json!({"process": {"cmd": "/bin/bash", "args": ["-l", "-c", cmd]}});
+    run(addr, None, "/bin/bash", &["-l", "-c", cmd], deadline).await
+}
+
+/// Runs `cmd args` as root in the guest (envd's `process.Process/Start`, authenticated with
+/// the sandbox's access token if it has one) and waits for it to end. Fails unless it exited 0.
+pub async fn run(addr: SocketAddr, token: Option<&str>, cmd: &str, args: &[&str], deadline: Duration) -> Result<()> {
+    let msg = serde_json::json!({"process": {"cmd": cmd, "args": args, "envs": {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}}});
     let json = serde_json::to_vec(&msg).expect("json");
     let mut body = Vec::with_capacity(json.len() + 5);
     body.push(0u8);
     body.extend_from_slice(&(json.len() as u32).to_be_bytes());
     body.extend_from_slice(&json);
-    let call = request_typed(addr, "POST", "/process.Process/Start", Some(body), "application/connect+json");
+    // envd runs a process as the user named in basic auth ("root:" is `cm9vdDo=`).
+    let mut headers = vec![("authorization", "Basic cm9vdDo=")];
+    headers.extend(token.map(|t| ("x-access-token", t)));
+    let call = request_with(addr, "POST", "/process.Process/Start", Some(body), "application/connect+json", &headers);
     match tokio::time::timeout(deadline, call).await {
         Ok(Ok((200, stream))) => {
+            // proto3 JSON leaves out a zero exit code: any `exitCode` or `error` is a failure.
             let text = String::from_utf8_lossy(&stream);
-            if text.contains("\"exitCode\"") && !text.contains("\"exitCode\":0") || text.contains("\"error\"") {
-                tracing::warn!("warm-up command reported: {text}");
+            if text.contains("\"exitCode\"") || text.contains("\"error\"") {
+                return Err(VmError::Failed(format!("{cmd} in the guest failed: {}", text.trim())));
             }
             Ok(())
         }
         Ok(Ok((status, b))) => Err(VmError::Failed(format!("envd Start answered {status}: {}", String::from_utf8_lossy(&b)))),
         Ok(Err(e)) => Err(VmError::Failed(format!("envd Start: {e}"))),
-        Err(_) => Err(VmError::Failed(format!("command did not finish within {deadline:?}"))),
+        Err(_) => Err(VmError::Failed(format!("{cmd} did not finish within {deadline:?}"))),
     }
 }
 
@@ -142,4 +170,9 @@ pub async fn sync_clock(addr: SocketAddr) -> Result<()> {
         Ok(Err(e)) => Err(VmError::Failed(format!("envd /init: {e}"))),
         Err(_) => Err(VmError::Failed("envd /init timed out".into())),
     }
+}
+
+/// True when envd answers `GET /health` within `within`.
+pub async fn healthy(addr: SocketAddr, within: Duration) -> bool {
+    matches!(tokio::time::timeout(within, request(addr, "GET", "/health", None)).await, Ok(Ok((s, _))) if (200..300).contains(&s))
 }

@@ -4,7 +4,8 @@
 //! was: `meta.json` ([`ImageMeta`]), `mem.ram` (guest RAM, sparse), `state.bin` (QEMU device
 //! state) and a reference to the qcow2 disk layer that was frozen with it. Templates
 //! (`templates/<name>/`) and snapshots (`snapshots/<id>/`) are both images: a sandbox is
-//! always a restored image, never a cold boot.
+//! a restored image, except where an image has no memory: a *filesystem-only* image (no
+//! `mem.ram`/`state.bin`) cold-boots the kernel recorded in its [`BootSpec`] over its disk.
 //!
 //! Invariants:
 //! - [`Runtime::launch`] returns only once envd inside the guest answered `/init` (clock set,
@@ -40,6 +41,12 @@ pub enum VmError {
     BadImage(String),
     #[error("vm failed: {0}")]
     Failed(String),
+    /// The guest agent did not answer where it must (a filesystem-only capture flushes through it).
+    #[error("guest agent not responding: {0}")]
+    Unresponsive(String),
+    /// The image or VM lacks what the operation needs (no kernel recorded for a cold boot).
+    #[error("{0}")]
+    Unsupported(String),
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
@@ -66,6 +73,34 @@ pub struct ImageMeta {
     /// From the snapshot request to the image being durable on disk.
     #[serde(default)]
     pub capture_ms: u64,
+    /// False for a filesystem-only image: no RAM or device state, launches cold-boot.
+    #[serde(default = "yes")]
+    pub memory: bool,
+    /// What a cold boot over this image's disk needs; `None` for images made before it was
+    /// recorded (they can only be restored).
+    #[serde(default)]
+    pub boot: Option<BootSpec>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A kernel, initramfs and command line that boot the guest over an image's disk. The files
+/// sit in the templates directory's `.boot/<hash>/`, which, like `.layers/`, is never cleaned:
+/// images made from a template outlive a rebuild of that template.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BootSpec {
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
+    pub cmdline: String,
+}
+
+impl BootSpec {
+    /// Both files still exist.
+    pub fn usable(&self) -> bool {
+        self.kernel.is_file() && self.initrd.is_file()
+    }
 }
 
 /// What a launched VM needs from the caller.
@@ -75,7 +110,13 @@ pub struct LaunchSpec {
     /// Image directory to restore (template or snapshot).
     pub image_dir: PathBuf,
     pub allow_internet: bool,
+    /// `Some`: these egress rules are enforced in the VM's namespace before it runs (slirp
+    /// then always has a route, and `allow_internet` is part of the rules); `None`:
+    /// `allow_internet` alone decides, fixed at launch.
+    pub egress: Option<crate::network::Egress>,
     pub init: GuestInit,
+    /// Cold-boot over the image's disk even if it has memory (connect with `memory: false`).
+    pub cold_boot: bool,
 }
 
 /// Sent to envd's `/init` after every restore.
@@ -97,5 +138,8 @@ pub struct VmInfo {
     pub memory_mb: u32,
     pub vcpus: u32,
     pub disk_size_mb: u32,
+    /// How this guest can be cold-booted again (copied into every image captured from it).
+    #[serde(default)]
+    pub boot: Option<BootSpec>,
 }
 

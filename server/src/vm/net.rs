@@ -9,8 +9,13 @@
 //!   except to private, link-local and loopback ranges (other sandboxes, the LAN, metadata
 //!   services), which nftables drops; nothing from a namespace may open a connection to the
 //!   host itself (sandboxd's API included);
-//! - `allow_internet_access: false` gives the namespace no route at all, and slirp runs with
-//!   `restrict=on`.
+//! - a sandbox's own egress rules (`allowOut`/`denyOut`, `allow_internet_access: false`) live
+//!   in its namespace, in its own nftables table (see `crate::network::firewall`), so they can
+//!   change while it runs; where that is unavailable (or for template builds),
+//!   `allow_internet_access: false` gives the namespace no route at all and slirp runs with
+//!   `restrict=on`;
+//! - guest ports other than envd's are forwarded on demand ([`port_addr`]): in a namespace the
+//!   forward listens on the same port of the namespace's address, which nothing else uses.
 //!
 //! Needs root and `ip` (iproute2); egress also needs `nft` (nftables). Without root, VMs run in
 //! sandboxd's own namespace with a loopback forward, and a warning says the guest can reach the
@@ -37,7 +42,7 @@ table ip sandboxd {
   }
   chain forward {
     type filter hook forward priority filter; policy accept;
-    iifname "sbxd*" ip daddr { 0.0.0.0/8, 10.0.0.0/8, 100.64.0.0/10, 127.0.0.0/8, 169.254.0.0/16, 172.16.0.0/12, 192.168.0.0/16, 224.0.0.0/3 } drop
+HOST_DNS    iifname "sbxd*" ip daddr { 0.0.0.0/8, 10.0.0.0/8, 100.64.0.0/10, 127.0.0.0/8, 169.254.0.0/16, 172.16.0.0/12, 192.168.0.0/16, 224.0.0.0/3 } drop
     oifname "sbxd*" ct state established,related accept
     oifname "sbxd*" drop
   }
@@ -71,7 +76,20 @@ pub fn isolated() -> bool {
     })
 }
 
+/// Whether per-sandbox egress rules can be enforced (own namespaces and a working nftables).
+pub fn filtering() -> bool {
+    isolated() && *EGRESS_OK.get().unwrap_or(&false)
+}
+
+static EGRESS_OK: OnceLock<bool> = OnceLock::new();
+
 fn egress_rules() -> std::result::Result<(), String> {
+    let r = egress_rules_inner();
+    let _ = EGRESS_OK.set(r.is_ok());
+    r
+}
+
+fn egress_rules_inner() -> std::result::Result<(), String> {
     std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").map_err(|e| format!("ip_forward: {e}"))?;
     let mut child = Command::new("nft")
         .args(["-f", "-"])
@@ -80,12 +98,37 @@ fn egress_rules() -> std::result::Result<(), String> {
         .spawn()
         .map_err(|e| format!("nft: {e} (install nftables)"))?;
     use std::io::Write;
-    child.stdin.take().expect("piped").write_all(NFT_RULES.as_bytes()).map_err(|e| e.to_string())?;
+    let rules = nft_rules(&host_nameservers(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default()));
+    child.stdin.take().expect("piped").write_all(rules.as_bytes()).map_err(|e| e.to_string())?;
     let out = child.wait_with_output().map_err(|e| e.to_string())?;
     if !out.status.success() {
         return Err(format!("nft: {}", String::from_utf8_lossy(&out.stderr).trim()));
     }
     Ok(())
+}
+
+/// The shared table, with DNS to the host's own resolvers let through: slirp forwards the
+/// guest's queries (to `10.0.2.3`) to the nameservers of the host's resolv.conf, and a resolver
+/// in a private range (a LAN or cloud DNS at 10.x, as on these hosts) would otherwise be dropped
+/// with the rest of the private ranges, leaving sandboxes without name resolution.
+fn nft_rules(nameservers: &[Ipv4Addr]) -> String {
+    let dns = if nameservers.is_empty() {
+        String::new()
+    } else {
+        let list = nameservers.iter().map(Ipv4Addr::to_string).collect::<Vec<_>>().join(", ");
+        format!("    iifname \"sbxd*\" ip daddr {{ {list} }} meta l4proto {{ tcp, udp }} th dport 53 accept\n")
+    };
+    NFT_RULES.replace("HOST_DNS", &dns)
+}
+
+/// IPv4 `nameserver`s of a resolv.conf, but loopback ones (unreachable from a namespace).
+fn host_nameservers(resolv_conf: &str) -> Vec<Ipv4Addr> {
+    resolv_conf
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .filter_map(|v| v.trim().parse::<Ipv4Addr>().ok())
+        .filter(|ip| !ip.is_loopback() && !ip.is_unspecified())
+        .collect()
 }
 
 fn ip(args: &[&str]) -> std::result::Result<(), String> {
@@ -183,9 +226,29 @@ pub fn create(internet: bool, fallback_port: impl FnOnce() -> Result<u16>) -> Re
     Ok(Slot { netns: Some(ns), envd_addr: SocketAddr::from((ns_ip, ENVD_PORT)) })
 }
 
+/// Installs a sandbox's egress rules in its namespace (replacing the previous ones) and
+/// starts, updates or stops its domain proxy. Needs a Tokio runtime.
+pub fn apply_egress(envd_addr: SocketAddr, egress: &crate::network::Egress) -> Result<()> {
+    let ns = slot_of(envd_addr).filter(|_| filtering()).ok_or_else(|| {
+        VmError::Failed("egress rules need sandboxd to run as root with nftables (one namespace per VM)".into())
+    })?;
+    crate::network::firewall::apply(&ns, egress).map_err(VmError::Failed)?;
+    crate::network::egress::install(&ns, egress).map_err(VmError::Failed)
+}
+
+/// Where sandboxd reaches guest port `port` once QEMU forwards it: the same port on the
+/// namespace's address, or (without namespaces) a free loopback port.
+pub fn port_addr(envd_addr: SocketAddr, port: u16) -> Result<SocketAddr> {
+    if slot_of(envd_addr).is_some() && isolated() {
+        return Ok(SocketAddr::new(envd_addr.ip(), port));
+    }
+    Ok(SocketAddr::from(([127, 0, 0, 1], super::qemu::free_port()?)))
+}
+
 /// Deletes a VM's namespace (its veth pair goes with it). Idempotent.
 pub fn destroy(envd_addr: SocketAddr) {
     if let Some(ns) = slot_of(envd_addr) {
+        crate::network::egress::remove(&ns);
         if Path::new("/run/netns").join(&ns).exists() {
             if let Err(e) = ip(&["netns", "del", &ns]) {
                 tracing::warn!("cannot delete network namespace {ns}: {e}");
@@ -206,5 +269,15 @@ mod tests {
         assert_eq!((h1, g1), (Ipv4Addr::new(10, 201, 0, 5), Ipv4Addr::new(10, 201, 0, 6)));
         assert_eq!(slot_of(SocketAddr::from((addrs(777).1, ENVD_PORT))).as_deref(), Some("sbxd-777"));
         assert_eq!(slot_of(SocketAddr::from(([127, 0, 0, 1], 4000))), None);
+    }
+
+    #[test]
+    fn host_resolvers_are_let_through_before_private_ranges_drop() {
+        let ns = host_nameservers("# x\nnameserver 10.255.255.53\nnameserver 127.0.0.53\nnameserver ::1\nsearch lan\n");
+        assert_eq!(ns, [Ipv4Addr::new(10, 255, 255, 53)]);
+        let rules = nft_rules(&ns);
+        let accept = rules.find("ip daddr { 10.255.255.53 } meta l4proto { tcp, udp } th dport 53 accept").expect("dns rule");
+        assert!(accept < rules.find("10.0.0.0/8").expect("private drop"), "the DNS accept must come first");
+        assert!(!nft_rules(&[]).contains("HOST_DNS") && !nft_rules(&[]).contains("dport 53"));
     }
 }

@@ -45,6 +45,15 @@ pub fn console_path(run_dir: &Path) -> PathBuf {
     run_dir.join("console.log")
 }
 
+/// Whether the guest kernel of a booting VM panicked (its console says so). With `panic=-1`
+/// the guest reboots in a loop and QEMU keeps running, so without this a broken image (say,
+/// an init that cannot execute) would only be noticed at the boot deadline.
+pub fn guest_panicked(run_dir: &Path) -> bool {
+    std::fs::read(console_path(run_dir)).is_ok_and(|c| c.windows(PANIC.len()).any(|w| w == PANIC))
+}
+
+const PANIC: &[u8] = b"Kernel panic - not syncing";
+
 fn args(spec: &MachineSpec<'_>) -> Vec<String> {
     let run = spec.run_dir;
     let mut a: Vec<String> = Vec::new();

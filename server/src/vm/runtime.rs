@@ -18,7 +18,9 @@ use serde_json::json;
 
 use super::qemu::{self, Boot, MachineSpec};
 use super::qmp::Qmp;
-use super::{GuestInit, ImageMeta, LaunchSpec, Result, VmError, VmInfo, files, guest, net};
+use super::{BootSpec, GuestInit, ImageMeta, LaunchSpec, Result, VmError, VmInfo, files, guest, net};
+
+mod cold;
 
 /// The QEMU runtime. Cheap to clone.
 #[derive(Clone)]
@@ -155,6 +157,9 @@ impl Runtime {
         let meta = Self::read_meta(&spec.image_dir)?;
         // The guest may dirty all of its RAM.
         self.ensure_free((meta.memory_mb as u64) << 20, "a new sandbox")?;
+        if !meta.memory || spec.cold_boot {
+            return self.launch_cold(&spec, &meta).await;
+        }
         let mut spec = spec;
         if !super::store::same_device(&spec.image_dir, &self.inner.store) {
             let (store, dir) = (self.inner.store.clone(), spec.image_dir.clone());
@@ -196,11 +201,17 @@ impl Runtime {
         let qmp_path = self.qmp_path(run);
         let t1 = Instant::now();
         let spawned = self
-            .spawn_vm(run, &qmp_path, meta.memory_mb, meta.vcpus, &disk, spec.allow_internet, &Boot::Incoming)
+            .spawn_vm(run, &qmp_path, meta.memory_mb, meta.vcpus, &disk, spec.allow_internet || spec.egress.is_some(), &Boot::Incoming)
             .await;
         let (copied, ram_ms) = copy.await.expect("join");
         let (pid, envd_addr) = spawned?;
-        if let Err(e) = copied {
+        // The guest runs only after `cont` below: its rules are in place before its first packet.
+        // A new namespace has no table: open rules need none (an update installs one later).
+        let firewalled = match &spec.egress {
+            Some(egress) if !egress.is_open() => net::apply_egress(envd_addr, egress),
+            _ => Ok(()),
+        };
+        if let Err(e) = copied.and(firewalled) {
             stop_vm(pid, &qmp_path, envd_addr).await;
             return Err(e);
         }
@@ -211,6 +222,7 @@ impl Runtime {
             memory_mb: meta.memory_mb,
             vcpus: meta.vcpus,
             disk_size_mb: meta.disk_size_mb,
+            boot: meta.boot.clone(),
         };
         let spawn_ms = t1.elapsed().as_millis() as u64;
         // For `reap_unknown`: a VM whose launch was never recorded can still be found.
@@ -233,10 +245,7 @@ impl Runtime {
             Ok::<(), VmError>(())
         };
         if let Err(e) = restore.await {
-            stop_vm(pid, &qmp_path, envd_addr).await;
-            let console = std::fs::read_to_string(qemu::console_path(run)).unwrap_or_default();
-            tracing::warn!(sandbox = %spec.sandbox_id, "restore failed: {e}; console tail: {}", tail(&console, 2000));
-            return Err(e);
+            return Err(abandon_launch(pid, &qmp_path, envd_addr, run, &spec.sandbox_id, "restore", e).await);
         }
         Ok(vm)
     }
@@ -291,13 +300,12 @@ impl Runtime {
     }
 
     /// Cold-boots a kernel on `base_layer` (used only by template builds) and waits for envd.
+    #[allow(clippy::too_many_arguments)]
     pub async fn boot_cold(
         &self,
         name: &str,
         base_layer: &Path,
-        kernel: &Path,
-        initrd: &Path,
-        cmdline: &str,
+        boot: &BootSpec,
         memory_mb: u32,
         vcpus: u32,
         disk_size_mb: u32,
@@ -310,11 +318,11 @@ impl Runtime {
         let disk = self.new_layer(base_layer).await?;
         std::os::unix::fs::symlink(&disk, run.join("disk"))?;
         let qmp_path = self.qmp_path(&run);
-        let boot = Boot::Kernel { kernel, initrd, cmdline };
-        let (pid, envd_addr) = self.spawn_vm(&run, &qmp_path, memory_mb, vcpus, &disk, false, &boot).await?;
-        let vm = VmInfo { pid, envd_addr, run_dir: run.clone(), memory_mb, vcpus, disk_size_mb };
+        let kernel = Boot::Kernel { kernel: &boot.kernel, initrd: &boot.initrd, cmdline: &boot.cmdline };
+        let (pid, envd_addr) = self.spawn_vm(&run, &qmp_path, memory_mb, vcpus, &disk, false, &kernel).await?;
+        let vm = VmInfo { pid, envd_addr, run_dir: run.clone(), memory_mb, vcpus, disk_size_mb, boot: Some(boot.clone()) };
         files::write_atomic(&run.join("vm.json"), &serde_json::to_vec(&vm).expect("json"))?;
-        let alive = || qemu::is_our_qemu(pid, &qmp_path);
+        let alive = || qemu::is_our_qemu(pid, &qmp_path) && !qemu::guest_panicked(&run);
         if let Err(e) = guest::wait_healthy(vm.envd_addr, BOOT_DEADLINE, alive).await {
             let console = std::fs::read_to_string(qemu::console_path(&run)).unwrap_or_default();
             self.kill(&vm).await?;
@@ -343,10 +351,8 @@ impl Runtime {
         let mut qmp = Qmp::connect(&qmp_path, Duration::from_secs(5)).await?;
         qmp.execute("migrate-set-capabilities", json!({"capabilities": [{"capability": "x-ignore-shared", "state": true}]}))
             .await?;
-        let new_top = self.layers_dir().join(format!("{}.qcow2", random_id()));
-        let frozen_layer = std::fs::read_link(vm.run_dir.join("disk"))?;
-        let node = qmp.disk_top_node().await?;
-        let next_node = format!("disk{}", node.trim_start_matches("disk").parse::<u64>().unwrap_or(0) + 1);
+        let swap = self.prepare_swap(vm, &mut qmp).await?;
+        let frozen_layer = swap.frozen.clone();
 
         // Flush the guest's dirty RAM pages while it still runs: a reflink must write them
         // out first, and doing that inside the freeze is what would make it long.
@@ -354,17 +360,7 @@ impl Runtime {
         qmp.execute("stop", json!({})).await?;
         let frozen_at = Instant::now();
         let captured = async {
-            qmp.execute(
-                "blockdev-snapshot-sync",
-                json!({"node-name": node, "snapshot-file": new_top.display().to_string(),
-                       "snapshot-node-name": next_node, "format": "qcow2"}),
-            )
-            .await?;
-            // From here on the VM writes to `new_top`; `frozen_layer` is the image's disk.
-            let link = vm.run_dir.join("disk.new");
-            let _ = std::fs::remove_file(&link);
-            std::os::unix::fs::symlink(&new_top, &link)?;
-            std::fs::rename(&link, vm.run_dir.join("disk"))?;
+            self.swap_top_layer(vm, &mut qmp, &swap).await?;
             let state = dest.join("state.bin");
             qmp.execute("migrate", json!({"uri": format!("file:{}", state.display())})).await?;
             qmp.wait_migration(Duration::from_secs(60)).await?;
@@ -396,6 +392,8 @@ impl Runtime {
             size_bytes,
             frozen_ms,
             capture_ms: started.elapsed().as_millis() as u64,
+            memory: true,
+            boot: vm.boot.clone(),
         };
         files::write_atomic(&dest.join("meta.json"), &serde_json::to_vec_pretty(&meta).expect("json"))?;
         files::fsync_path(dest)?;
@@ -412,6 +410,64 @@ impl Runtime {
             dest.display()
         );
         Ok(meta)
+    }
+
+    /// Makes QEMU forward guest TCP `port` (slirp `hostfwd_add`) and returns where sandboxd
+    /// reaches it. Adding a forward that exists already succeeds (after a sandboxd restart
+    /// the forwards of a running VM are unknown to it).
+    pub async fn forward_port(&self, vm: &VmInfo, port: u16) -> Result<std::net::SocketAddr> {
+        let addr = net::port_addr(vm.envd_addr, port)?;
+        let qmp_path = self.qmp_path(&vm.run_dir);
+        let add = async {
+            let mut qmp = Qmp::connect(&qmp_path, Duration::from_secs(5)).await?;
+            let cmd = format!("hostfwd_add net0 tcp:{}:{}-:{port}", addr.ip(), addr.port());
+            qmp.execute("human-monitor-command", json!({ "command-line": cmd })).await
+        };
+        // QMP serves one client at a time: a snapshot in progress delays this.
+        let out = tokio::time::timeout(Duration::from_secs(60), add)
+            .await
+            .map_err(|_| VmError::Failed("QMP busy: port forward timed out".into()))??;
+        let msg = out.as_str().unwrap_or_default().trim();
+        // In the VM's own namespace only QEMU can hold that address: the forward exists.
+        let exists = msg.contains("Could not set up host forwarding rule") && net::slot_of(vm.envd_addr).is_some();
+        if !msg.is_empty() && !exists {
+            return Err(VmError::Failed(format!("hostfwd_add: {msg}")));
+        }
+        Ok(addr)
+    }
+
+    /// Replaces the egress rules of a running VM.
+    pub fn set_egress(&self, vm: &VmInfo, egress: &crate::network::Egress) -> Result<()> {
+        net::apply_egress(vm.envd_addr, egress)
+    }
+
+    /// Names the layer a VM's disk is about to be frozen in and the fresh one it continues on.
+    async fn prepare_swap(&self, vm: &VmInfo, qmp: &mut Qmp) -> Result<LayerSwap> {
+        let node = qmp.disk_top_node().await?;
+        let next_node = format!("disk{}", node.trim_start_matches("disk").parse::<u64>().unwrap_or(0) + 1);
+        Ok(LayerSwap {
+            frozen: std::fs::read_link(vm.run_dir.join("disk"))?,
+            new_top: self.layers_dir().join(format!("{}.qcow2", random_id())),
+            node,
+            next_node,
+        })
+    }
+
+    /// Freezes the VM's current top disk layer (QEMU flushes it first) and moves the VM onto
+    /// a fresh layer above it. Called while the VM is stopped.
+    async fn swap_top_layer(&self, vm: &VmInfo, qmp: &mut Qmp, swap: &LayerSwap) -> Result<()> {
+        qmp.execute(
+            "blockdev-snapshot-sync",
+            json!({"node-name": swap.node, "snapshot-file": swap.new_top.display().to_string(),
+                   "snapshot-node-name": swap.next_node, "format": "qcow2"}),
+        )
+        .await?;
+        // From here on the VM writes to `new_top`; `frozen` is the image's disk.
+        let link = vm.run_dir.join("disk.new");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&swap.new_top, &link)?;
+        std::fs::rename(&link, vm.run_dir.join("disk"))?;
+        Ok(())
     }
 
     /// Kills the VM and frees its run directory and its private top layer. Idempotent.
@@ -546,10 +602,35 @@ fn gc_min_age() -> Duration {
     })
 }
 
+/// A top-layer swap: `frozen` becomes read-only image disk, the VM continues on `new_top`.
+struct LayerSwap {
+    frozen: PathBuf,
+    new_top: PathBuf,
+    node: String,
+    next_node: String,
+}
+
 /// Kills a VM's QEMU and deletes its network namespace.
 async fn stop_vm(pid: u32, qmp: &Path, envd_addr: std::net::SocketAddr) {
     qemu::kill(pid, qmp).await;
     net::destroy(envd_addr);
+}
+
+/// A launch (`what`: restore, cold boot) failed after QEMU started: stops the VM and logs the
+/// tail of its console, which usually says why. Returns the error for the caller.
+async fn abandon_launch(
+    pid: u32,
+    qmp: &Path,
+    envd_addr: std::net::SocketAddr,
+    run: &Path,
+    sandbox_id: &str,
+    what: &str,
+    e: VmError,
+) -> VmError {
+    stop_vm(pid, qmp, envd_addr).await;
+    let console = std::fs::read_to_string(qemu::console_path(run)).unwrap_or_default();
+    tracing::warn!(sandbox = %sandbox_id, "{what} failed: {e}; console tail: {}", tail(&console, 2000));
+    e
 }
 
 pub fn random_id() -> String {

@@ -89,6 +89,8 @@ impl TestServer {
             templates_dir: self.templates_dir.clone(),
             max_sandboxes: 1,
             max_memory_mb: None,
+            domain: None,
+            telemetry: Default::default(),
         }
     }
 
