@@ -47,7 +47,10 @@ fn unauthorized(path: &str) -> Response {
     } else {
         serde_json::json!({"code": 401, "message": "invalid or missing access token"})
     };
-    (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response()
+    // The request's body is left unread, so this connection cannot carry another request:
+    // say so, or a client that pools connections (sandboxd's proxy) may send the next request
+    // into a connection envd is closing, and that request fails.
+    (StatusCode::UNAUTHORIZED, [(http::header::CONNECTION, "close")], axum::Json(body)).into_response()
 }
 
 /// Checks `signature` (and `signature_expiration`) of a `/files` request:

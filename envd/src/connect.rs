@@ -85,8 +85,22 @@ impl RpcError {
         }
     }
 
+    /// Records a failed request in envd's log (the sandbox's logs): server faults as errors,
+    /// refusals of bad input as warnings.
+    pub fn log(&self) {
+        let code = serde_json::to_value(self.code).ok();
+        let code = code.as_ref().and_then(|c| c.as_str()).unwrap_or("unknown");
+        match self.code {
+            Code::Internal | Code::Unknown | Code::DataLoss => {
+                tracing::error!(code, error = %self.message, "request failed")
+            }
+            _ => tracing::warn!(code, error = %self.message, "request failed"),
+        }
+    }
+
     /// The unary error response.
     pub fn into_unary(self) -> Response {
+        self.log();
         let status = StatusCode::from_u16(self.code.http_status())
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::to_vec(&self.body()).unwrap_or_default();
@@ -382,6 +396,9 @@ fn stream_headers() -> [(header::HeaderName, &'static str); 1] {
 }
 
 fn end_frame(error: Option<RpcError>) -> Bytes {
+    if let Some(e) = &error {
+        e.log();
+    }
     let end = EndStream {
         error: error.map(|e| e.body()),
         metadata: None,

@@ -45,6 +45,13 @@ pub struct HttpError(StatusCode, String);
 
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
+        // Logged like Connect errors (`RpcError::log`): the sandbox's logs show failed requests.
+        let status = self.0.as_u16();
+        if self.0.is_server_error() {
+            tracing::error!(status, error = %self.1, "request failed");
+        } else {
+            tracing::warn!(status, error = %self.1, "request failed");
+        }
         let body = serde_json::json!({"code": self.0.as_u16(), "message": self.1});
         (self.0, axum::Json(body)).into_response()
     }

@@ -69,6 +69,10 @@ struct Cli {
     /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `envd=debug`.
     #[arg(long, env = "ENVD_LOG", default_value = "info")]
     log: String,
+    /// Log line format: `json` (one object per line, what sandboxd reads from the serial
+    /// console into the sandbox's logs) or `text`. Default: json with `--init`, else text.
+    #[arg(long, env = "ENVD_LOG_FORMAT", value_parser = ["json", "text"])]
+    log_format: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -86,12 +90,17 @@ fn main() -> anyhow::Result<()> {
         // Before the runtime exists: forking is only sound while single-threaded.
         pid1::become_init();
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| "info".into());
+    let json = cli.log_format.as_deref().map_or(cli.init, |f| f == "json");
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        // The console is a serial line: no colours, one JSON object per line.
+        logs.json().with_ansi(false).with_current_span(false).init();
+    } else {
+        logs.init();
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -106,7 +106,8 @@ async fn envs(State(state): State<Shared>) -> Response {
     axum::Json(state.runtime().env_vars).into_response()
 }
 
-/// Best-effort resource usage in the shape of upstream envd's `/metrics`.
+/// Resource usage in the shape of upstream envd's `/metrics` (sandboxd samples it every few
+/// seconds into the sandbox's metrics).
 async fn metrics() -> Response {
     let m = tokio::task::spawn_blocking(collect_metrics)
         .await
@@ -114,28 +115,48 @@ async fn metrics() -> Response {
     ([(header::CACHE_CONTROL, "no-store")], axum::Json(m)).into_response()
 }
 
-fn collect_metrics() -> serde_json::Value {
-    let cpu = || -> Option<(u64, u64)> {
-        let stat = std::fs::read_to_string("/proc/stat").ok()?;
-        let v: Vec<u64> = stat
-            .lines()
-            .next()?
-            .split_whitespace()
-            .skip(1)
-            .filter_map(|x| x.parse().ok())
-            .collect();
-        let idle = v.get(3)? + v.get(4).copied().unwrap_or(0);
-        Some((v.iter().sum(), idle))
-    };
-    let a = cpu();
-    std::thread::sleep(std::time::Duration::from_millis(100));
-    let b = cpu();
-    let cpu_used_pct = match (a, b) {
+/// `(total, idle)` jiffies of all CPUs from `/proc/stat`.
+fn cpu_times() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let v: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal [guest guest_nice]: guest time is
+    // already counted in user/nice, so only the first eight add up to the total.
+    let idle = v.get(3)? + v.get(4).copied().unwrap_or(0);
+    Some((v.iter().take(8).sum(), idle))
+}
+
+/// CPU times at the previous `/metrics` call: usage is averaged over the time between two
+/// samples (like upstream's `cpu.Percent(0)`), not over a short window that misses bursts.
+static LAST_CPU: std::sync::Mutex<Option<(u64, u64)>> = std::sync::Mutex::new(None);
+
+fn cpu_used_pct() -> f64 {
+    let mut last = LAST_CPU.lock().unwrap_or_else(|p| p.into_inner());
+    let mut prev = *last;
+    let mut now = cpu_times();
+    if prev.zip(now).is_none_or(|(p, n)| n.0 <= p.0) {
+        // First call (or no time passed): measure over a short window instead.
+        prev = now;
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        now = cpu_times();
+    }
+    *last = now;
+    match (prev, now) {
         (Some((t0, i0)), Some((t1, i1))) if t1 > t0 => {
-            100.0 * (1.0 - (i1 - i0) as f64 / (t1 - t0) as f64)
+            let busy = 1.0 - i1.saturating_sub(i0) as f64 / (t1 - t0) as f64;
+            (100.0 * busy).clamp(0.0, 100.0)
         }
         _ => 0.0,
-    };
+    }
+}
+
+fn collect_metrics() -> serde_json::Value {
+    let cpu_used_pct = cpu_used_pct();
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
     let kib = |key: &str| -> u64 {
         meminfo
@@ -145,13 +166,19 @@ fn collect_metrics() -> serde_json::Value {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0)
     };
-    let (total, available) = (kib("MemTotal:") * 1024, kib("MemAvailable:") * 1024);
-    let cache = (kib("Cached:") + kib("Buffers:")) * 1024;
-    let used = total.saturating_sub(available);
+    // What upstream reports (gopsutil): cache is the page cache plus reclaimable slab, and
+    // used is what is neither free nor buffers nor cache.
+    let total = kib("MemTotal:") * 1024;
+    let cache = (kib("Cached:") + kib("SReclaimable:")) * 1024;
+    let used = total.saturating_sub((kib("MemFree:") + kib("Buffers:")) * 1024 + cache);
+    // Upstream: used = total - available to unprivileged users (reserved blocks count as used).
     let (disk_total, disk_used) = nix::sys::statvfs::statvfs("/")
         .map(|s| {
             let f = s.fragment_size();
-            (s.blocks() * f, (s.blocks() - s.blocks_free()) * f)
+            (
+                s.blocks() * f,
+                s.blocks().saturating_sub(s.blocks_available()) * f,
+            )
         })
         .unwrap_or((0, 0));
     serde_json::json!({

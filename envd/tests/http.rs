@@ -143,6 +143,8 @@ async fn access_token_is_enforced_after_init() {
     let r = envd.unary("process.Process/List", json!({}), &[]).await;
     assert_eq!(r.status, 401);
     assert_eq!(r.json()["code"], "unauthenticated");
+    // The refused request's body was never read: the connection must not be pooled.
+    assert_eq!(r.headers.get("connection").map(|v| v.as_bytes()), Some(&b"close"[..]));
     let r = envd
         .unary(
             "process.Process/List",

@@ -121,7 +121,7 @@ pub fn start(
     let pid = child
         .id()
         .ok_or_else(|| RpcError::internal("process exited before it got a pid"))?;
-    tracing::info!(pid, cmd = %config.cmd, user = %user.name, pty = pty_master.is_some(), "process started");
+    tracing::info!(pid, cmd = %config.cmd, args = ?config.args, user = %user.name, pty = pty_master.is_some(), "process started");
 
     let input = match &pty_master {
         Some(m) => Input::Pty(m.clone()),
