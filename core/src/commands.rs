@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::watch;
+pub use crate::command_handle::{CommandHandle, OutputChunk};
 
 use crate::envd::connect::EnvdStream;
 use crate::envd::proto::{
@@ -28,6 +28,8 @@ pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Receives each chunk of output as it arrives (lossily decoded as UTF-8).
 pub type OutputCallback = Arc<dyn Fn(String) + Send + Sync>;
+/// Receives each chunk of terminal output (raw bytes) of a PTY process.
+pub type PtyCallback = Arc<dyn Fn(Bytes) + Send + Sync>;
 
 /// Options of `run` / `run_background` / `connect`.
 #[derive(Clone, Default)]
@@ -43,6 +45,10 @@ pub struct RunOptions {
     pub tag: Option<String>,
     pub on_stdout: Option<OutputCallback>,
     pub on_stderr: Option<OutputCallback>,
+    pub on_pty: Option<PtyCallback>,
+    /// Leave stdout/stderr out of the result (E2B's `retain_output=False`); callbacks still
+    /// get every chunk.
+    pub discard_output: bool,
 }
 
 impl std::fmt::Debug for RunOptions {
@@ -58,7 +64,7 @@ impl std::fmt::Debug for RunOptions {
 }
 
 impl RunOptions {
-    fn stream_timeout(&self) -> Option<Duration> {
+    pub(crate) fn stream_timeout(&self) -> Option<Duration> {
         match self.timeout {
             None => Some(DEFAULT_COMMAND_TIMEOUT),
             Some(d) if d.is_zero() => None,
@@ -78,6 +84,12 @@ impl Commands {
         Commands { envd }
     }
 
+    /// These operations with a per-call request timeout (`None` keeps the configured one, zero
+    /// disables it; for `run` it bounds the start of the command).
+    pub fn with_request_timeout(&self, timeout: Option<Duration>) -> Commands {
+        Commands { envd: self.envd.with_request_timeout(timeout) }
+    }
+
     async fn start(&self, cmd: &str, opts: &RunOptions) -> Result<(u32, EnvdStream)> {
         let req = StartRequest {
             process: Some(ProcessConfig {
@@ -90,12 +102,21 @@ impl Commands {
             tag: opts.tag.clone(),
             stdin: Some(opts.stdin.unwrap_or(false)),
         };
+        self.start_with(&req, opts).await
+    }
+
+    /// Send a `Start` request (command or PTY) and read up to its `start{pid}` event.
+    pub(crate) async fn start_with(&self, req: &StartRequest, opts: &RunOptions) -> Result<(u32, EnvdStream)> {
         let mut stream = self
             .envd
-            .server_stream(SERVICE, "Start", &req, opts.user.as_deref(), opts.stream_timeout(), Domain::Process)
+            .server_stream(SERVICE, "Start", req, opts.user.as_deref(), opts.stream_timeout(), Domain::Process)
             .await?;
         let pid = first_pid(&mut stream).await?;
         Ok((pid, stream))
+    }
+
+    pub(crate) fn envd(&self) -> &EnvdClient {
+        &self.envd
     }
 
     /// Run `cmd` to completion. A non-zero exit code is an [`Error::CommandExit`].
@@ -103,7 +124,7 @@ impl Commands {
         let limit = opts.stream_timeout();
         let work = async {
             let (_pid, stream) = self.start(cmd, &opts).await?;
-            consume(stream, &opts).await
+            consume(stream, &opts, |_| {}).await
         };
         let result = with_timeout(limit, work).await?;
         check_exit(result)
@@ -188,7 +209,7 @@ async fn first_pid(stream: &mut EnvdStream) -> Result<u32> {
     }
 }
 
-async fn with_timeout<T>(limit: Option<Duration>, fut: impl Future<Output = Result<T>>) -> Result<T> {
+pub(crate) async fn with_timeout<T>(limit: Option<Duration>, fut: impl Future<Output = Result<T>>) -> Result<T> {
     match limit {
         None => fut.await,
         Some(d) => tokio::time::timeout(d, fut).await.unwrap_or_else(|_| {
@@ -201,24 +222,42 @@ async fn with_timeout<T>(limit: Option<Duration>, fut: impl Future<Output = Resu
     }
 }
 
-/// Read events until `end`, collecting output.
-async fn consume(mut stream: EnvdStream, opts: &RunOptions) -> Result<CommandResult> {
+/// Read events until `end`, collecting output; each chunk also goes to the run's callbacks and
+/// to `sink` (a background handle's buffer).
+pub(crate) async fn consume(
+    mut stream: EnvdStream,
+    opts: &RunOptions,
+    mut sink: impl FnMut(OutputChunk),
+) -> Result<CommandResult> {
     let (mut out, mut err) = (Vec::new(), Vec::new());
     while let Some(ev) = stream.next::<ProcessEventResponse>().await? {
         match ev.event {
             ProcessEvent::Data(DataEvent::Stdout(b)) => {
+                let text = String::from_utf8_lossy(&b).into_owned();
                 if let Some(cb) = &opts.on_stdout {
-                    cb(String::from_utf8_lossy(&b).into_owned());
+                    cb(text.clone());
                 }
-                out.extend_from_slice(&b);
+                if !opts.discard_output {
+                    out.extend_from_slice(&b);
+                }
+                sink(OutputChunk::Stdout(text));
             }
             ProcessEvent::Data(DataEvent::Stderr(b)) => {
+                let text = String::from_utf8_lossy(&b).into_owned();
                 if let Some(cb) = &opts.on_stderr {
-                    cb(String::from_utf8_lossy(&b).into_owned());
+                    cb(text.clone());
                 }
-                err.extend_from_slice(&b);
+                if !opts.discard_output {
+                    err.extend_from_slice(&b);
+                }
+                sink(OutputChunk::Stderr(text));
             }
-            ProcessEvent::Data(DataEvent::Pty(b)) => out.extend_from_slice(&b),
+            ProcessEvent::Data(DataEvent::Pty(b)) => {
+                if let Some(cb) = &opts.on_pty {
+                    cb(b.clone());
+                }
+                sink(OutputChunk::Pty(b));
+            }
             ProcessEvent::End(e) => {
                 return Ok(CommandResult {
                     stdout: String::from_utf8_lossy(&out).into_owned(),
@@ -233,7 +272,7 @@ async fn consume(mut stream: EnvdStream, opts: &RunOptions) -> Result<CommandRes
     Err(Error::sandbox("Command ended without an end event"))
 }
 
-fn check_exit(r: CommandResult) -> Result<CommandResult> {
+pub(crate) fn check_exit(r: CommandResult) -> Result<CommandResult> {
     if r.exit_code != 0 {
         return Err(Error::CommandExit {
             stdout: r.stdout,
@@ -243,59 +282,4 @@ fn check_exit(r: CommandResult) -> Result<CommandResult> {
         });
     }
     Ok(r)
-}
-
-/// A command running in the background; cheap to clone.
-#[derive(Debug, Clone)]
-pub struct CommandHandle(Arc<HandleInner>);
-
-#[derive(Debug)]
-struct HandleInner {
-    pid: u32,
-    commands: Commands,
-    result: watch::Receiver<Option<Result<CommandResult>>>,
-    task: tokio::task::AbortHandle,
-}
-
-impl Drop for HandleInner {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-impl CommandHandle {
-    fn spawn(commands: Commands, pid: u32, stream: EnvdStream, opts: RunOptions) -> Self {
-        let (tx, rx) = watch::channel(None);
-        let limit = opts.stream_timeout();
-        let task = tokio::spawn(async move {
-            let r = with_timeout(limit, consume(stream, &opts)).await;
-            let _ = tx.send(Some(r));
-        });
-        CommandHandle(Arc::new(HandleInner { pid, commands, result: rx, task: task.abort_handle() }))
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.0.pid
-    }
-
-    /// Wait for the command to finish. A non-zero exit is an [`Error::CommandExit`].
-    pub async fn wait(&self) -> Result<CommandResult> {
-        let mut rx = self.0.result.clone();
-        let r = rx
-            .wait_for(|v| v.is_some())
-            .await
-            .map_err(|_| Error::sandbox("the command's stream was disconnected"))?;
-        let r = r.clone().expect("checked by wait_for");
-        check_exit(r?)
-    }
-
-    /// SIGKILL the command; false when it had already gone.
-    pub async fn kill(&self) -> Result<bool> {
-        self.0.commands.kill(self.0.pid).await
-    }
-
-    /// Stop receiving output; the command keeps running.
-    pub fn disconnect(&self) {
-        self.0.task.abort();
-    }
 }

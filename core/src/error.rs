@@ -20,7 +20,15 @@ pub enum ErrorKind {
     RateLimit,
     ServiceBusy,
     Template,
+    /// A template build failed (Python `BuildException`, JS `BuildError`).
+    Build,
+    /// A template build's file upload failed (`FileUploadException` / `FileUploadError`).
+    FileUpload,
     CommandExit,
+    /// A git command failed for want of credentials (`sandbox.git`).
+    GitAuth,
+    /// A git push/pull has no upstream branch to work with (`sandbox.git`).
+    GitUpstream,
     /// `next_items` called after the last page (Python raises a plain `Exception`).
     NoMoreItems,
 }
@@ -40,7 +48,11 @@ impl ErrorKind {
             ErrorKind::RateLimit => "rate_limit",
             ErrorKind::ServiceBusy => "service_busy",
             ErrorKind::Template => "template",
+            ErrorKind::Build => "build",
+            ErrorKind::FileUpload => "file_upload",
             ErrorKind::CommandExit => "command_exit",
+            ErrorKind::GitAuth => "git_auth",
+            ErrorKind::GitUpstream => "git_upstream",
             ErrorKind::NoMoreItems => "no_more_items",
         }
     }
@@ -80,9 +92,17 @@ pub enum Error {
     ServiceBusy(String),
     #[error("{0}")]
     Template(String),
+    #[error("{0}")]
+    Build(String),
+    #[error("{0}")]
+    FileUpload(String),
     /// A command finished with a non-zero exit code.
     #[error("Command exited with code {exit_code} and error:\n{stderr}")]
     CommandExit { stdout: String, stderr: String, exit_code: i32, error: Option<String> },
+    #[error("{0}")]
+    GitAuth(String),
+    #[error("{0}")]
+    GitUpstream(String),
     #[error("No more items to fetch")]
     NoMoreItems,
 }
@@ -103,7 +123,11 @@ impl Error {
             Error::RateLimit(_) => ErrorKind::RateLimit,
             Error::ServiceBusy(_) => ErrorKind::ServiceBusy,
             Error::Template(_) => ErrorKind::Template,
+            Error::Build(_) => ErrorKind::Build,
+            Error::FileUpload(_) => ErrorKind::FileUpload,
             Error::CommandExit { .. } => ErrorKind::CommandExit,
+            Error::GitAuth(_) => ErrorKind::GitAuth,
+            Error::GitUpstream(_) => ErrorKind::GitUpstream,
             Error::NoMoreItems => ErrorKind::NoMoreItems,
         }
     }

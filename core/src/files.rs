@@ -23,6 +23,16 @@ impl Files {
         Files { envd }
     }
 
+    pub(crate) fn envd(&self) -> &EnvdClient {
+        &self.envd
+    }
+
+    /// These operations with a per-call request timeout (`None` keeps the configured one, zero
+    /// disables it).
+    pub fn with_request_timeout(&self, timeout: Option<std::time::Duration>) -> Files {
+        Files { envd: self.envd.with_request_timeout(timeout) }
+    }
+
     /// File content as bytes.
     pub async fn read_bytes(&self, path: &str, user: Option<&str>) -> Result<Bytes> {
         let mut q = vec![("path", path)];
@@ -101,6 +111,15 @@ impl Files {
         })
     }
 
+    /// Write several files, in order; stops at the first failure.
+    pub async fn write_files(&self, files: Vec<(String, Bytes)>, user: Option<&str>) -> Result<Vec<WriteInfo>> {
+        let mut out = Vec::with_capacity(files.len());
+        for (path, data) in files {
+            out.push(self.write(&path, data, user).await?);
+        }
+        Ok(out)
+    }
+
     /// Entries of a directory, `depth` levels deep (≥ 1).
     pub async fn list(&self, path: &str, depth: u32, user: Option<&str>) -> Result<Vec<EntryInfo>> {
         if depth < 1 {
@@ -148,7 +167,7 @@ impl Files {
     }
 }
 
-fn entry(e: proto::EntryInfo) -> EntryInfo {
+pub(crate) fn entry(e: proto::EntryInfo) -> EntryInfo {
     EntryInfo {
         name: e.name,
         r#type: match e.file_type {

@@ -14,28 +14,46 @@
 //! ```
 
 pub mod api;
+pub mod command_handle;
 pub mod commands;
 pub mod config;
 pub mod embedded;
 pub mod envd;
 pub mod error;
+pub mod file_urls;
 pub mod files;
+pub mod git;
+pub mod input_stream;
+pub mod metrics_network;
 pub mod models;
+pub mod options;
 pub mod paginator;
+pub mod pty;
 pub mod sandbox;
 pub mod snapshots;
+pub mod template;
+pub mod watch;
 
 use std::sync::OnceLock;
 
-pub use commands::{CommandHandle, Commands, OutputCallback, RunOptions};
+/// Byte buffers of PTY output and file content (re-exported so bindings need no `bytes` dependency).
+pub use bytes::Bytes;
+
+pub use commands::{CommandHandle, Commands, OutputCallback, OutputChunk, PtyCallback, RunOptions};
 pub use config::{ConnectionConfig, ConnectionOpts};
 pub use error::{Error, ErrorKind, Result};
 pub use files::Files;
+pub use git::{Git, GitBranches, GitFileStatus, GitStatus};
 pub use models::{
     CommandResult, EntryInfo, FileType, ProcessInfo, SandboxInfo, SandboxQuery, SnapshotInfo, WriteInfo,
 };
 pub use paginator::{SandboxListOptions, SandboxPaginator, SnapshotListOptions, SnapshotPaginator};
-pub use sandbox::{CreateOptions, ForkOptions, Sandbox};
+pub use metrics_network::{NetworkUpdateBody, SandboxMetrics};
+pub use input_stream::InputStream;
+pub use pty::{Pty, PtyOptions, PtySize};
+pub use watch::{FilesystemEvent, FilesystemEventType, PollingWatcher, WatchHandle, WatchOptions};
+pub use template::Template;
+pub use sandbox::{ConnectOptions, CreateOptions, ForkOptions, PauseOptions, Sandbox};
 
 /// A process-wide multi-threaded tokio runtime for callers that must block (e.g. Python's sync
 /// API). Async callers should use their own runtime instead; never `block_on` this from inside

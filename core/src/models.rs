@@ -24,6 +24,31 @@ pub struct SandboxInfo {
     pub envd_version: String,
     pub allow_internet_access: Option<bool>,
     pub lifecycle: Option<Lifecycle>,
+    /// The egress configuration, when the server reports one.
+    pub network: Option<NetworkInfo>,
+    pub volume_mounts: Vec<VolumeMount>,
+    /// `Some(true)` when the sandbox was paused while envd did not answer (resume with reboot).
+    pub envd_unresponsive_at_pause: Option<bool>,
+}
+
+/// A sandbox's egress configuration as reported by `get_info` (E2B's `SandboxNetworkInfo`,
+/// the parts this SDK knows).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct NetworkInfo {
+    pub allow_out: Option<Vec<String>>,
+    pub deny_out: Option<Vec<String>>,
+    pub dns_servers: Option<Vec<String>>,
+    pub allow_public_traffic: Option<bool>,
+    pub mask_request_host: Option<String>,
+    pub https_ports: Option<Vec<u16>>,
+}
+
+/// A volume mounted into a sandbox.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct VolumeMount {
+    pub name: String,
+    pub path: String,
 }
 
 impl From<crate::api::models::SandboxDetail> for SandboxInfo {
@@ -42,6 +67,9 @@ impl From<crate::api::models::SandboxDetail> for SandboxInfo {
             envd_version: d.envd_version,
             allow_internet_access: d.allow_internet_access,
             lifecycle: d.lifecycle,
+            network: d.network,
+            volume_mounts: d.volume_mounts.unwrap_or_default(),
+            envd_unresponsive_at_pause: d.envd_unresponsive_at_pause.filter(|b| *b),
         }
     }
 }

@@ -17,6 +17,7 @@ use crate::envd::EnvdClient;
 use crate::error::{Error, Result};
 use crate::files::Files;
 use crate::models::SandboxInfo;
+use crate::options::{LifecycleBody, NetworkBody};
 use crate::paginator::{SandboxListOptions, SandboxPaginator};
 
 /// Template used when none is given.
@@ -29,13 +30,21 @@ pub struct CreateOptions {
     pub template: Option<String>,
     /// Lifetime; default 300 s (left to the server, as E2B's SDK does).
     pub timeout: Option<Duration>,
-    pub metadata: HashMap<String, String>,
+    /// `None` leaves it out of the request (E2B's JS SDK); E2B's Python SDK always sends a map.
+    pub metadata: Option<HashMap<String, String>>,
     /// Environment variables of every process in the sandbox.
-    pub envs: HashMap<String, String>,
+    pub envs: Option<HashMap<String, String>>,
     /// Require the envd access token (default true).
     pub secure: bool,
     /// `None` = the server's default (allowed).
     pub allow_internet_access: Option<bool>,
+    /// What happens at the timeout (`autoPause`, `autoPauseMemory`, `autoResume`); build it with
+    /// [`crate::options::lifecycle_body`].
+    pub lifecycle: LifecycleBody,
+    /// Egress rules; build it with [`crate::options::network_body`].
+    pub network: Option<NetworkBody>,
+    /// Sent as the `Idempotency-Key` header (1-255 of `a-z`, `0-9`, `-`).
+    pub idempotency_key: Option<String>,
     pub connection: ConnectionOpts,
 }
 
@@ -44,13 +53,36 @@ impl Default for CreateOptions {
         CreateOptions {
             template: None,
             timeout: None,
-            metadata: HashMap::new(),
-            envs: HashMap::new(),
+            metadata: None,
+            envs: None,
             secure: true,
             allow_internet_access: None,
+            lifecycle: LifecycleBody::default(),
+            network: None,
+            idempotency_key: None,
             connection: ConnectionOpts::default(),
         }
     }
+}
+
+/// Options of [`Sandbox::pause_with`].
+#[derive(Debug, Clone, Default)]
+pub struct PauseOptions {
+    /// Deprecated spelling of `mode` (`false` = `"filesystem"`).
+    pub keep_memory: Option<bool>,
+    /// `"full"` (memory and disk) or `"filesystem"`; unset = the server's default (full).
+    pub mode: Option<String>,
+    /// Refuse the pause when envd does not answer (`requireHealthyGuest`).
+    pub strict: bool,
+}
+
+/// Options of [`Sandbox::connect_with`].
+#[derive(Debug, Clone, Default)]
+pub struct ConnectOptions {
+    /// Extends a running sandbox's lifetime (default: the server's, 300 s).
+    pub timeout: Option<Duration>,
+    /// `"restore"` (default: memory comes back) or `"reboot"` (cold boot from disk).
+    pub on_resume: Option<String>,
 }
 
 /// Options of [`Sandbox::fork`].
@@ -101,6 +133,9 @@ impl Sandbox {
     /// Create a sandbox from a template or a snapshot ID.
     pub async fn create(opts: CreateOptions) -> Result<Sandbox> {
         let api = api_for(&opts.connection);
+        if let Some(k) = &opts.idempotency_key {
+            check_idempotency_key(k)?;
+        }
         let body = NewSandbox {
             template_id: opts.template.clone().unwrap_or_else(|| DEFAULT_TEMPLATE.into()),
             timeout: opts.timeout.map(secs),
@@ -108,15 +143,19 @@ impl Sandbox {
             env_vars: opts.envs.clone(),
             secure: Some(opts.secure),
             allow_internet_access: opts.allow_internet_access,
-            auto_pause: None,
+            auto_pause: opts.lifecycle.auto_pause,
+            auto_pause_memory: opts.lifecycle.auto_pause_memory,
+            auto_resume: opts.lifecycle.auto_resume,
+            network: opts.network.clone(),
         };
+        let key = opts.idempotency_key.as_deref();
         let r = match (&api.config().embedded, body.template_id == DEFAULT_TEMPLATE) {
             // A sandboxd that just started builds `base` in the background and answers 404 for it
             // until then: wait instead of failing a user's very first `Sandbox.create()`.
             (Some(server), true) => {
-                crate::embedded::while_base_template_builds(server, || api::sandboxes::create(&api, &body)).await?
+                crate::embedded::while_base_template_builds(server, || api::sandboxes::create(&api, &body, key)).await?
             }
-            _ => api::sandboxes::create(&api, &body).await?,
+            _ => api::sandboxes::create(&api, &body, key).await?,
         };
         if version_lt(&r.envd_version, (0, 1, 0)) {
             let _ = api::sandboxes::kill(&api, &r.sandbox_id).await;
@@ -128,8 +167,14 @@ impl Sandbox {
     /// Connect to an existing sandbox, resuming it if paused. `timeout` only extends a running
     /// sandbox's lifetime (default: the server's, 300 s).
     pub async fn connect(sandbox_id: &str, timeout: Option<Duration>, opts: &ConnectionOpts) -> Result<Sandbox> {
+        Sandbox::connect_with(sandbox_id, ConnectOptions { timeout, on_resume: None }, opts).await
+    }
+
+    /// [`Sandbox::connect`] with every option of E2B's SDK (`on_resume`).
+    pub async fn connect_with(sandbox_id: &str, connect: ConnectOptions, opts: &ConnectionOpts) -> Result<Sandbox> {
+        let memory = crate::options::connect_memory(connect.on_resume.as_deref())?;
         let api = api_for(opts);
-        let r = api::sandboxes::connect(&api, sandbox_id, timeout.map(secs)).await?;
+        let r = api::sandboxes::connect(&api, sandbox_id, connect.timeout.map(secs), memory).await?;
         Ok(Sandbox::from_response(r, opts.clone(), api))
     }
 
@@ -154,6 +199,21 @@ impl Sandbox {
         self.0.traffic_access_token.as_deref()
     }
 
+    /// envd's base URL for this sandbox (E2B's `envd_api_url`).
+    pub fn envd_url(&self) -> &str {
+        self.0.envd.base_url()
+    }
+
+    /// The envd access token (set for `secure` sandboxes); signs file URLs.
+    pub fn envd_access_token(&self) -> Option<&str> {
+        self.0.envd.access_token()
+    }
+
+    /// The resolved connection configuration (E2B's `connection_config`).
+    pub fn connection_config(&self) -> &ConnectionConfig {
+        self.0.api.config()
+    }
+
     /// The connection options this handle was made with.
     pub fn connection_opts(&self) -> &ConnectionOpts {
         &self.0.opts
@@ -166,6 +226,16 @@ impl Sandbox {
 
     pub fn commands(&self) -> Commands {
         Commands::new(self.0.envd.clone())
+    }
+
+    /// Git helpers (`sandbox.git`), run as commands in the sandbox.
+    pub fn git(&self) -> crate::git::Git {
+        crate::git::Git::new(self.commands())
+    }
+
+    /// Interactive terminals (`sandbox.pty`).
+    pub fn pty(&self) -> crate::pty::Pty {
+        crate::pty::Pty::new(self.commands())
     }
 
     pub fn files(&self) -> Files {
@@ -203,13 +273,23 @@ impl Sandbox {
         api::sandboxes::get(&api_for(opts), sandbox_id).await
     }
 
-    /// Pause; false when it was already paused.
+    /// Pause; false when it was already paused. `keep_memory: false` pauses filesystem-only.
     pub async fn pause(&self, keep_memory: bool) -> Result<bool> {
-        api::sandboxes::pause(&self.0.api, &self.0.sandbox_id, keep_memory).await
+        self.pause_with(PauseOptions { keep_memory: (!keep_memory).then_some(false), ..Default::default() }).await
+    }
+
+    /// Pause with every option of E2B's SDK (`mode`, `strict`).
+    pub async fn pause_with(&self, pause: PauseOptions) -> Result<bool> {
+        api::sandboxes::pause(&self.0.api, &self.0.sandbox_id, &pause_request(&pause)?).await
     }
 
     pub async fn pause_by_id(sandbox_id: &str, keep_memory: bool, opts: &ConnectionOpts) -> Result<bool> {
-        api::sandboxes::pause(&api_for(opts), sandbox_id, keep_memory).await
+        let pause = PauseOptions { keep_memory: (!keep_memory).then_some(false), ..Default::default() };
+        Sandbox::pause_by_id_with(sandbox_id, pause, opts).await
+    }
+
+    pub async fn pause_by_id_with(sandbox_id: &str, pause: PauseOptions, opts: &ConnectionOpts) -> Result<bool> {
+        api::sandboxes::pause(&api_for(opts), sandbox_id, &pause_request(&pause)?).await
     }
 
     /// Fork into `count` new sandboxes; each entry is a sandbox or that fork's error.
@@ -237,8 +317,31 @@ impl Sandbox {
     }
 }
 
+/// The pause body E2B's SDK sends: `memory` only when chosen, `requireHealthyGuest` only when
+/// strict.
+fn pause_request(p: &PauseOptions) -> Result<crate::api::models::PauseRequest> {
+    Ok(crate::api::models::PauseRequest {
+        memory: crate::options::snapshot_memory("mode", p.mode.as_deref(), p.keep_memory)?,
+        require_healthy_guest: p.strict.then_some(true),
+    })
+}
+
+/// E2B's rule for `Idempotency-Key`: 1-255 lowercase ASCII letters, digits or hyphens.
+fn check_idempotency_key(key: &str) -> Result<()> {
+    let n = key.chars().count();
+    if !(1..=255).contains(&n) {
+        return Err(Error::InvalidArgument(format!("Invalid idempotency_key: expected 1-255 characters, got {n}.")));
+    }
+    if !key.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
+        return Err(Error::InvalidArgument(
+            "Invalid idempotency_key: only lowercase letters, digits and hyphens are allowed.".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Whether a `major.minor.patch` version string is below `min` (unparsable counts as new).
-fn version_lt(v: &str, min: (u64, u64, u64)) -> bool {
+pub(crate) fn version_lt(v: &str, min: (u64, u64, u64)) -> bool {
     let mut it = v.trim_start_matches('v').split(['.', '-', '+']).map(|p| p.parse::<u64>());
     match (it.next(), it.next(), it.next()) {
         (Some(Ok(a)), Some(Ok(b)), Some(Ok(c))) => (a, b, c) < min,

@@ -2,6 +2,7 @@
 //! (instance-bound to its sandbox, or with any filter) and `delete_snapshot`.
 
 use crate::api;
+use crate::api::models::SnapshotRequest;
 use crate::config::ConnectionOpts;
 use crate::error::Result;
 use crate::models::SnapshotInfo;
@@ -11,7 +12,14 @@ use crate::sandbox::{Sandbox, api_for};
 impl Sandbox {
     /// Snapshot this sandbox (it keeps running); the ID works as a template for `create`.
     pub async fn create_snapshot(&self, name: Option<String>) -> Result<SnapshotInfo> {
-        api::snapshots::create(self.api(), self.sandbox_id(), name).await
+        self.create_snapshot_with(name, None).await
+    }
+
+    /// [`Sandbox::create_snapshot`] with a `mode` (`"full"` or `"filesystem"`; unset = the
+    /// server's default, full).
+    pub async fn create_snapshot_with(&self, name: Option<String>, mode: Option<&str>) -> Result<SnapshotInfo> {
+        let body = snapshot_request(name, mode)?;
+        api::snapshots::create(self.api(), self.sandbox_id(), &body).await
     }
 
     pub async fn create_snapshot_by_id(
@@ -19,7 +27,17 @@ impl Sandbox {
         name: Option<String>,
         opts: &ConnectionOpts,
     ) -> Result<SnapshotInfo> {
-        api::snapshots::create(&api_for(opts), sandbox_id, name).await
+        Sandbox::create_snapshot_by_id_with(sandbox_id, name, None, opts).await
+    }
+
+    pub async fn create_snapshot_by_id_with(
+        sandbox_id: &str,
+        name: Option<String>,
+        mode: Option<&str>,
+        opts: &ConnectionOpts,
+    ) -> Result<SnapshotInfo> {
+        let body = snapshot_request(name, mode)?;
+        api::snapshots::create(&api_for(opts), sandbox_id, &body).await
     }
 
     /// Snapshots taken from this sandbox (`sandbox_id` in `list` is replaced by this one's).
@@ -38,4 +56,12 @@ impl Sandbox {
     pub async fn delete_snapshot(snapshot_id: &str, opts: &ConnectionOpts) -> Result<bool> {
         api::snapshots::delete(&api_for(opts), snapshot_id).await
     }
+}
+
+/// E2B sends no name when it is empty.
+fn snapshot_request(name: Option<String>, mode: Option<&str>) -> Result<SnapshotRequest> {
+    Ok(SnapshotRequest {
+        name: name.filter(|n| !n.is_empty()),
+        memory: crate::options::snapshot_memory("mode", mode, None)?,
+    })
 }

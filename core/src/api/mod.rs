@@ -132,8 +132,23 @@ impl ApiClient {
         query: &[(&str, Option<String>)],
         body: Option<&B>,
     ) -> Result<ApiResponse> {
+        self.send_with_headers(method, path, query, body, &[]).await
+    }
+
+    /// [`ApiClient::send`] with extra request headers (e.g. `Idempotency-Key`).
+    pub async fn send_with_headers<B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, Option<String>)],
+        body: Option<&B>,
+        headers: &[(&str, &str)],
+    ) -> Result<ApiResponse> {
         let key = self.api_key().await?;
         let mut b = self.builder(method, path, &key);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
         let q: Vec<(&str, &str)> =
             query.iter().filter_map(|(k, v)| v.as_deref().map(|v| (*k, v))).collect();
         if !q.is_empty() {

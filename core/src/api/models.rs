@@ -13,15 +13,22 @@ pub struct NewSandbox {
     /// Seconds; omitted = the server's default (300 s on v2, 15 s on the v1 route).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeout: Option<u64>,
-    pub metadata: HashMap<String, String>,
-    #[serde(rename = "envVars")]
-    pub env_vars: HashMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<HashMap<String, String>>,
+    #[serde(rename = "envVars", skip_serializing_if = "Option::is_none")]
+    pub env_vars: Option<HashMap<String, String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secure: Option<bool>,
     #[serde(rename = "allow_internet_access", skip_serializing_if = "Option::is_none")]
     pub allow_internet_access: Option<bool>,
     #[serde(rename = "autoPause", skip_serializing_if = "Option::is_none")]
     pub auto_pause: Option<bool>,
+    #[serde(rename = "autoPauseMemory", skip_serializing_if = "Option::is_none")]
+    pub auto_pause_memory: Option<bool>,
+    #[serde(rename = "autoResume", skip_serializing_if = "Option::is_none")]
+    pub auto_resume: Option<crate::options::AutoResume>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<crate::options::NetworkBody>,
 }
 
 /// `Sandbox`: the answer of create, connect and fork.
@@ -76,6 +83,12 @@ pub struct SandboxDetail {
     pub domain: Option<String>,
     #[serde(default)]
     pub lifecycle: Option<Lifecycle>,
+    #[serde(default)]
+    pub network: Option<crate::models::NetworkInfo>,
+    #[serde(rename = "volumeMounts", default)]
+    pub volume_mounts: Option<Vec<crate::models::VolumeMount>>,
+    #[serde(rename = "envdUnresponsiveAtPause", default)]
+    pub envd_unresponsive_at_pause: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
@@ -96,12 +109,18 @@ pub struct ConnectRequest {
     /// Seconds; omitted = the server's default (required on the v1 route).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeout: Option<u64>,
+    /// `false` = cold-boot from disk (`on_resume="reboot"`); omitted = restore memory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<bool>,
 }
 
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct PauseRequest {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub memory: Option<bool>,
+    /// `strict=True`: refuse the pause when envd does not answer.
+    #[serde(rename = "requireHealthyGuest", skip_serializing_if = "Option::is_none")]
+    pub require_healthy_guest: Option<bool>,
 }
 
 #[derive(Debug, Clone, Serialize, Default)]
@@ -134,6 +153,8 @@ pub struct ApiError {
 pub struct SnapshotRequest {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<bool>,
 }
 
 /// `SnapshotInfo` on the wire.

@@ -27,12 +27,13 @@ fn route_missing(r: &ApiResponse) -> bool {
 /// `POST /v2/sandboxes` (what E2B's SDK 2.6x sends), falling back to `POST /sandboxes` for
 /// servers that only have the v1 route. `secure` travels on v1 only (v2 is always secured), and
 /// v1 gets an explicit timeout since its server-side default is 15 s, not 300 s.
-pub async fn create(api: &ApiClient, body: &NewSandbox) -> Result<SandboxResponse> {
+pub async fn create(api: &ApiClient, body: &NewSandbox, idempotency_key: Option<&str>) -> Result<SandboxResponse> {
+    let headers: Vec<(&str, &str)> = idempotency_key.map(|k| ("Idempotency-Key", k)).into_iter().collect();
     let v2 = NewSandbox { secure: None, ..body.clone() };
-    let mut r = api.send(Method::POST, "/v2/sandboxes", &[], Some(&v2)).await?;
+    let mut r = api.send_with_headers(Method::POST, "/v2/sandboxes", &[], Some(&v2), &headers).await?;
     if route_missing(&r) {
         let v1 = NewSandbox { timeout: Some(body.timeout.unwrap_or(DEFAULT_TIMEOUT_SECS)), ..body.clone() };
-        r = api.send(Method::POST, "/sandboxes", &[], Some(&v1)).await?;
+        r = api.send_with_headers(Method::POST, "/sandboxes", &[], Some(&v1), &headers).await?;
     }
     if !r.is_success() {
         return Err(r.into_error());
@@ -86,12 +87,12 @@ pub async fn set_timeout(api: &ApiClient, id: &str, timeout_secs: u64) -> Result
 }
 
 /// `POST /v2/sandboxes/{id}/connect` (falls back to the v1 route): resumes a paused sandbox.
-pub async fn connect(api: &ApiClient, id: &str, timeout_secs: Option<u64>) -> Result<SandboxResponse> {
+pub async fn connect(api: &ApiClient, id: &str, timeout_secs: Option<u64>, memory: Option<bool>) -> Result<SandboxResponse> {
     let seg = encode_path_segment(id);
-    let body = ConnectRequest { timeout: timeout_secs };
+    let body = ConnectRequest { timeout: timeout_secs, memory };
     let mut r = api.send(Method::POST, &format!("/v2/sandboxes/{seg}/connect"), &[], Some(&body)).await?;
     if route_missing(&r) {
-        let v1 = ConnectRequest { timeout: Some(timeout_secs.unwrap_or(DEFAULT_TIMEOUT_SECS)) };
+        let v1 = ConnectRequest { timeout: Some(timeout_secs.unwrap_or(DEFAULT_TIMEOUT_SECS)), memory };
         r = api.send(Method::POST, &format!("/sandboxes/{seg}/connect"), &[], Some(&v1)).await?;
     }
     if r.status == 404 {
@@ -104,10 +105,9 @@ pub async fn connect(api: &ApiClient, id: &str, timeout_secs: Option<u64>) -> Re
 }
 
 /// `POST /sandboxes/{id}/pause`: false when already paused (409).
-pub async fn pause(api: &ApiClient, id: &str, keep_memory: bool) -> Result<bool> {
+pub async fn pause(api: &ApiClient, id: &str, body: &PauseRequest) -> Result<bool> {
     let path = format!("/sandboxes/{}/pause", encode_path_segment(id));
-    let body = PauseRequest { memory: if keep_memory { None } else { Some(false) } };
-    let r = api.send(Method::POST, &path, &[], Some(&body)).await?;
+    let r = api.send(Method::POST, &path, &[], Some(body)).await?;
     match r.status {
         404 => Err(Error::SandboxNotFound(format!("Sandbox {id} not found"))),
         409 => Ok(false),

@@ -8,9 +8,9 @@ use super::{ApiClient, encode_path_segment};
 use crate::error::{Error, Result};
 use crate::models::SnapshotInfo;
 
-pub async fn create(api: &ApiClient, sandbox_id: &str, name: Option<String>) -> Result<SnapshotInfo> {
+pub async fn create(api: &ApiClient, sandbox_id: &str, body: &SnapshotRequest) -> Result<SnapshotInfo> {
     let path = format!("/sandboxes/{}/snapshots", encode_path_segment(sandbox_id));
-    let r = api.send(Method::POST, &path, &[], Some(&SnapshotRequest { name })).await?;
+    let r = api.send(Method::POST, &path, &[], Some(body)).await?;
     if r.status == 404 {
         return Err(Error::SandboxNotFound(format!("Sandbox {sandbox_id} not found")));
     }

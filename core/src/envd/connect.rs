@@ -66,11 +66,20 @@ impl EnvdClient {
         if let Some(t) = timeout {
             b = b.header("Connect-Timeout-Ms", t.as_millis().to_string());
         }
-        let r = b
-            .body(proto::encode_envelope(0, &payload))
-            .send()
-            .await
-            .map_err(Error::from_reqwest)?;
+        let send = b.body(proto::encode_envelope(0, &payload)).send();
+        // The request timeout bounds the start of a stream (until its response headers), as in
+        // E2B's SDKs; the stream itself is bounded by `timeout`.
+        let r = match self.request_timeout() {
+            Some(t) => tokio::time::timeout(t, send).await.map_err(|_| {
+                Error::Timeout(
+                    "Request timed out: This error is likely due to exceeding 'request_timeout'. You \
+                     can pass the request timeout value as an option when making the request."
+                        .into(),
+                )
+            })?,
+            None => send.await,
+        }
+        .map_err(Error::from_reqwest)?;
         let status = r.status().as_u16();
         if !(200..300).contains(&status) {
             let body = r.bytes().await.unwrap_or_default();

@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone)]
 pub struct EnvdClient(Arc<EnvdInner>);
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct EnvdInner {
     base_url: String,
     sandbox_id: String,
@@ -49,6 +49,27 @@ impl EnvdClient {
 
     pub fn base_url(&self) -> &str {
         &self.0.base_url
+    }
+
+    pub fn access_token(&self) -> Option<&str> {
+        self.0.access_token.as_deref()
+    }
+
+    pub(crate) fn request_timeout(&self) -> Option<Duration> {
+        self.0.request_timeout
+    }
+
+    /// This client with a per-call request timeout (E2B's `request_timeout` /
+    /// `requestTimeoutMs` argument): `None` keeps the configured one, zero disables it.
+    pub fn with_request_timeout(&self, timeout: Option<Duration>) -> EnvdClient {
+        match timeout {
+            None => self.clone(),
+            Some(t) => {
+                let mut inner = (*self.0).clone();
+                inner.request_timeout = (!t.is_zero()).then_some(t);
+                EnvdClient(Arc::new(inner))
+            }
+        }
     }
 
     /// A request to `path` with the routing, auth and user headers set. `timeout` overrides the
