@@ -113,9 +113,50 @@ class CommandExitError extends SandboxError {
   }
 }
 
+/** The service is temporarily busy (HTTP 503); retry later. Not a SandboxError, as in E2B's SDK. */
+class ServiceBusyError extends Error {
+  constructor(message, stackTrace) {
+    super(message)
+    this.name = 'ServiceBusyError'
+    this.statusCode = 503
+    if (stackTrace) this.stack = stackTrace
+  }
+}
+
+// Named errors of E2B features this SDK does not implement yet (git, templates, secrets,
+// volumes): exported with E2B's names and hierarchy so `instanceof` checks keep working.
+function named(name, Base) {
+  const C = class extends Base {
+    constructor(message, stackTrace) {
+      super(message, stackTrace)
+      this.name = name
+    }
+  }
+  Object.defineProperty(C, 'name', { value: name })
+  return C
+}
+/** Git authentication failed. */
+const GitAuthError = named('GitAuthError', AuthenticationError)
+/** Git upstream tracking is missing. */
+const GitUpstreamError = named('GitUpstreamError', SandboxError)
+/** A template build failed. */
+const BuildError = named('BuildError', Error)
+/** A file upload of a template build failed. */
+const FileUploadError = named('FileUploadError', BuildError)
+/** Base class of secret errors. */
+const SecretError = named('SecretError', Error)
+/** A secret was not found. */
+const SecretNotFoundError = named('SecretNotFoundError', SecretError)
+/** Base class of volume errors. */
+const VolumeError = named('VolumeError', Error)
+/** A volume was not found. */
+const VolumeNotFoundError = named('VolumeNotFoundError', VolumeError)
+/** A path was not found inside a volume. */
+const VolumePathNotFoundError = named('VolumePathNotFoundError', VolumeError)
+
 const CLASS_OF_KIND = {
   sandbox: SandboxError,
-  service_busy: SandboxError,
+  service_busy: ServiceBusyError,
   timeout: TimeoutError,
   invalid_argument: InvalidArgumentError,
   not_enough_space: NotEnoughSpaceError,
@@ -123,8 +164,12 @@ const CLASS_OF_KIND = {
   sandbox_not_found: SandboxNotFoundError,
   file_not_found: FileNotFoundError,
   template: TemplateError,
+  build: BuildError,
+  file_upload: FileUploadError,
   rate_limit: RateLimitError,
   authentication: AuthenticationError,
+  git_auth: GitAuthError,
+  git_upstream: GitUpstreamError,
   // E2B's paginators throw a plain Error after the last page.
   no_more_items: Error,
 }
@@ -147,7 +192,8 @@ function fromNative(err, callsite) {
     out = new CommandExitError({ exitCode: r.exitCode, error: r.error ?? undefined, stdout: r.stdout, stderr: r.stderr })
   } else {
     const Cls = CLASS_OF_KIND[kind] ?? SandboxError
-    out = new Cls(rest)
+    // The core words the upstream hint with Python's parameter name.
+    out = new Cls(kind === 'git_upstream' ? rest.replaceAll('set_upstream=True', '{ setUpstream: true }') : rest)
   }
   if (callsite?.stack) out.stack = `${out.name}: ${out.message}\n${callsite.stack.split('\n').slice(1).join('\n')}`
   return out
@@ -165,5 +211,15 @@ module.exports = {
   RateLimitError,
   AuthenticationError,
   CommandExitError,
+  ServiceBusyError,
+  GitAuthError,
+  GitUpstreamError,
+  BuildError,
+  FileUploadError,
+  SecretError,
+  SecretNotFoundError,
+  VolumeError,
+  VolumeNotFoundError,
+  VolumePathNotFoundError,
   fromNative,
 }

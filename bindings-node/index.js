@@ -25,13 +25,44 @@ function loadNative() {
 
 const native = loadNative()
 
-function wrap(fn) {
+// Options of E2B's SDK that this SDK does not implement. They are refused (the core words the
+// error), never ignored; `validateApiKey` is accepted because it has no effect in E2B's SDK either.
+const UNSUPPORTED_OPTIONS = ['mcp', 'iam', 'volumeMounts', 'proxy', 'logger', 'retries', 'apiHeaders', 'signal']
+
+function refuseUnsupported(args) {
+  for (const a of args) {
+    if (a === null || typeof a !== 'object' || Array.isArray(a) || ArrayBuffer.isView(a)) continue
+    for (const k of UNSUPPORTED_OPTIONS) if (a[k] !== undefined && a[k] !== null) throw native.unsupportedOption(k)
+  }
+}
+
+// `onExit` callbacks (watchDir) get the addon's error: name it like a rejection would be.
+function withNamedErrors(args) {
+  return args.map((a) =>
+    a !== null && typeof a === 'object' && typeof a.onExit === 'function'
+      ? { ...a, onExit: (e) => a.onExit(e == null ? undefined : errors.fromNative(e)) }
+      : a,
+  )
+}
+
+// The native methods that return a value rather than a promise (`Sandbox.list`, ...): a refused
+// option throws there; everywhere else it rejects, as any other error of an async call.
+const SYNC_METHODS = { Sandbox: new Set(['list', 'listSnapshots', 'getHost']) }
+
+function wrap(fn, sync = false) {
   const wrapped = function (...args) {
     const callsite = {}
     Error.captureStackTrace(callsite, wrapped)
     let out
     try {
-      out = fn.apply(this, args)
+      refuseUnsupported(args)
+    } catch (e) {
+      const err = errors.fromNative(e, callsite)
+      if (sync) throw err
+      return Promise.reject(err)
+    }
+    try {
+      out = fn.apply(this, withNamedErrors(args))
     } catch (e) {
       throw errors.fromNative(e, callsite)
     }
@@ -58,7 +89,8 @@ function wrapClass(cls) {
   for (const target of [cls, cls.prototype]) {
     for (const [key, desc] of Object.entries(Object.getOwnPropertyDescriptors(target))) {
       if (key === 'constructor' || typeof desc.value !== 'function' || key === 'prototype') continue
-      Object.defineProperty(target, key, { ...desc, value: wrap(desc.value) })
+      const sync = SYNC_METHODS[cls.name]?.has(key) ?? false
+      Object.defineProperty(target, key, { ...desc, value: wrap(desc.value, sync) })
     }
   }
 }
@@ -70,9 +102,41 @@ for (const value of Object.values(native)) {
 
 // The embedded default (no E2B settings at all) starts a local sandboxd when none answers; offer
 // the one the install script put next to the addon, if any.
-const { registerSandboxd, ...api } = native
+const {
+  registerSandboxd,
+  unsupportedOption,
+  TemplateCore,
+  templateGetBuildStatus,
+  templateExists,
+  templateAssignTags,
+  templateRemoveTags,
+  templateGetTags,
+  templateReadyCmd,
+  templateStripAnsi,
+  ...api
+} = native
+api.getSignature = wrap(api.getSignature)
+Object.assign(
+  api,
+  require('./template')(
+    {
+      TemplateCore,
+      templateGetBuildStatus: wrap(templateGetBuildStatus),
+      templateExists: wrap(templateExists),
+      templateAssignTags: wrap(templateAssignTags),
+      templateRemoveTags: wrap(templateRemoveTags),
+      templateGetTags: wrap(templateGetTags),
+      templateReadyCmd: wrap(templateReadyCmd),
+      templateStripAnsi,
+    },
+    errors,
+  ),
+)
 const bundledSandboxd = path.join(__dirname, 'bin', 'sandboxd')
 if (registerSandboxd) registerSandboxd(bundledSandboxd)
 
 const { fromNative, ...errorClasses } = errors
-module.exports = { ...api, ...errorClasses }
+// `import Sandbox from 'e2b'`, as with E2B's package.
+/** CIDR range that represents all traffic (for `network.denyOut` / `allowOut`). */
+const ALL_TRAFFIC = '0.0.0.0/0'
+module.exports = { ...api, ...errorClasses, ALL_TRAFFIC, default: api.Sandbox }

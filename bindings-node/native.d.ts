@@ -5,6 +5,14 @@
 export declare class CommandHandle {
   /** Process ID of the command. */
   get pid(): number
+  /** Standard output received so far. */
+  get stdout(): string
+  /** Standard error received so far. */
+  get stderr(): string
+  /** Exit code once the command has ended. */
+  get exitCode(): number | null
+  /** Error message of the command once it has ended, if any. */
+  get error(): string | null
   /** Wait for the command to finish; a non-zero exit rejects with `CommandExitError`. */
   wait(): Promise<CommandResult>
   /** Kill the command (SIGKILL): `true` if killed, `false` if it had already gone. */
@@ -12,13 +20,15 @@ export declare class CommandHandle {
   /** Stop receiving the command's output; the command keeps running. */
   disconnect(): Promise<void>
   /** Write to the command's stdin (started with `stdin: true`). */
-  sendStdin(data: string | Uint8Array): Promise<void>
+  sendStdin(data: string | Uint8Array, opts?: CommandRequestOpts | undefined | null): Promise<void>
   /** Close the command's stdin (EOF). */
-  closeStdin(): Promise<void>
+  closeStdin(opts?: CommandRequestOpts | undefined | null): Promise<void>
 }
 
 /** Commands of a sandbox (`sandbox.commands`). */
 export declare class Commands {
+  /** Whether `closeStdin` is available (always, with this SDK's envd). */
+  get supportsStdinClose(): boolean
   /**
    * Run `cmd` with `/bin/bash -l -c`. Resolves to the result once it exits (a non-zero exit
    * rejects with `CommandExitError`), or at once to a `CommandHandle` with `background: true`.
@@ -27,23 +37,25 @@ export declare class Commands {
   /** Attach to a running process by PID. */
   connect(pid: number, opts?: CommandStartOpts | undefined | null): Promise<CommandHandle>
   /** Processes running in the sandbox. */
-  list(): Promise<Array<ProcessInfo>>
+  list(opts?: CommandRequestOpts | undefined | null): Promise<Array<ProcessInfo>>
   /** Kill a process with SIGKILL: `true` if killed, `false` if it was not found. */
-  kill(pid: number): Promise<boolean>
+  kill(pid: number, opts?: CommandRequestOpts | undefined | null): Promise<boolean>
   /** Write to the stdin of a process started with `stdin: true`. */
-  sendStdin(pid: number, data: string | Uint8Array): Promise<void>
+  sendStdin(pid: number, data: string | Uint8Array, opts?: CommandRequestOpts | undefined | null): Promise<void>
   /** Close the stdin of a process (EOF). */
-  closeStdin(pid: number): Promise<void>
+  closeStdin(pid: number, opts?: CommandRequestOpts | undefined | null): Promise<void>
 }
 
 /** The filesystem of a sandbox (`sandbox.files`). */
 export declare class Filesystem {
   /** Read a file: a string, or a `Uint8Array` with `{ format: 'bytes' }`. */
   read(path: string, opts?: FilesystemReadOpts | undefined | null): Promise<string | Uint8Array>
-  /** Write a file (created or overwritten, parents created). */
-  write(path: string, data: string | Uint8Array, opts?: FilesystemRequestOpts | undefined | null): Promise<WriteInfo>
+  /** Write a file (created or overwritten, parents created): `write(path, data, opts?)`, or `write(files, opts?)` for several files (E2B's overloads). */
+  write(pathOrFiles: string | WriteEntry[], dataOrOpts?: string | Uint8Array | FilesystemRequestOpts, opts?: FilesystemRequestOpts): Promise<WriteInfo | WriteInfo[]>
   /** Write several files, in order. */
   writeFiles(files: Array<WriteEntry>, opts?: FilesystemRequestOpts | undefined | null): Promise<Array<WriteInfo>>
+  /** Watch a directory, calling `onEvent` for each change; resolves once the watch is in place. */
+  watchDir(path: string, onEvent: (event: FilesystemEvent) => void | Promise<void>, opts?: WatchOpts): Promise<WatchHandle>
   /** Entries of a directory. */
   list(path: string, opts?: FilesystemListOpts | undefined | null): Promise<Array<EntryInfo>>
   /** Whether a file or directory exists. */
@@ -56,6 +68,65 @@ export declare class Filesystem {
   rename(oldPath: string, newPath: string, opts?: FilesystemRequestOpts | undefined | null): Promise<EntryInfo>
   /** Create a directory (and parents): `true` if created, `false` if it already existed. */
   makeDir(path: string, opts?: FilesystemRequestOpts | undefined | null): Promise<boolean>
+}
+
+/**
+ * Git operations in the sandbox (`sandbox.git`). Deprecated upstream in favour of
+ * `sandbox.commands.run('git …')`, kept for code written against E2B's SDK.
+ */
+export declare class Git {
+  /** Clone a repository. */
+  clone(url: string, opts?: GitCloneOpts | undefined | null): Promise<CommandResult>
+  /** Initialize a repository. */
+  init(path: string, opts?: GitInitOpts | undefined | null): Promise<CommandResult>
+  /** Add (or with `overwrite`, update) a remote. */
+  remoteAdd(path: string, name: string, url: string, opts?: GitRemoteAddOpts | undefined | null): Promise<CommandResult>
+  /** The URL of a remote, `undefined` when there is no such remote. */
+  remoteGet(path: string, name: string, opts?: GitRequestOpts | undefined | null): Promise<string | undefined>
+  /** Status of a repository. */
+  status(path: string, opts?: GitRequestOpts | undefined | null): Promise<GitStatus>
+  /** Branches of a repository. */
+  branches(path: string, opts?: GitRequestOpts | undefined | null): Promise<GitBranches>
+  /** Create a branch and check it out. */
+  createBranch(path: string, branch: string, opts?: GitRequestOpts | undefined | null): Promise<CommandResult>
+  /** Check out a branch. */
+  checkoutBranch(path: string, branch: string, opts?: GitRequestOpts | undefined | null): Promise<CommandResult>
+  /** Delete a branch. */
+  deleteBranch(path: string, branch: string, opts?: GitDeleteBranchOpts | undefined | null): Promise<CommandResult>
+  /** Stage files. */
+  add(path: string, opts?: GitAddOpts | undefined | null): Promise<CommandResult>
+  /** Create a commit. */
+  commit(path: string, message: string, opts?: GitCommitOpts | undefined | null): Promise<CommandResult>
+  /** Reset the current HEAD. */
+  reset(path: string, opts?: GitResetOpts | undefined | null): Promise<CommandResult>
+  /** Restore working tree files or the index. */
+  restore(path: string, opts: GitRestoreOpts): Promise<CommandResult>
+  /** Push commits. */
+  push(path: string, opts?: GitPushOpts | undefined | null): Promise<CommandResult>
+  /** Pull changes. */
+  pull(path: string, opts?: GitPullOpts | undefined | null): Promise<CommandResult>
+  /** Set a git config value. */
+  setConfig(key: string, value: string, opts?: GitConfigOpts | undefined | null): Promise<CommandResult>
+  /** A git config value, `undefined` when it is not set. */
+  getConfig(key: string, opts?: GitConfigOpts | undefined | null): Promise<string | undefined>
+  /** Store credentials with git's credential helper, globally. */
+  dangerouslyAuthenticate(opts: GitDangerouslyAuthenticateOpts): Promise<CommandResult>
+  /** Set `user.name` and `user.email`. */
+  configureUser(name: string, email: string, opts?: GitConfigOpts | undefined | null): Promise<CommandResult>
+}
+
+/** Interactive terminals of a sandbox (`sandbox.pty`). */
+export declare class Pty {
+  /** Start `/bin/bash -i -l` in a terminal; resolves to its handle. */
+  create(opts: PtyCreateOpts): Promise<CommandHandle>
+  /** Attach to a running terminal by PID. */
+  connect(pid: number, opts?: PtyConnectOpts | undefined | null): Promise<CommandHandle>
+  /** Type into the terminal. */
+  sendInput(pid: number, data: Uint8Array, opts?: CommandRequestOpts | undefined | null): Promise<void>
+  /** Change the terminal size. */
+  resize(pid: number, size: PtySizeOpts, opts?: CommandRequestOpts | undefined | null): Promise<void>
+  /** Kill the terminal's process: `true` if killed, `false` if it was not found. */
+  kill(pid: number, opts?: CommandRequestOpts | undefined | null): Promise<boolean>
 }
 
 /**
@@ -84,6 +155,10 @@ export declare class Sandbox {
   get trafficAccessToken(): string | null
   /** Commands (processes) in the sandbox. */
   get commands(): Commands
+  /** Git helpers (deprecated upstream: prefer `commands.run('git …')`). */
+  get git(): Git
+  /** Interactive terminals in the sandbox. */
+  get pty(): Pty
   /** The sandbox's filesystem. */
   get files(): Filesystem
   /** Host name of a port of the sandbox: `<port>-<sandboxId>.<domain>`. */
@@ -98,12 +173,33 @@ export declare class Sandbox {
   setTimeout(timeoutMs: number, opts?: ConnectionOpts | undefined | null): Promise<void>
   /** Set a sandbox, by ID, to end `timeoutMs` milliseconds from now. */
   static setTimeout(sandboxId: string, timeoutMs: number, opts?: ConnectionOpts | undefined | null): Promise<void>
+  /** Metrics samples of the sandbox. */
+  getMetrics(opts?: SandboxMetricsOpts | undefined | null): Promise<Array<SandboxMetrics>>
+  /** Metrics samples of a sandbox by ID. */
+  static getMetrics(sandboxId: string, opts?: SandboxMetricsOpts | undefined | null): Promise<Array<SandboxMetrics>>
+  /** Change the egress rules of the running sandbox. */
+  updateNetwork(network: SandboxNetworkUpdate, opts?: ConnectionOpts | undefined | null): Promise<void>
+  /** Change the egress rules of a running sandbox by ID. */
+  static updateNetwork(sandboxId: string, network: SandboxNetworkUpdate, opts?: ConnectionOpts | undefined | null): Promise<void>
+  /**
+   * URL to upload a file to with a `multipart/form-data` POST; signed when the sandbox is
+   * secure (E2B's v1 signature, computed in the core).
+   */
+  uploadUrl(path?: string, opts?: SandboxUrlOpts): Promise<string>
+  /** URL to download a file from with a GET; signed when the sandbox is secure. */
+  downloadUrl(path: string, opts?: SandboxUrlOpts | undefined | null): Promise<string>
   /** Information about the sandbox. */
   getInfo(opts?: ConnectionOpts | undefined | null): Promise<SandboxInfo>
+  /** Information about a sandbox by ID (E2B's `getFullInfo`; the same as `Sandbox.getInfo`). */
+  static getFullInfo(sandboxId: string, opts?: ConnectionOpts | undefined | null): Promise<SandboxInfo>
   /** Information about a sandbox by ID. */
   static getInfo(sandboxId: string, opts?: ConnectionOpts | undefined | null): Promise<SandboxInfo>
   /** Pause the sandbox; `false` when it was already paused. Resume it with `connect`. */
   pause(opts?: SandboxPauseOpts | undefined | null): Promise<boolean>
+  /** Deprecated alias of `pause`. */
+  betaPause(opts?: SandboxPauseOpts | undefined | null): Promise<boolean>
+  /** Deprecated alias of `Sandbox.pause`. */
+  static betaPause(sandboxId: string, opts?: SandboxPauseOpts | undefined | null): Promise<boolean>
   /** Pause a sandbox by ID; `false` when it was already paused. */
   static pause(sandboxId: string, opts?: SandboxPauseOpts | undefined | null): Promise<boolean>
   /** Fork the running sandbox into `count` new ones; each entry is a sandbox or that fork's error. */
@@ -153,6 +249,20 @@ export declare class SnapshotPaginator {
   nextItems(): Promise<Array<SnapshotInfo>>
 }
 
+/** A running directory watch; `stop()` ends it. */
+export declare class WatchHandle {
+  /** Stop watching; no callback runs after this resolves. */
+  stop(): Promise<void>
+}
+
+/** Options of the short process calls (`list`, `kill`, `sendStdin`, `closeStdin`). */
+export interface CommandRequestOpts {
+  /** Timeout of the request in **milliseconds** (0 disables it). */
+  requestTimeoutMs?: number
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  signal?: unknown
+}
+
 /** Result of a finished command. */
 export interface CommandResult {
   /** Standard output. */
@@ -185,6 +295,10 @@ export interface CommandStartOpts {
   timeoutMs?: number
   /** Tag of the process, usable to find it in `list`. */
   tag?: string
+  /** Timeout of the request starting the command, in **milliseconds** (0 disables it). */
+  requestTimeoutMs?: number
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  signal?: unknown
 }
 
 /** Options of calls that take nothing but connection options. */
@@ -203,6 +317,18 @@ export interface ConnectionOpts {
   requestTimeoutMs?: number
   /** Extra HTTP headers sent with every request. */
   headers?: Record<string, string>
+  /** Deprecated in E2B's SDK, where it has no effect any more; none here either. */
+  validateApiKey?: boolean
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  retries?: number
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  apiHeaders?: Record<string, string>
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  signal?: unknown
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  logger?: unknown
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  proxy?: unknown
 }
 
 /** Options of `createSnapshot`. */
@@ -223,6 +349,18 @@ export interface CreateSnapshotOpts {
   requestTimeoutMs?: number
   /** Extra HTTP headers sent with every request. */
   headers?: Record<string, string>
+  /** Deprecated in E2B's SDK, where it has no effect any more; none here either. */
+  validateApiKey?: boolean
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  retries?: number
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  apiHeaders?: Record<string, string>
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  signal?: unknown
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  logger?: unknown
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  proxy?: unknown
 }
 
 /** A file or directory in the sandbox. */
@@ -251,12 +389,35 @@ export interface EntryInfo {
   metadata: Record<string, string>
 }
 
+/** One change in a watched directory. */
+export interface FilesystemEvent {
+  /** Path relative to the watched directory. */
+  name: string
+  /** Kind of change. */
+  type: FilesystemEventType
+  /** The entry, when watched with `includeEntry` (absent once it is gone). */
+  entry?: EntryInfo
+}
+
+/** Kind of change reported by `watchDir`. */
+export declare enum FilesystemEventType {
+  CHMOD = 'chmod',
+  CREATE = 'create',
+  REMOVE = 'remove',
+  RENAME = 'rename',
+  WRITE = 'write',
+}
+
 /** Options of `files.list`. */
 export interface FilesystemListOpts {
   /** How many levels deep to list (default 1). */
   depth?: number
   /** Linux user the operation runs as. */
   user?: string
+  /** Timeout of the request in **milliseconds** (0 disables it). */
+  requestTimeoutMs?: number
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  signal?: unknown
 }
 
 /** Options of `files.read`. */
@@ -265,12 +426,30 @@ export interface FilesystemReadOpts {
   format?: 'text' | 'bytes'
   /** Linux user the operation runs as. */
   user?: string
+  /** Timeout of the request in **milliseconds** (0 disables it). */
+  requestTimeoutMs?: number
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  signal?: unknown
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError`. */
+  gzip?: boolean
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError`. */
+  streamIdleTimeoutMs?: number
 }
 
 /** Options of filesystem calls. */
 export interface FilesystemRequestOpts {
   /** Linux user the operation runs as (default: the template's user). */
   user?: string
+  /** Timeout of the request in **milliseconds** (0 disables it). */
+  requestTimeoutMs?: number
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  signal?: unknown
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError`. */
+  gzip?: boolean
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError`. */
+  useOctetStream?: boolean
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError`. */
+  metadata?: Record<string, string>
 }
 
 /** Type of a filesystem entry. */
@@ -278,6 +457,309 @@ export declare enum FileType {
   FILE = 'file',
   DIR = 'dir',
   SYMLINK = 'symlink',
+}
+
+/** E2B's v1 signature of a file URL (computed in the core). */
+export declare function getSignature(opts: SignatureOpts): Promise<Signature>
+
+/** Options of `git.add`. */
+export interface GitAddOpts {
+  /** Files to stage (default: everything). */
+  files?: Array<string>
+  /** With no files: `git add -A` (default true) or `git add .`. */
+  all?: boolean
+  /** Environment variables of the git command. */
+  envs?: Record<string, string>
+  /** Linux user to run git as. */
+  user?: string
+  /** Working directory of the git command. */
+  cwd?: string
+  /** Bound on the git command in **milliseconds** (default 60 000; 0 means none). */
+  timeoutMs?: number
+  /** Timeout of each request to the sandbox in **milliseconds**. */
+  requestTimeoutMs?: number
+}
+
+/** Parsed branch list of a repository. */
+export interface GitBranches {
+  branches: Array<string>
+  currentBranch?: string
+}
+
+/** Options of `git.clone`. */
+export interface GitCloneOpts {
+  /** Destination path. */
+  path?: string
+  /** Branch to check out (single-branch clone). */
+  branch?: string
+  /** Shallow clone depth. */
+  depth?: number
+  /** Username for HTTP(S) authentication. */
+  username?: string
+  /** Password or token for HTTP(S) authentication. */
+  password?: string
+  /** Keep the credentials in the cloned repository's remote URL. */
+  dangerouslyStoreCredentials?: boolean
+  /** Environment variables of the git command. */
+  envs?: Record<string, string>
+  /** Linux user to run git as. */
+  user?: string
+  /** Working directory of the git command. */
+  cwd?: string
+  /** Bound on the git command in **milliseconds** (default 60 000; 0 means none). */
+  timeoutMs?: number
+  /** Timeout of each request to the sandbox in **milliseconds**. */
+  requestTimeoutMs?: number
+}
+
+/** Options of `git.commit`. */
+export interface GitCommitOpts {
+  /** Author name of this commit. */
+  authorName?: string
+  /** Author email of this commit. */
+  authorEmail?: string
+  /** Allow a commit with no changes. */
+  allowEmpty?: boolean
+  /** Environment variables of the git command. */
+  envs?: Record<string, string>
+  /** Linux user to run git as. */
+  user?: string
+  /** Working directory of the git command. */
+  cwd?: string
+  /** Bound on the git command in **milliseconds** (default 60 000; 0 means none). */
+  timeoutMs?: number
+  /** Timeout of each request to the sandbox in **milliseconds**. */
+  requestTimeoutMs?: number
+}
+
+/** Options of `git.setConfig`, `getConfig` and `configureUser`. */
+export interface GitConfigOpts {
+  /** Config scope (default `global`; `local` needs `path`). */
+  scope?: 'global' | 'local' | 'system'
+  /** Repository path for the local scope. */
+  path?: string
+  /** Environment variables of the git command. */
+  envs?: Record<string, string>
+  /** Linux user to run git as. */
+  user?: string
+  /** Working directory of the git command. */
+  cwd?: string
+  /** Bound on the git command in **milliseconds** (default 60 000; 0 means none). */
+  timeoutMs?: number
+  /** Timeout of each request to the sandbox in **milliseconds**. */
+  requestTimeoutMs?: number
+}
+
+/** Options of `git.dangerouslyAuthenticate`. */
+export interface GitDangerouslyAuthenticateOpts {
+  /** Username (required). */
+  username?: string
+  /** Password or token (required). */
+  password?: string
+  /** Host of the credentials (default `github.com`). */
+  host?: string
+  /** Protocol of the credentials (default `https`). */
+  protocol?: string
+  /** Environment variables of the git command. */
+  envs?: Record<string, string>
+  /** Linux user to run git as. */
+  user?: string
+  /** Working directory of the git command. */
+  cwd?: string
+  /** Bound on the git command in **milliseconds** (default 60 000; 0 means none). */
+  timeoutMs?: number
+  /** Timeout of each request to the sandbox in **milliseconds**. */
+  requestTimeoutMs?: number
+}
+
+/** Options of `git.deleteBranch`. */
+export interface GitDeleteBranchOpts {
+  /** Delete even when not merged (`-D`). */
+  force?: boolean
+  /** Environment variables of the git command. */
+  envs?: Record<string, string>
+  /** Linux user to run git as. */
+  user?: string
+  /** Working directory of the git command. */
+  cwd?: string
+  /** Bound on the git command in **milliseconds** (default 60 000; 0 means none). */
+  timeoutMs?: number
+  /** Timeout of each request to the sandbox in **milliseconds**. */
+  requestTimeoutMs?: number
+}
+
+/** One changed path of a git status. */
+export interface GitFileStatus {
+  /** Path relative to the repository root. */
+  name: string
+  /** Normalized status. */
+  status: 'conflict' | 'renamed' | 'copied' | 'deleted' | 'added' | 'modified' | 'typechange' | 'untracked' | 'unknown'
+  /** Index status character of the porcelain output. */
+  indexStatus: string
+  /** Working tree status character of the porcelain output. */
+  workingTreeStatus: string
+  /** Whether the change is staged. */
+  staged: boolean
+  /** Original path of a renamed file. */
+  renamedFrom?: string
+}
+
+/** Options of `git.init`. */
+export interface GitInitOpts {
+  /** Create a bare repository. */
+  bare?: boolean
+  /** Name of the initial branch. */
+  initialBranch?: string
+  /** Environment variables of the git command. */
+  envs?: Record<string, string>
+  /** Linux user to run git as. */
+  user?: string
+  /** Working directory of the git command. */
+  cwd?: string
+  /** Bound on the git command in **milliseconds** (default 60 000; 0 means none). */
+  timeoutMs?: number
+  /** Timeout of each request to the sandbox in **milliseconds**. */
+  requestTimeoutMs?: number
+}
+
+/** Options of `git.pull`. */
+export interface GitPullOpts {
+  /** Remote to pull from. */
+  remote?: string
+  /** Branch to pull. */
+  branch?: string
+  /** Username for HTTP(S) authentication. */
+  username?: string
+  /** Password or token for HTTP(S) authentication. */
+  password?: string
+  /** Environment variables of the git command. */
+  envs?: Record<string, string>
+  /** Linux user to run git as. */
+  user?: string
+  /** Working directory of the git command. */
+  cwd?: string
+  /** Bound on the git command in **milliseconds** (default 60 000; 0 means none). */
+  timeoutMs?: number
+  /** Timeout of each request to the sandbox in **milliseconds**. */
+  requestTimeoutMs?: number
+}
+
+/** Options of `git.push`. */
+export interface GitPushOpts {
+  /** Remote to push to. */
+  remote?: string
+  /** Branch to push. */
+  branch?: string
+  /** Set the upstream when a remote is known (default true). */
+  setUpstream?: boolean
+  /** Username for HTTP(S) authentication. */
+  username?: string
+  /** Password or token for HTTP(S) authentication. */
+  password?: string
+  /** Environment variables of the git command. */
+  envs?: Record<string, string>
+  /** Linux user to run git as. */
+  user?: string
+  /** Working directory of the git command. */
+  cwd?: string
+  /** Bound on the git command in **milliseconds** (default 60 000; 0 means none). */
+  timeoutMs?: number
+  /** Timeout of each request to the sandbox in **milliseconds**. */
+  requestTimeoutMs?: number
+}
+
+/** Options of `git.remoteAdd`. */
+export interface GitRemoteAddOpts {
+  /** Fetch the remote after adding it. */
+  fetch?: boolean
+  /** Set the URL when the remote exists already. */
+  overwrite?: boolean
+  /** Environment variables of the git command. */
+  envs?: Record<string, string>
+  /** Linux user to run git as. */
+  user?: string
+  /** Working directory of the git command. */
+  cwd?: string
+  /** Bound on the git command in **milliseconds** (default 60 000; 0 means none). */
+  timeoutMs?: number
+  /** Timeout of each request to the sandbox in **milliseconds**. */
+  requestTimeoutMs?: number
+}
+
+/** Options of every git call. */
+export interface GitRequestOpts {
+  /** Environment variables of the git command. */
+  envs?: Record<string, string>
+  /** Linux user to run git as. */
+  user?: string
+  /** Working directory of the git command. */
+  cwd?: string
+  /** Bound on the git command in **milliseconds** (default 60 000; 0 means none). */
+  timeoutMs?: number
+  /** Timeout of each request to the sandbox in **milliseconds**. */
+  requestTimeoutMs?: number
+}
+
+/** Options of `git.reset`. */
+export interface GitResetOpts {
+  /** Reset mode. */
+  mode?: 'soft' | 'mixed' | 'hard' | 'merge' | 'keep'
+  /** Commit, branch or ref to reset to. */
+  target?: string
+  /** Paths to reset. */
+  paths?: Array<string>
+  /** Environment variables of the git command. */
+  envs?: Record<string, string>
+  /** Linux user to run git as. */
+  user?: string
+  /** Working directory of the git command. */
+  cwd?: string
+  /** Bound on the git command in **milliseconds** (default 60 000; 0 means none). */
+  timeoutMs?: number
+  /** Timeout of each request to the sandbox in **milliseconds**. */
+  requestTimeoutMs?: number
+}
+
+/** Options of `git.restore`. */
+export interface GitRestoreOpts {
+  /** Paths to restore (required). */
+  paths?: Array<string>
+  /** Restore the index. */
+  staged?: boolean
+  /** Restore the working tree. */
+  worktree?: boolean
+  /** Commit or ref to restore from. */
+  source?: string
+  /** Environment variables of the git command. */
+  envs?: Record<string, string>
+  /** Linux user to run git as. */
+  user?: string
+  /** Working directory of the git command. */
+  cwd?: string
+  /** Bound on the git command in **milliseconds** (default 60 000; 0 means none). */
+  timeoutMs?: number
+  /** Timeout of each request to the sandbox in **milliseconds**. */
+  requestTimeoutMs?: number
+}
+
+/** Parsed git status of a repository. */
+export interface GitStatus {
+  currentBranch?: string
+  upstream?: string
+  ahead: number
+  behind: number
+  detached: boolean
+  fileStatus: Array<GitFileStatus>
+  isClean: boolean
+  hasChanges: boolean
+  hasStaged: boolean
+  hasUntracked: boolean
+  hasConflicts: boolean
+  totalCount: number
+  stagedCount: number
+  unstagedCount: number
+  untrackedCount: number
+  conflictCount: number
 }
 
 /** Options of `isRunning`. */
@@ -302,10 +784,52 @@ export interface ProcessInfo {
   cwd?: string
 }
 
+/** Options of `pty.connect`. */
+export interface PtyConnectOpts {
+  /** Called with each chunk of terminal output. */
+  onData?: (data: Uint8Array) => void | Promise<void>
+  /** Life of the connection in **milliseconds** (default 60 000; 0 means none). */
+  timeoutMs?: number
+  /** Not applied to this streaming call, as in E2B's SDK. */
+  requestTimeoutMs?: number
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  signal?: unknown
+}
+
+/** Options of `pty.create`. */
+export interface PtyCreateOpts {
+  /** Columns of the terminal. */
+  cols: number
+  /** Rows of the terminal. */
+  rows: number
+  /** Called with each chunk of terminal output. */
+  onData: (data: Uint8Array) => void | Promise<void>
+  /** Life of the terminal in **milliseconds** (default 60 000; 0 means none). */
+  timeoutMs?: number
+  /** Linux user of the shell. */
+  user?: string
+  /** Environment variables (TERM, LANG and LC_ALL default to xterm-256color / C.UTF-8). */
+  envs?: Record<string, string>
+  /** Working directory. */
+  cwd?: string
+  /** Not applied to this streaming call (`timeoutMs` bounds it), as in E2B's SDK. */
+  requestTimeoutMs?: number
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  signal?: unknown
+}
+
+/** Size of a terminal in character cells. */
+export interface PtySizeOpts {
+  cols: number
+  rows: number
+}
+
 /** Options of `Sandbox.connect`. */
 export interface SandboxConnectOpts {
   /** Lifetime in **milliseconds**; for a running sandbox it only extends the current one. */
   timeoutMs?: number
+  /** `restore` (default: memory comes back) or `reboot` (cold boot from the disk). */
+  onResume?: 'restore' | 'reboot'
   /** E2B API key (env `E2B_API_KEY`). */
   apiKey?: string
   /** Domain of the E2B API and sandboxes (env `E2B_DOMAIN`, default `e2b.app`). */
@@ -320,6 +844,18 @@ export interface SandboxConnectOpts {
   requestTimeoutMs?: number
   /** Extra HTTP headers sent with every request. */
   headers?: Record<string, string>
+  /** Deprecated in E2B's SDK, where it has no effect any more; none here either. */
+  validateApiKey?: boolean
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  retries?: number
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  apiHeaders?: Record<string, string>
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  signal?: unknown
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  logger?: unknown
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  proxy?: unknown
 }
 
 /** Options of `fork`. */
@@ -342,6 +878,18 @@ export interface SandboxForkOpts {
   requestTimeoutMs?: number
   /** Extra HTTP headers sent with every request. */
   headers?: Record<string, string>
+  /** Deprecated in E2B's SDK, where it has no effect any more; none here either. */
+  validateApiKey?: boolean
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  retries?: number
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  apiHeaders?: Record<string, string>
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  signal?: unknown
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  logger?: unknown
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  proxy?: unknown
 }
 
 /** Information about a sandbox. */
@@ -372,6 +920,10 @@ export interface SandboxInfo {
   lifecycle?: SandboxInfoLifecycle
   /** Domain of the sandbox. */
   sandboxDomain?: string
+  /** Egress configuration, when the server reports one. */
+  network?: SandboxNetworkInfo
+  /** Volumes mounted into the sandbox. */
+  volumeMounts: Array<SandboxVolumeMount>
 }
 
 /** Lifecycle of a sandbox as reported by `getInfo`. */
@@ -406,6 +958,88 @@ export interface SandboxListOpts {
   requestTimeoutMs?: number
   /** Extra HTTP headers sent with every request. */
   headers?: Record<string, string>
+  /** Deprecated in E2B's SDK, where it has no effect any more; none here either. */
+  validateApiKey?: boolean
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  retries?: number
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  apiHeaders?: Record<string, string>
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  signal?: unknown
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  logger?: unknown
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  proxy?: unknown
+}
+
+/** One metrics sample of a sandbox (bytes for memory and disk). */
+export interface SandboxMetrics {
+  timestamp: Date
+  cpuUsedPct: number
+  cpuCount: number
+  memUsed: number
+  memTotal: number
+  memCache: number
+  diskUsed: number
+  diskTotal: number
+}
+
+/** Options of `getMetrics`. */
+export interface SandboxMetricsOpts {
+  /** Samples from this time on. */
+  start?: Date
+  /** Samples up to this time. */
+  end?: Date
+  /** E2B API key (env `E2B_API_KEY`). */
+  apiKey?: string
+  /** Domain of the E2B API and sandboxes (env `E2B_DOMAIN`, default `e2b.app`). */
+  domain?: string
+  /** REST API base URL (env `E2B_API_URL`). */
+  apiUrl?: string
+  /** envd base URL for every sandbox (env `E2B_SANDBOX_URL`). */
+  sandboxUrl?: string
+  /** Debug mode: local API and envd (env `E2B_DEBUG`). */
+  debug?: boolean
+  /** Timeout of each HTTP request in **milliseconds** (default 60 000; 0 disables it). */
+  requestTimeoutMs?: number
+  /** Extra HTTP headers sent with every request. */
+  headers?: Record<string, string>
+  /** Deprecated in E2B's SDK, where it has no effect any more; none here either. */
+  validateApiKey?: boolean
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  retries?: number
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  apiHeaders?: Record<string, string>
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  signal?: unknown
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  logger?: unknown
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  proxy?: unknown
+}
+
+/** A sandbox's egress configuration as `getInfo` reports it. */
+export interface SandboxNetworkInfo {
+  allowOut?: Array<string>
+  denyOut?: Array<string>
+  dnsServers?: Array<string>
+  allowPublicTraffic?: boolean
+  maskRequestHost?: string
+  httpsPorts?: Array<number>
+}
+
+/** The egress rules `updateNetwork` sets. */
+export interface SandboxNetworkUpdate {
+  /** CIDRs / hosts allowed out (takes precedence over `denyOut`). */
+  allowOut?: Array<string>
+  /** CIDRs denied out. */
+  denyOut?: Array<string>
+  /** Allow the sandbox to reach the internet. */
+  allowInternetAccess?: boolean
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError`. */
+  rules?: unknown
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError`. */
+  egressProxy?: unknown
 }
 
 /** Options of `Sandbox.create`. */
@@ -422,6 +1056,22 @@ export interface SandboxOpts {
   secure?: boolean
   /** Allow the sandbox to reach the internet (default true). */
   allowInternetAccess?: boolean
+  /**
+   * `{ onTimeout: 'kill' | 'pause' | { action, mode }, autoResume }`: sent as E2B's
+   * `autoPause`, `autoPauseMemory`, `autoResume`.
+   */
+  lifecycle?: { onTimeout?: 'kill' | 'pause' | { action: 'pause' | 'kill'; mode?: 'full' | 'filesystem' }; autoResume?: boolean }
+  /**
+   * `{ allowOut, denyOut, allowPublicTraffic, maskRequestHost }` (lists of CIDRs / hosts);
+   * per-host `rules`, `egressProxy`, `dnsServers`, `httpsPorts` are refused.
+   */
+  network?: { allowOut?: string[]; denyOut?: string[]; allowPublicTraffic?: boolean; maskRequestHost?: string }
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError`. */
+  mcp?: unknown
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError`. */
+  iam?: unknown
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError`. */
+  volumeMounts?: unknown
   /** E2B API key (env `E2B_API_KEY`). */
   apiKey?: string
   /** Domain of the E2B API and sandboxes (env `E2B_DOMAIN`, default `e2b.app`). */
@@ -436,6 +1086,18 @@ export interface SandboxOpts {
   requestTimeoutMs?: number
   /** Extra HTTP headers sent with every request. */
   headers?: Record<string, string>
+  /** Deprecated in E2B's SDK, where it has no effect any more; none here either. */
+  validateApiKey?: boolean
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  retries?: number
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  apiHeaders?: Record<string, string>
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  signal?: unknown
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  logger?: unknown
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  proxy?: unknown
 }
 
 /** Options of `pause`. */
@@ -456,6 +1118,18 @@ export interface SandboxPauseOpts {
   requestTimeoutMs?: number
   /** Extra HTTP headers sent with every request. */
   headers?: Record<string, string>
+  /** Deprecated in E2B's SDK, where it has no effect any more; none here either. */
+  validateApiKey?: boolean
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  retries?: number
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  apiHeaders?: Record<string, string>
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  signal?: unknown
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  logger?: unknown
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  proxy?: unknown
 }
 
 /** Filter of `Sandbox.list` (all conditions must hold). */
@@ -492,6 +1166,52 @@ export interface SandboxSnapshotListOpts {
   requestTimeoutMs?: number
   /** Extra HTTP headers sent with every request. */
   headers?: Record<string, string>
+  /** Deprecated in E2B's SDK, where it has no effect any more; none here either. */
+  validateApiKey?: boolean
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  retries?: number
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  apiHeaders?: Record<string, string>
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  signal?: unknown
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  logger?: unknown
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  proxy?: unknown
+}
+
+/** Options of `uploadUrl` / `downloadUrl`. */
+export interface SandboxUrlOpts {
+  /** Life of the signed URL in **seconds** (secure sandboxes only). */
+  useSignatureExpiration?: number
+  /** User the file is read or written as (default: the template's user). */
+  user?: string
+}
+
+/** A volume mounted into a sandbox. */
+export interface SandboxVolumeMount {
+  name: string
+  path: string
+}
+
+/** A file-URL signature and its expiration (Unix seconds). */
+export interface Signature {
+  signature: string
+  expiration?: number
+}
+
+/** Options of `getSignature`. */
+export interface SignatureOpts {
+  /** Path of the file. */
+  path: string
+  /** `read` (download) or `write` (upload). */
+  operation: 'read' | 'write'
+  /** User the file is accessed as. */
+  user?: string
+  /** Life of the signature in **seconds**. */
+  expirationInSeconds?: number
+  /** The sandbox's envd access token. */
+  envdAccessToken?: string
 }
 
 /** A snapshot; its `snapshotId` works as a template in `Sandbox.create(snapshotId)`. */
@@ -526,6 +1246,38 @@ export interface SnapshotListOpts {
   requestTimeoutMs?: number
   /** Extra HTTP headers sent with every request. */
   headers?: Record<string, string>
+  /** Deprecated in E2B's SDK, where it has no effect any more; none here either. */
+  validateApiKey?: boolean
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  retries?: number
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  apiHeaders?: Record<string, string>
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  signal?: unknown
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  logger?: unknown
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  proxy?: unknown
+}
+
+/** Options of `files.watchDir`. */
+export interface WatchOpts {
+  /** Linux user the watch runs as. */
+  user?: string
+  /** Timeout of the request starting the watch, in **milliseconds**. */
+  requestTimeoutMs?: number
+  /** Life of the watch in **milliseconds** (default 60 000; 0 means none). */
+  timeoutMs?: number
+  /** Watch subdirectories too. */
+  recursive?: boolean
+  /** Attach the entry's info to each event. */
+  includeEntry?: boolean
+  /** Allow watching a directory on a network mount. */
+  allowNetworkMounts?: boolean
+  /** Called once when the watch ends by itself, with the error if it failed. */
+  onExit?: (err?: Error) => void | Promise<void>
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  signal?: unknown
 }
 
 /** One file of `files.writeFiles`. */

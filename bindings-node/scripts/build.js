@@ -27,6 +27,14 @@ const path = require('node:path')
 const bindingDir = path.resolve(__dirname, '..')
 const manifest = path.join(bindingDir, 'Cargo.toml')
 
+// A package made by scripts/package.sh carries the addon and binaries (prebuilt.json says so):
+// installing it needs no Rust toolchain.
+const prebuilt = path.join(bindingDir, 'prebuilt.json')
+if (fs.existsSync(prebuilt) && fs.existsSync(path.join(bindingDir, 'e2b.node'))) {
+  console.error('e2b: prebuilt native addon and sandboxd found, nothing to build')
+  process.exit(0)
+}
+
 if (process.env.E2B_SKIP_NATIVE_BUILD === '1') {
   console.error('e2b: E2B_SKIP_NATIVE_BUILD=1, not building the native addon')
   process.exit(0)
@@ -75,8 +83,8 @@ function hostTriple() {
 }
 
 // 1. The addon. Each package gets its own cargo run: a sandboxd or envd that fails to build must
-// not stop the addon, and sandboxd built alone is the very build scripts/lib.sh makes (same
-// features, so CI reuses it instead of rebuilding it).
+// not stop the addon, and sandboxd built alone keeps its own feature set (the very build the
+// Python package's build script makes, so the two installs share it).
 const addon = cargoBuild(['-p', 'e2b-node'])
 if (!addon.artifacts.e2b_node) {
   console.error(`e2b: the native addon did not build (cargo exited with ${addon.status})`)
@@ -86,11 +94,14 @@ install(addon.artifacts.e2b_node, path.join(bindingDir, 'e2b.node'))
 
 // 2. sandboxd, and envd, static, for the guest.
 if (withServer) {
-  const sandboxd = cargoBuild(['-p', 'sandboxd'])
+  // In the target directory the Python package's build script uses for the same two binaries
+  // (same flags), so `pip install .` then `npm install` builds them once.
+  const embedded = ['--target-dir', path.join(process.env.CARGO_TARGET_DIR || path.join(bindingDir, '..', 'target'), 'embedded-sandboxd')]
+  const sandboxd = cargoBuild(['-p', 'sandboxd', ...embedded])
   const triple = hostTriple()
   const rustflags = [process.env.RUSTFLAGS, '-C target-feature=+crt-static'].filter(Boolean).join(' ')
   const envd = triple
-    ? cargoBuild(['-p', 'envd', '--target', triple], { ...process.env, RUSTFLAGS: rustflags })
+    ? cargoBuild(['-p', 'envd', '--target', triple, ...embedded], { ...process.env, RUSTFLAGS: rustflags })
     : { status: null, artifacts: {} }
   const built = { sandboxd: sandboxd.artifacts.sandboxd, envd: envd.artifacts.envd }
   for (const [name, file] of Object.entries(built)) {

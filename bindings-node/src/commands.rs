@@ -53,10 +53,15 @@ pub struct CommandStartOpts {
     pub timeout_ms: Option<f64>,
     /// Tag of the process, usable to find it in `list`.
     pub tag: Option<String>,
+    /// Timeout of the request starting the command, in **milliseconds** (0 disables it).
+    pub request_timeout_ms: Option<f64>,
+    /// Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js).
+    #[napi(ts_type = "unknown")]
+    pub signal: Option<serde_json::Value>,
 }
 
 impl CommandStartOpts {
-    fn into_core(self) -> (bool, e2b::RunOptions) {
+    fn into_core(self) -> (bool, Option<std::time::Duration>, e2b::RunOptions) {
         let run = e2b::RunOptions {
             envs: self.envs.unwrap_or_default(),
             user: self.user,
@@ -66,9 +71,25 @@ impl CommandStartOpts {
             tag: self.tag,
             on_stdout: self.on_stdout.map(output_callback),
             on_stderr: self.on_stderr.map(output_callback),
+            ..Default::default()
         };
-        (self.background.unwrap_or(false), run)
+        (self.background.unwrap_or(false), opt_ms(self.request_timeout_ms), run)
     }
+}
+
+/// Options of the short process calls (`list`, `kill`, `sendStdin`, `closeStdin`).
+#[napi(object, object_to_js = false)]
+#[derive(Default)]
+pub struct CommandRequestOpts {
+    /// Timeout of the request in **milliseconds** (0 disables it).
+    pub request_timeout_ms: Option<f64>,
+    /// Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js).
+    #[napi(ts_type = "unknown")]
+    pub signal: Option<serde_json::Value>,
+}
+
+pub(crate) fn request_timeout(opts: &Option<CommandRequestOpts>) -> Option<std::time::Duration> {
+    opts.as_ref().and_then(|o| opt_ms(o.request_timeout_ms))
 }
 
 /// Result of a finished command.
@@ -146,6 +167,12 @@ impl From<e2b::Commands> for Commands {
 
 #[napi]
 impl Commands {
+    /// Whether `closeStdin` is available (always, with this SDK's envd).
+    #[napi(getter)]
+    pub fn supports_stdin_close(&self) -> bool {
+        true
+    }
+
     /// Run `cmd` with `/bin/bash -l -c`. Resolves to the result once it exits (a non-zero exit
     /// rejects with `CommandExitError`), or at once to a `CommandHandle` with `background: true`.
     #[napi(ts_return_type = "Promise<CommandResult | CommandHandle>")]
@@ -154,15 +181,16 @@ impl Commands {
         cmd: String,
         opts: Option<CommandStartOpts>,
     ) -> Result<Either<CommandResult, CommandHandle>> {
-        let (background, run) = opts.unwrap_or_default().into_core();
+        let (background, request_timeout, run) = opts.unwrap_or_default().into_core();
+        let commands = self.inner.with_request_timeout(request_timeout);
         if background {
-            let handle = self.inner.run_background(&cmd, run).await.js()?;
+            let handle = commands.run_background(&cmd, run).await.js()?;
             Ok(Either::B(CommandHandle {
                 inner: handle,
                 commands: self.inner.clone(),
             }))
         } else {
-            self.inner
+            commands
                 .run(&cmd, run)
                 .await
                 .js()
@@ -173,8 +201,8 @@ impl Commands {
     /// Attach to a running process by PID.
     #[napi]
     pub async fn connect(&self, pid: u32, opts: Option<CommandStartOpts>) -> Result<CommandHandle> {
-        let (_, run) = opts.unwrap_or_default().into_core();
-        let handle = self.inner.connect(pid, run).await.js()?;
+        let (_, request_timeout, run) = opts.unwrap_or_default().into_core();
+        let handle = self.inner.with_request_timeout(request_timeout).connect(pid, run).await.js()?;
         Ok(CommandHandle {
             inner: handle,
             commands: self.inner.clone(),
@@ -183,9 +211,10 @@ impl Commands {
 
     /// Processes running in the sandbox.
     #[napi]
-    pub async fn list(&self) -> Result<Vec<ProcessInfo>> {
+    pub async fn list(&self, opts: Option<CommandRequestOpts>) -> Result<Vec<ProcessInfo>> {
         Ok(self
             .inner
+            .with_request_timeout(request_timeout(&opts))
             .list()
             .await
             .js()?
@@ -196,28 +225,29 @@ impl Commands {
 
     /// Kill a process with SIGKILL: `true` if killed, `false` if it was not found.
     #[napi]
-    pub async fn kill(&self, pid: u32) -> Result<bool> {
-        self.inner.kill(pid).await.js()
+    pub async fn kill(&self, pid: u32, opts: Option<CommandRequestOpts>) -> Result<bool> {
+        self.inner.with_request_timeout(request_timeout(&opts)).kill(pid).await.js()
     }
 
     /// Write to the stdin of a process started with `stdin: true`.
     #[napi]
-    pub async fn send_stdin(&self, pid: u32, data: Either<String, Uint8Array>) -> Result<()> {
-        self.inner.send_stdin(pid, stdin_bytes(data)).await.js()
+    pub async fn send_stdin(&self, pid: u32, data: Either<String, Uint8Array>, opts: Option<CommandRequestOpts>) -> Result<()> {
+        let c = self.inner.with_request_timeout(request_timeout(&opts));
+        c.send_stdin(pid, stdin_bytes(data)).await.js()
     }
 
     /// Close the stdin of a process (EOF).
     #[napi]
-    pub async fn close_stdin(&self, pid: u32) -> Result<()> {
-        self.inner.close_stdin(pid).await.js()
+    pub async fn close_stdin(&self, pid: u32, opts: Option<CommandRequestOpts>) -> Result<()> {
+        self.inner.with_request_timeout(request_timeout(&opts)).close_stdin(pid).await.js()
     }
 }
 
 /// A command running in the background (from `run(cmd, { background: true })` or `connect`).
 #[napi]
 pub struct CommandHandle {
-    inner: e2b::CommandHandle,
-    commands: e2b::Commands,
+    pub(crate) inner: e2b::CommandHandle,
+    pub(crate) commands: e2b::Commands,
 }
 
 #[napi]
@@ -226,6 +256,30 @@ impl CommandHandle {
     #[napi(getter)]
     pub fn pid(&self) -> u32 {
         self.inner.pid()
+    }
+
+    /// Standard output received so far.
+    #[napi(getter)]
+    pub fn stdout(&self) -> String {
+        self.inner.stdout()
+    }
+
+    /// Standard error received so far.
+    #[napi(getter)]
+    pub fn stderr(&self) -> String {
+        self.inner.stderr()
+    }
+
+    /// Exit code once the command has ended.
+    #[napi(getter)]
+    pub fn exit_code(&self) -> Option<i32> {
+        self.inner.exit_code()
+    }
+
+    /// Error message of the command once it has ended, if any.
+    #[napi(getter)]
+    pub fn error(&self) -> Option<String> {
+        self.inner.error()
     }
 
     /// Wait for the command to finish; a non-zero exit rejects with `CommandExitError`.
@@ -249,8 +303,9 @@ impl CommandHandle {
 
     /// Write to the command's stdin (started with `stdin: true`).
     #[napi]
-    pub async fn send_stdin(&self, data: Either<String, Uint8Array>) -> Result<()> {
+    pub async fn send_stdin(&self, data: Either<String, Uint8Array>, opts: Option<CommandRequestOpts>) -> Result<()> {
         self.commands
+            .with_request_timeout(request_timeout(&opts))
             .send_stdin(self.inner.pid(), stdin_bytes(data))
             .await
             .js()
@@ -258,7 +313,7 @@ impl CommandHandle {
 
     /// Close the command's stdin (EOF).
     #[napi]
-    pub async fn close_stdin(&self) -> Result<()> {
-        self.commands.close_stdin(self.inner.pid()).await.js()
+    pub async fn close_stdin(&self, opts: Option<CommandRequestOpts>) -> Result<()> {
+        self.commands.with_request_timeout(request_timeout(&opts)).close_stdin(self.inner.pid()).await.js()
     }
 }

@@ -42,6 +42,23 @@ macro_rules! with_connection_opts {
             pub request_timeout_ms: Option<f64>,
             /// Extra HTTP headers sent with every request.
             pub headers: Option<std::collections::HashMap<String, String>>,
+            /// Deprecated in E2B's SDK, where it has no effect any more; none here either.
+            pub validate_api_key: Option<bool>,
+            /// Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js).
+            #[napi(ts_type = "number")]
+            pub retries: Option<serde_json::Value>,
+            /// Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js).
+            #[napi(ts_type = "Record<string, string>")]
+            pub api_headers: Option<serde_json::Value>,
+            /// Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js).
+            #[napi(ts_type = "unknown")]
+            pub signal: Option<serde_json::Value>,
+            /// Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js).
+            #[napi(ts_type = "unknown")]
+            pub logger: Option<serde_json::Value>,
+            /// Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js).
+            #[napi(ts_type = "unknown")]
+            pub proxy: Option<serde_json::Value>,
         }
 
         impl $name {

@@ -35,6 +35,23 @@ with_connection_opts! {
         pub secure: Option<bool>,
         #[doc = " Allow the sandbox to reach the internet (default true)."]
         pub allow_internet_access: Option<bool>,
+        #[doc = " `{ onTimeout: 'kill' | 'pause' | { action, mode }, autoResume }`: sent as E2B's"]
+        #[doc = " `autoPause`, `autoPauseMemory`, `autoResume`."]
+        #[napi(ts_type = "{ onTimeout?: 'kill' | 'pause' | { action: 'pause' | 'kill'; mode?: 'full' | 'filesystem' }; autoResume?: boolean }")]
+        pub lifecycle: Option<serde_json::Value>,
+        #[doc = " `{ allowOut, denyOut, allowPublicTraffic, maskRequestHost }` (lists of CIDRs / hosts);"]
+        #[doc = " per-host `rules`, `egressProxy`, `dnsServers`, `httpsPorts` are refused."]
+        #[napi(ts_type = "{ allowOut?: string[]; denyOut?: string[]; allowPublicTraffic?: boolean; maskRequestHost?: string }")]
+        pub network: Option<serde_json::Value>,
+        #[doc = " Not supported by this SDK yet: refused with `InvalidArgumentError`."]
+        #[napi(ts_type = "unknown")]
+        pub mcp: Option<serde_json::Value>,
+        #[doc = " Not supported by this SDK yet: refused with `InvalidArgumentError`."]
+        #[napi(ts_type = "unknown")]
+        pub iam: Option<serde_json::Value>,
+        #[doc = " Not supported by this SDK yet: refused with `InvalidArgumentError`."]
+        #[napi(ts_type = "unknown")]
+        pub volume_mounts: Option<serde_json::Value>,
     }
 }
 
@@ -43,6 +60,9 @@ with_connection_opts! {
     pub struct SandboxConnectOpts {
         #[doc = " Lifetime in **milliseconds**; for a running sandbox it only extends the current one."]
         pub timeout_ms: Option<f64>,
+        #[doc = " `restore` (default: memory comes back) or `reboot` (cold boot from the disk)."]
+        #[napi(ts_type = "'restore' | 'reboot'")]
+        pub on_resume: Option<String>,
     }
 }
 
@@ -55,6 +75,80 @@ with_connection_opts! {
 }
 
 with_connection_opts! {
+    #[doc = " Options of `getMetrics`."]
+    pub struct SandboxMetricsOpts {
+        #[doc = " Samples from this time on."]
+        pub start: Option<DateTime<Utc>>,
+        #[doc = " Samples up to this time."]
+        pub end: Option<DateTime<Utc>>,
+    }
+}
+
+/// One metrics sample of a sandbox (bytes for memory and disk).
+#[napi(object, object_from_js = false)]
+pub struct SandboxMetrics {
+    pub timestamp: DateTime<Utc>,
+    pub cpu_used_pct: f64,
+    pub cpu_count: u32,
+    pub mem_used: f64,
+    pub mem_total: f64,
+    pub mem_cache: f64,
+    pub disk_used: f64,
+    pub disk_total: f64,
+}
+
+impl From<e2b::SandboxMetrics> for SandboxMetrics {
+    fn from(m: e2b::SandboxMetrics) -> Self {
+        SandboxMetrics {
+            timestamp: m.timestamp,
+            cpu_used_pct: m.cpu_used_pct,
+            cpu_count: m.cpu_count,
+            mem_used: m.mem_used as f64,
+            mem_total: m.mem_total as f64,
+            mem_cache: m.mem_cache as f64,
+            disk_used: m.disk_used as f64,
+            disk_total: m.disk_total as f64,
+        }
+    }
+}
+
+/// The egress rules `updateNetwork` sets.
+#[napi(object, object_to_js = false)]
+#[derive(Default)]
+pub struct SandboxNetworkUpdate {
+    /// CIDRs / hosts allowed out (takes precedence over `denyOut`).
+    pub allow_out: Option<Vec<String>>,
+    /// CIDRs denied out.
+    pub deny_out: Option<Vec<String>>,
+    /// Allow the sandbox to reach the internet.
+    pub allow_internet_access: Option<bool>,
+    /// Not supported by this SDK yet: refused with `InvalidArgumentError`.
+    #[napi(ts_type = "unknown")]
+    pub rules: Option<serde_json::Value>,
+    /// Not supported by this SDK yet: refused with `InvalidArgumentError`.
+    #[napi(ts_type = "unknown")]
+    pub egress_proxy: Option<serde_json::Value>,
+}
+
+impl SandboxNetworkUpdate {
+    /// The core's update body (the core refuses what it does not implement).
+    fn body(self) -> e2b::Result<e2b::NetworkUpdateBody> {
+        let mut v = serde_json::Map::new();
+        let mut put = |k: &str, val: Option<serde_json::Value>| {
+            if let Some(val) = val {
+                v.insert(k.to_string(), val);
+            }
+        };
+        put("allowOut", self.allow_out.map(|x| x.into()));
+        put("denyOut", self.deny_out.map(|x| x.into()));
+        put("allowInternetAccess", self.allow_internet_access.map(|x| x.into()));
+        put("rules", self.rules);
+        put("egressProxy", self.egress_proxy);
+        e2b::metrics_network::network_update_body(&serde_json::Value::Object(v))
+    }
+}
+
+with_connection_opts! {
     #[doc = " Options of `fork`."]
     pub struct SandboxForkOpts {
         #[doc = " Number of forks (default 1)."]
@@ -62,6 +156,16 @@ with_connection_opts! {
         #[doc = " Lifetime of each fork in **milliseconds** (default 300 000)."]
         pub timeout_ms: Option<f64>,
     }
+}
+
+/// Options of `uploadUrl` / `downloadUrl`.
+#[napi(object, object_to_js = false)]
+#[derive(Default)]
+pub struct SandboxUrlOpts {
+    /// Life of the signed URL in **seconds** (secure sandboxes only).
+    pub use_signature_expiration: Option<f64>,
+    /// User the file is read or written as (default: the template's user).
+    pub user: Option<String>,
 }
 
 /// Filter of `Sandbox.list` (all conditions must hold).
@@ -135,6 +239,28 @@ pub struct SandboxInfo {
     pub lifecycle: Option<SandboxInfoLifecycle>,
     /// Domain of the sandbox.
     pub sandbox_domain: Option<String>,
+    /// Egress configuration, when the server reports one.
+    pub network: Option<SandboxNetworkInfo>,
+    /// Volumes mounted into the sandbox.
+    pub volume_mounts: Vec<SandboxVolumeMount>,
+}
+
+/// A sandbox's egress configuration as `getInfo` reports it.
+#[napi(object, object_from_js = false)]
+pub struct SandboxNetworkInfo {
+    pub allow_out: Option<Vec<String>>,
+    pub deny_out: Option<Vec<String>>,
+    pub dns_servers: Option<Vec<String>>,
+    pub allow_public_traffic: Option<bool>,
+    pub mask_request_host: Option<String>,
+    pub https_ports: Option<Vec<u16>>,
+}
+
+/// A volume mounted into a sandbox.
+#[napi(object, object_from_js = false)]
+pub struct SandboxVolumeMount {
+    pub name: String,
+    pub path: String,
 }
 
 impl From<e2b::SandboxInfo> for SandboxInfo {
@@ -156,6 +282,15 @@ impl From<e2b::SandboxInfo> for SandboxInfo {
                 auto_resume: l.auto_resume,
             }),
             sandbox_domain: i.sandbox_domain,
+            network: i.network.map(|n| SandboxNetworkInfo {
+                allow_out: n.allow_out,
+                deny_out: n.deny_out,
+                dns_servers: n.dns_servers,
+                allow_public_traffic: n.allow_public_traffic,
+                mask_request_host: n.mask_request_host,
+                https_ports: n.https_ports,
+            }),
+            volume_mounts: i.volume_mounts.into_iter().map(|v| SandboxVolumeMount { name: v.name, path: v.path }).collect(),
         }
     }
 }
@@ -223,8 +358,10 @@ impl Sandbox {
         let mut create = e2b::CreateOptions {
             template,
             timeout: opt_ms(opts.timeout_ms),
-            metadata: opts.metadata.clone().unwrap_or_default(),
-            envs: opts.envs.clone().unwrap_or_default(),
+            metadata: opts.metadata.clone(),
+            envs: opts.envs.clone(),
+            lifecycle: e2b::options::lifecycle_body(opts.lifecycle.as_ref()).js()?,
+            network: e2b::options::network_body(opts.network.as_ref()).js()?,
             connection: opts.connection(),
             ..Default::default()
         };
@@ -244,7 +381,8 @@ impl Sandbox {
         opts: Option<SandboxConnectOpts>,
     ) -> Result<Sandbox> {
         let opts = opts.unwrap_or_default();
-        e2b::Sandbox::connect(&sandbox_id, opt_ms(opts.timeout_ms), &opts.connection())
+        let c = e2b::ConnectOptions { timeout: opt_ms(opts.timeout_ms), on_resume: opts.on_resume.clone() };
+        e2b::Sandbox::connect_with(&sandbox_id, c, &opts.connection())
             .await
             .js()
             .map(Sandbox::from)
@@ -253,8 +391,12 @@ impl Sandbox {
     /// Connect to this sandbox again (resuming it if paused); returns a new handle.
     #[napi]
     pub async fn connect(&self, opts: Option<SandboxConnectOpts>) -> Result<Sandbox> {
-        let timeout = opts.and_then(|o| opt_ms(o.timeout_ms));
-        self.inner.reconnect(timeout).await.js().map(Sandbox::from)
+        let opts = opts.unwrap_or_default();
+        let c = e2b::ConnectOptions { timeout: opt_ms(opts.timeout_ms), on_resume: opts.on_resume.clone() };
+        e2b::Sandbox::connect_with(self.inner.sandbox_id(), c, &self.merged(opts.connection()))
+            .await
+            .js()
+            .map(Sandbox::from)
     }
 
     /// ID of the sandbox.
@@ -285,6 +427,18 @@ impl Sandbox {
     #[napi(getter)]
     pub fn commands(&self) -> Commands {
         Commands::from(self.inner.commands())
+    }
+
+    /// Git helpers (deprecated upstream: prefer `commands.run('git …')`).
+    #[napi(getter)]
+    pub fn git(&self) -> crate::git::Git {
+        crate::git::Git { inner: self.inner.git() }
+    }
+
+    /// Interactive terminals in the sandbox.
+    #[napi(getter)]
+    pub fn pty(&self) -> crate::pty::Pty {
+        crate::pty::Pty { inner: self.inner.pty(), commands: self.inner.commands() }
     }
 
     /// The sandbox's filesystem.
@@ -361,6 +515,55 @@ impl Sandbox {
         .js()
     }
 
+    /// Metrics samples of the sandbox.
+    #[napi]
+    pub async fn get_metrics(&self, opts: Option<SandboxMetricsOpts>) -> Result<Vec<SandboxMetrics>> {
+        let o = opts.unwrap_or_default();
+        let (start, end) = (o.start.map(|t| t.timestamp()), o.end.map(|t| t.timestamp()));
+        let v = e2b::Sandbox::get_metrics_by_id(self.inner.sandbox_id(), start, end, &self.merged(o.connection())).await.js()?;
+        Ok(v.into_iter().map(SandboxMetrics::from).collect())
+    }
+
+    /// Metrics samples of a sandbox by ID.
+    #[napi(js_name = "getMetrics", configurable)]
+    pub async fn get_metrics_by_id(sandbox_id: String, opts: Option<SandboxMetricsOpts>) -> Result<Vec<SandboxMetrics>> {
+        let o = opts.unwrap_or_default();
+        let (start, end) = (o.start.map(|t| t.timestamp()), o.end.map(|t| t.timestamp()));
+        let v = e2b::Sandbox::get_metrics_by_id(&sandbox_id, start, end, &o.connection()).await.js()?;
+        Ok(v.into_iter().map(SandboxMetrics::from).collect())
+    }
+
+    /// Change the egress rules of the running sandbox.
+    #[napi]
+    pub async fn update_network(&self, network: SandboxNetworkUpdate, opts: Option<ConnectionOpts>) -> Result<()> {
+        let body = network.body().js()?;
+        e2b::Sandbox::update_network_by_id(self.inner.sandbox_id(), &body, &self.merged(config::connection(&opts))).await.js()
+    }
+
+    /// Change the egress rules of a running sandbox by ID.
+    #[napi(js_name = "updateNetwork", configurable)]
+    pub async fn update_network_by_id(sandbox_id: String, network: SandboxNetworkUpdate, opts: Option<ConnectionOpts>) -> Result<()> {
+        let body = network.body().js()?;
+        e2b::Sandbox::update_network_by_id(&sandbox_id, &body, &config::connection(&opts)).await.js()
+    }
+
+    /// URL to upload a file to with a `multipart/form-data` POST; signed when the sandbox is
+    /// secure (E2B's v1 signature, computed in the core).
+    #[napi(ts_args_type = "path?: string, opts?: SandboxUrlOpts")]
+    pub async fn upload_url(&self, path: Option<String>, opts: Option<SandboxUrlOpts>) -> Result<String> {
+        let o = opts.unwrap_or_default();
+        self.inner
+            .upload_url(path.as_deref().unwrap_or(""), o.user.as_deref(), o.use_signature_expiration.map(|s| s as i64))
+            .js()
+    }
+
+    /// URL to download a file from with a GET; signed when the sandbox is secure.
+    #[napi]
+    pub async fn download_url(&self, path: String, opts: Option<SandboxUrlOpts>) -> Result<String> {
+        let o = opts.unwrap_or_default();
+        self.inner.download_url(&path, o.user.as_deref(), o.use_signature_expiration.map(|s| s as i64)).js()
+    }
+
     /// Information about the sandbox.
     #[napi]
     pub async fn get_info(&self, opts: Option<ConnectionOpts>) -> Result<SandboxInfo> {
@@ -372,6 +575,12 @@ impl Sandbox {
             None => self.inner.get_info().await,
         };
         info.js().map(SandboxInfo::from)
+    }
+
+    /// Information about a sandbox by ID (E2B's `getFullInfo`; the same as `Sandbox.getInfo`).
+    #[napi(js_name = "getFullInfo", configurable)]
+    pub async fn get_full_info(sandbox_id: String, opts: Option<ConnectionOpts>) -> Result<SandboxInfo> {
+        Sandbox::get_info_by_id(sandbox_id, opts).await
     }
 
     /// Information about a sandbox by ID.
@@ -402,6 +611,18 @@ impl Sandbox {
             }
             None => self.inner.pause(true).await.js(),
         }
+    }
+
+    /// Deprecated alias of `pause`.
+    #[napi]
+    pub async fn beta_pause(&self, opts: Option<SandboxPauseOpts>) -> Result<bool> {
+        self.pause(opts).await
+    }
+
+    /// Deprecated alias of `Sandbox.pause`.
+    #[napi(js_name = "betaPause", configurable)]
+    pub async fn beta_pause_by_id(sandbox_id: String, opts: Option<SandboxPauseOpts>) -> Result<bool> {
+        Sandbox::pause_by_id(sandbox_id, opts).await
     }
 
     /// Pause a sandbox by ID; `false` when it was already paused.

@@ -54,6 +54,46 @@ impl ConnectionOpts {
     }
 }
 
+/// The resolved configuration of a sandbox handle (E2B's `ConnectionConfig`), read-only.
+#[pyclass(module = "e2b._native", frozen)]
+pub struct ConnectionConfig(pub e2b::ConnectionConfig);
+
+#[pymethods]
+impl ConnectionConfig {
+    #[getter]
+    fn api_key(&self) -> Option<&str> {
+        self.0.api_key.as_deref()
+    }
+    #[getter]
+    fn domain(&self) -> &str {
+        &self.0.domain
+    }
+    #[getter]
+    fn api_url(&self) -> &str {
+        &self.0.api_url
+    }
+    #[getter]
+    fn sandbox_url(&self) -> Option<&str> {
+        self.0.sandbox_url.as_deref()
+    }
+    #[getter]
+    fn debug(&self) -> bool {
+        self.0.debug
+    }
+    /// Seconds; `None` = no timeout.
+    #[getter]
+    fn request_timeout(&self) -> Option<f64> {
+        self.0.request_timeout.map(|d| d.as_secs_f64())
+    }
+    #[getter]
+    fn headers(&self) -> HashMap<String, String> {
+        self.0.headers.clone()
+    }
+    fn __repr__(&self) -> String {
+        format!("ConnectionConfig(api_url={:?}, domain={:?}, debug={})", self.0.api_url, self.0.domain, self.0.debug)
+    }
+}
+
 pub fn opts(o: Option<&ConnectionOpts>) -> e2b::ConnectionOpts {
     o.map(|o| o.0.clone()).unwrap_or_default()
 }

@@ -19,7 +19,11 @@ fn class_name(kind: ErrorKind) -> &'static str {
         ErrorKind::RateLimit => "RateLimitException",
         ErrorKind::ServiceBusy => "ServiceBusyException",
         ErrorKind::Template => "TemplateException",
+        ErrorKind::Build => "BuildException",
+        ErrorKind::FileUpload => "FileUploadException",
         ErrorKind::CommandExit => "CommandExitException",
+        ErrorKind::GitAuth => "GitAuthException",
+        ErrorKind::GitUpstream => "GitUpstreamException",
         ErrorKind::NoMoreItems => "Exception",
     }
 }

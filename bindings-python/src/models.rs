@@ -51,7 +51,6 @@ pub struct SandboxInfo {
     pub started_at: DateTime<Utc>,
     #[pyo3(get)]
     pub end_at: DateTime<Utc>,
-    #[pyo3(get)]
     pub state: String,
     #[pyo3(get)]
     pub cpu_count: u32,
@@ -62,6 +61,10 @@ pub struct SandboxInfo {
     #[pyo3(get)]
     pub allow_internet_access: Option<bool>,
     lifecycle: Option<(String, bool)>,
+    network: Option<e2b::models::NetworkInfo>,
+    volume_mounts: Vec<(String, String)>,
+    #[pyo3(get)]
+    pub envd_unresponsive_at_pause: Option<bool>,
 }
 
 #[pymethods]
@@ -75,6 +78,55 @@ impl SandboxInfo {
         d.set_item("auto_resume", auto_resume)?;
         Ok(Some(d))
     }
+    /// `SandboxState.RUNNING` / `SandboxState.PAUSED` (the string itself for an unknown state).
+    #[getter]
+    fn state<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let enum_cls = py.import("e2b.models")?.getattr("SandboxState")?;
+        match enum_cls.call1((self.state.as_str(),)) {
+            Ok(v) => Ok(v),
+            Err(_) => Ok(pyo3::types::PyString::new(py, &self.state).into_any()),
+        }
+    }
+
+    /// `{"allow_out": [...], "deny_out": [...], ...}` with the keys the server reported, or None.
+    #[getter]
+    fn network<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, pyo3::types::PyDict>>> {
+        let Some(n) = &self.network else { return Ok(None) };
+        let d = pyo3::types::PyDict::new(py);
+        if let Some(v) = &n.allow_out {
+            d.set_item("allow_out", v)?;
+        }
+        if let Some(v) = &n.deny_out {
+            d.set_item("deny_out", v)?;
+        }
+        if let Some(v) = &n.dns_servers {
+            d.set_item("dns_servers", v)?;
+        }
+        if let Some(v) = n.allow_public_traffic {
+            d.set_item("allow_public_traffic", v)?;
+        }
+        if let Some(v) = &n.mask_request_host {
+            d.set_item("mask_request_host", v)?;
+        }
+        if let Some(v) = &n.https_ports {
+            d.set_item("https_ports", v)?;
+        }
+        Ok(Some(d))
+    }
+
+    /// `[{"name": ..., "path": ...}]`.
+    #[getter]
+    fn volume_mounts<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyList>> {
+        let list = pyo3::types::PyList::empty(py);
+        for (name, path) in &self.volume_mounts {
+            let d = pyo3::types::PyDict::new(py);
+            d.set_item("name", name)?;
+            d.set_item("path", path)?;
+            list.append(d)?;
+        }
+        Ok(list)
+    }
+
     fn __repr__(&self) -> String {
         format!(
             "SandboxInfo(sandbox_id={:?}, template_id={:?}, state={:?}, started_at={}, end_at={})",
@@ -99,6 +151,9 @@ impl From<e2b::SandboxInfo> for SandboxInfo {
             envd_version: s.envd_version,
             allow_internet_access: s.allow_internet_access,
             lifecycle: s.lifecycle.map(|l| (l.on_timeout, l.auto_resume)),
+            network: s.network,
+            volume_mounts: s.volume_mounts.into_iter().map(|v| (v.name, v.path)).collect(),
+            envd_unresponsive_at_pause: s.envd_unresponsive_at_pause,
         }
     }
 }

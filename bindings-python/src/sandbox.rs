@@ -35,11 +35,39 @@ fn forks(py: Python<'_>, v: Vec<e2b::Result<e2b::Sandbox>>) -> PyResult<Py<PyAny
     Ok(items.into_pyobject(py)?.into_any().unbind())
 }
 
+/// Refuse an option of E2B's SDK that this SDK does not implement (never ignore it): returns the
+/// core's `InvalidArgumentException` for it.
+#[pyfunction]
+pub fn unsupported_option(py: Python<'_>, name: &str) -> PyErr {
+    to_py(py, e2b::options::unsupported(name))
+}
+
+/// Metrics samples as dicts (the Python layer makes `SandboxMetrics` of them).
+fn metrics(py: Python<'_>, v: Vec<e2b::SandboxMetrics>) -> PyResult<Py<PyAny>> {
+    let list = pyo3::types::PyList::empty(py);
+    for m in v {
+        let d = pyo3::types::PyDict::new(py);
+        d.set_item("cpu_count", m.cpu_count)?;
+        d.set_item("cpu_used_pct", m.cpu_used_pct)?;
+        d.set_item("disk_total", m.disk_total)?;
+        d.set_item("disk_used", m.disk_used)?;
+        d.set_item("mem_total", m.mem_total)?;
+        d.set_item("mem_used", m.mem_used)?;
+        d.set_item("mem_cache", m.mem_cache)?;
+        d.set_item("timestamp", m.timestamp)?;
+        list.append(d)?;
+    }
+    Ok(list.into_any().unbind())
+}
+
 #[pymethods]
 impl PySandbox {
     #[staticmethod]
-    #[pyo3(signature = (template=None, timeout=None, metadata=None, envs=None, secure=true, allow_internet_access=None, opts=None))]
+    /// `lifecycle` and `network` are the user's dicts as JSON text (validated by the core).
+    #[pyo3(signature = (template=None, timeout=None, metadata=None, envs=None, secure=true, allow_internet_access=None, opts=None, lifecycle=None, network=None, idempotency_key=None))]
+    #[allow(clippy::too_many_arguments)]
     fn create(
+        py: Python<'_>,
         template: Option<String>,
         timeout: Option<f64>,
         metadata: Option<HashMap<String, String>>,
@@ -47,25 +75,34 @@ impl PySandbox {
         secure: bool,
         allow_internet_access: Option<bool>,
         opts: Option<&ConnectionOpts>,
+        lifecycle: Option<String>,
+        network: Option<String>,
+        idempotency_key: Option<String>,
     ) -> PyResult<Op> {
+        let lifecycle = e2b::options::lifecycle_from_json(lifecycle.as_deref()).map_err(|e| to_py(py, e))?;
+        let network = e2b::options::network_from_json(network.as_deref()).map_err(|e| to_py(py, e))?;
         let o = e2b::CreateOptions {
             template,
             timeout: duration(timeout, "timeout")?,
-            metadata: metadata.unwrap_or_default(),
-            envs: envs.unwrap_or_default(),
+            // E2B's Python SDK always sends both maps (`{}` when not given).
+            metadata: Some(metadata.unwrap_or_default()),
+            envs: Some(envs.unwrap_or_default()),
             secure,
             allow_internet_access,
+            lifecycle,
+            network,
+            idempotency_key,
             connection: crate::config::opts(opts),
         };
         Ok(Op::map(e2b::Sandbox::create(o), wrap))
     }
 
     #[staticmethod]
-    #[pyo3(signature = (sandbox_id, timeout=None, opts=None))]
-    fn connect(sandbox_id: String, timeout: Option<f64>, opts: Option<&ConnectionOpts>) -> PyResult<Op> {
-        let t = duration(timeout, "timeout")?;
+    #[pyo3(signature = (sandbox_id, timeout=None, opts=None, on_resume=None))]
+    fn connect(sandbox_id: String, timeout: Option<f64>, opts: Option<&ConnectionOpts>, on_resume: Option<String>) -> PyResult<Op> {
+        let c = e2b::ConnectOptions { timeout: duration(timeout, "timeout")?, on_resume };
         let o = crate::config::opts(opts);
-        Ok(Op::map(async move { e2b::Sandbox::connect(&sandbox_id, t, &o).await }, wrap))
+        Ok(Op::map(async move { e2b::Sandbox::connect_with(&sandbox_id, c, &o).await }, wrap))
     }
 
     #[staticmethod]
@@ -91,10 +128,11 @@ impl PySandbox {
     }
 
     #[staticmethod]
-    #[pyo3(signature = (sandbox_id, keep_memory=true, opts=None))]
-    fn pause_by_id(sandbox_id: String, keep_memory: bool, opts: Option<&ConnectionOpts>) -> Op {
+    #[pyo3(signature = (sandbox_id, keep_memory=None, mode=None, strict=false, opts=None))]
+    fn pause_by_id(sandbox_id: String, keep_memory: Option<bool>, mode: Option<String>, strict: bool, opts: Option<&ConnectionOpts>) -> Op {
         let o = crate::config::opts(opts);
-        Op::new(async move { e2b::Sandbox::pause_by_id(&sandbox_id, keep_memory, &o).await })
+        let p = e2b::PauseOptions { keep_memory, mode, strict };
+        Op::new(async move { e2b::Sandbox::pause_by_id_with(&sandbox_id, p, &o).await })
     }
 
     #[staticmethod]
@@ -135,6 +173,35 @@ impl PySandbox {
         Ok(SandboxPaginator(p))
     }
 
+    /// Metrics samples between `start` and `end` (Unix seconds).
+    #[staticmethod]
+    #[pyo3(signature = (sandbox_id, start=None, end=None, opts=None))]
+    fn get_metrics_by_id(sandbox_id: String, start: Option<i64>, end: Option<i64>, opts: Option<&ConnectionOpts>) -> Op {
+        let o = crate::config::opts(opts);
+        Op::map(async move { e2b::Sandbox::get_metrics_by_id(&sandbox_id, start, end, &o).await }, metrics)
+    }
+
+    /// `network` is the user's dict as JSON text (validated by the core).
+    #[staticmethod]
+    #[pyo3(signature = (sandbox_id, network, opts=None))]
+    fn update_network_by_id(py: Python<'_>, sandbox_id: String, network: &str, opts: Option<&ConnectionOpts>) -> PyResult<Op> {
+        let body = e2b::metrics_network::network_update_from_json(network).map_err(|e| to_py(py, e))?;
+        let o = crate::config::opts(opts);
+        Ok(Op::new(async move { e2b::Sandbox::update_network_by_id(&sandbox_id, &body, &o).await }))
+    }
+
+    #[pyo3(signature = (start=None, end=None))]
+    fn get_metrics(&self, start: Option<i64>, end: Option<i64>) -> Op {
+        let s = self.0.clone();
+        Op::map(async move { s.get_metrics(start, end).await }, metrics)
+    }
+
+    fn update_network(&self, py: Python<'_>, network: &str) -> PyResult<Op> {
+        let body = e2b::metrics_network::network_update_from_json(network).map_err(|e| to_py(py, e))?;
+        let s = self.0.clone();
+        Ok(Op::new(async move { s.update_network(&body).await }))
+    }
+
     #[getter]
     fn sandbox_id(&self) -> &str {
         self.0.sandbox_id()
@@ -166,8 +233,38 @@ impl PySandbox {
     }
 
     #[getter]
+    fn envd_api_url(&self) -> &str {
+        self.0.envd_url()
+    }
+
+    #[getter]
+    fn connection_config(&self) -> crate::config::ConnectionConfig {
+        crate::config::ConnectionConfig(self.0.connection_config().clone())
+    }
+
+    #[pyo3(signature = (path, user=None, use_signature_expiration=None))]
+    fn upload_url(&self, py: Python<'_>, path: &str, user: Option<&str>, use_signature_expiration: Option<i64>) -> PyResult<String> {
+        self.0.upload_url(path, user, use_signature_expiration).map_err(|e| to_py(py, e))
+    }
+
+    #[pyo3(signature = (path, user=None, use_signature_expiration=None))]
+    fn download_url(&self, py: Python<'_>, path: &str, user: Option<&str>, use_signature_expiration: Option<i64>) -> PyResult<String> {
+        self.0.download_url(path, user, use_signature_expiration).map_err(|e| to_py(py, e))
+    }
+
+    #[getter]
     fn commands(&self) -> Commands {
         Commands(self.0.commands())
+    }
+
+    #[getter]
+    fn git(&self) -> crate::git::Git {
+        crate::git::Git(self.0.git())
+    }
+
+    #[getter]
+    fn pty(&self) -> crate::pty::Pty {
+        crate::pty::Pty(self.0.pty())
     }
 
     #[getter]
@@ -198,18 +295,19 @@ impl PySandbox {
         Op::map(async move { s.get_info().await }, info)
     }
 
-    #[pyo3(signature = (keep_memory=true))]
-    fn pause(&self, keep_memory: bool) -> Op {
+    #[pyo3(signature = (keep_memory=None, mode=None, strict=false))]
+    fn pause(&self, keep_memory: Option<bool>, mode: Option<String>, strict: bool) -> Op {
         let s = self.0.clone();
-        Op::new(async move { s.pause(keep_memory).await })
+        let p = e2b::PauseOptions { keep_memory, mode, strict };
+        Op::new(async move { s.pause_with(p).await })
     }
 
     /// Connect again (resumes a paused sandbox); yields a new native handle.
-    #[pyo3(signature = (timeout=None))]
-    fn reconnect(&self, timeout: Option<f64>) -> PyResult<Op> {
+    #[pyo3(signature = (timeout=None, on_resume=None))]
+    fn reconnect(&self, timeout: Option<f64>, on_resume: Option<String>) -> PyResult<Op> {
         let s = self.0.clone();
-        let t = duration(timeout, "timeout")?;
-        Ok(Op::map(async move { s.reconnect(t).await }, wrap))
+        let c = e2b::ConnectOptions { timeout: duration(timeout, "timeout")?, on_resume };
+        Ok(Op::map(async move { e2b::Sandbox::connect_with(s.sandbox_id(), c, s.connection_opts()).await }, wrap))
     }
 
     #[pyo3(signature = (timeout=None, count=None))]
@@ -219,10 +317,10 @@ impl PySandbox {
         Ok(Op::map(async move { s.fork(f).await }, forks))
     }
 
-    #[pyo3(signature = (name=None))]
-    fn create_snapshot(&self, name: Option<String>) -> Op {
+    #[pyo3(signature = (name=None, mode=None))]
+    fn create_snapshot(&self, name: Option<String>, mode: Option<String>) -> Op {
         let s = self.0.clone();
-        Op::map(async move { s.create_snapshot(name).await }, crate::snapshots::snapshot)
+        Op::map(async move { s.create_snapshot_with(name, mode.as_deref()).await }, crate::snapshots::snapshot)
     }
 
     /// Snapshots taken from this sandbox.

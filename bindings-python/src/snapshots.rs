@@ -15,10 +15,10 @@ pub fn snapshot(py: Python<'_>, s: e2b::SnapshotInfo) -> PyResult<Py<PyAny>> {
 #[pymethods]
 impl PySandbox {
     #[staticmethod]
-    #[pyo3(signature = (sandbox_id, name=None, opts=None))]
-    fn create_snapshot_by_id(sandbox_id: String, name: Option<String>, opts: Option<&ConnectionOpts>) -> Op {
+    #[pyo3(signature = (sandbox_id, name=None, opts=None, mode=None))]
+    fn create_snapshot_by_id(sandbox_id: String, name: Option<String>, opts: Option<&ConnectionOpts>, mode: Option<String>) -> Op {
         let o = crate::config::opts(opts);
-        Op::map(async move { e2b::Sandbox::create_snapshot_by_id(&sandbox_id, name, &o).await }, snapshot)
+        Op::map(async move { e2b::Sandbox::create_snapshot_by_id_with(&sandbox_id, name, mode.as_deref(), &o).await }, snapshot)
     }
 
     /// A paginator over snapshots (no request is made until `next_items`).

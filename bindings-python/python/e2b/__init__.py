@@ -9,17 +9,29 @@ talks to E2B's cloud.
 import os as _os
 
 from . import _native
+from .exceptions import CommandResult
 from ._native import (
-    CommandResult,
     EntryInfo,
     ProcessInfo,
     SandboxInfo,
     SnapshotInfo,
     WriteInfo,
 )
-from .commands import AsyncCommandHandle, AsyncCommands, CommandHandle, Commands, OutputHandler
+from .commands import AsyncCommandHandle, AsyncCommandInputHandle, AsyncCommands, CommandHandle, Commands, OutputHandler
 from .exceptions import (
     AuthenticationException,
+    BuildException,
+    FileUploadException,
+    GitAuthException,
+    GitUpstreamException,
+    GuestUnresponsiveException,
+    SandboxNotRunningException,
+    SandboxUnreachableException,
+    SecretException,
+    SecretNotFoundException,
+    VolumeException,
+    VolumeNotFoundException,
+    VolumePathNotFoundException,
     CommandExitException,
     FileNotFoundException,
     InvalidArgumentException,
@@ -32,8 +44,32 @@ from .exceptions import (
     TemplateException,
     TimeoutException,
 )
-from .files import AsyncFilesystem, Filesystem, WriteData
-from .models import FileType, SandboxQuery, SandboxState
+from ._native import ConnectionConfig
+from .files import AsyncFilesystem, Filesystem, WriteData, WriteEntry
+from .models import FilesystemEvent, FilesystemEventType, FileType, PtySize, SandboxMetrics, SandboxQuery, SandboxState
+from .git import AsyncGit, Git, GitBranches, GitFileStatus, GitResetMode, GitStatus
+from .pty import AsyncPty, Pty
+from .watch import AsyncWatchHandle, WatchHandle
+
+from .types import (
+    ALL_TRAFFIC,
+    ApiParams,
+    AsyncWriteData,
+    SandboxInfoLifecycle,
+    SandboxLifecycle,
+    SandboxListOrder,
+    SandboxNetworkOpts,
+    SandboxOnResume,
+    SandboxOnTimeout,
+    SnapshotMode,
+    Username,
+    get_signature,
+)
+
+#: Output types of command handles, as E2B names them.
+Stdout = str
+Stderr = str
+PtyOutput = bytes
 from .paginator import (
     AsyncSandboxPaginator,
     AsyncSnapshotPaginator,
@@ -41,6 +77,20 @@ from .paginator import (
     SnapshotPaginator,
 )
 from .sandbox import Sandbox
+from .template.build import AsyncTemplate, Template
+from .template.dockerfile_parser import DockerfileSyntaxError
+from .template.logger import LogEntry, LogEntryEnd, LogEntryLevel, LogEntryStart, default_build_logger
+from .template.main import TemplateBase, TemplateClass
+from .template.readycmd import ReadyCmd, wait_for_file, wait_for_port, wait_for_process, wait_for_timeout, wait_for_url
+from .template.types import (
+    BuildInfo,
+    BuildStatusReason,
+    CopyItem,
+    TemplateBuildStatus,
+    TemplateBuildStatusResponse,
+    TemplateTag,
+    TemplateTagInfo,
+)
 from .sandbox_async import AsyncSandbox
 
 __version__ = _native.__version__
@@ -65,6 +115,24 @@ __all__ = [
     "EntryInfo",
     "WriteInfo",
     "WriteData",
+    "WriteEntry",
+    "ConnectionConfig",
+    "FilesystemEvent",
+    "FilesystemEventType",
+    "PtySize",
+    "PtyOutput",
+    "Stdout",
+    "Stderr",
+    "Pty",
+    "AsyncPty",
+    "Git",
+    "AsyncGit",
+    "GitStatus",
+    "GitBranches",
+    "GitFileStatus",
+    "GitResetMode",
+    "WatchHandle",
+    "AsyncWatchHandle",
     "FileType",
     "SandboxQuery",
     "SandboxState",
@@ -91,4 +159,53 @@ __all__ = [
     "AuthenticationException",
     "ServiceBusyException",
     "CommandExitException",
+    "SandboxNotRunningException",
+    "SandboxUnreachableException",
+    "GuestUnresponsiveException",
+    "GitAuthException",
+    "GitUpstreamException",
+    "BuildException",
+    "FileUploadException",
+    "VolumeException",
+    "VolumeNotFoundException",
+    "VolumePathNotFoundException",
+    "SecretException",
+    "SecretNotFoundException",
+    "ALL_TRAFFIC",
+    "SnapshotMode",
+    "SandboxOnResume",
+    "SandboxOnTimeout",
+    "SandboxLifecycle",
+    "SandboxNetworkOpts",
+    "SandboxListOrder",
+    "Username",
+    "ApiParams",
+    "AsyncWriteData",
+    "get_signature",
+    "SandboxMetrics",
+    "AsyncCommandInputHandle",
+    "SandboxInfoLifecycle",
+    "Template",
+    "AsyncTemplate",
+    "TemplateBase",
+    "TemplateClass",
+    "CopyItem",
+    "BuildInfo",
+    "BuildStatusReason",
+    "TemplateBuildStatus",
+    "TemplateBuildStatusResponse",
+    "TemplateTag",
+    "TemplateTagInfo",
+    "ReadyCmd",
+    "wait_for_file",
+    "wait_for_url",
+    "wait_for_port",
+    "wait_for_process",
+    "wait_for_timeout",
+    "LogEntry",
+    "LogEntryStart",
+    "LogEntryEnd",
+    "LogEntryLevel",
+    "default_build_logger",
+    "DockerfileSyntaxError",
 ]

@@ -1,18 +1,32 @@
 """Small helpers shared by the sync and async classes."""
 
+import asyncio
 import functools
+import inspect
+import json
 from typing import Any, Callable, Dict, Optional, Type, TypeVar
 
 from . import _native
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: Connection options accepted as ``**opts`` (E2B's ``ApiParams``); others are ignored.
+#: Connection options accepted as ``**opts`` (E2B's ``ApiParams``) and passed to the core.
 CONNECTION_KEYS = ("api_key", "domain", "api_url", "sandbox_url", "debug", "request_timeout", "headers")
+#: ``ApiParams`` this SDK does not implement: refused when set, never ignored.
+UNSUPPORTED_KEYS = ("retries", "api_headers", "proxy", "http_version")
+#: Deprecated in E2B's SDK, where it has no effect any more (so it has none here either).
+NO_OP_KEYS = ("validate_api_key",)
 
 
-def conn(opts: Dict[str, Any]) -> Optional[_native.ConnectionOpts]:
-    """Native connection options from ``**opts`` (None when none of them is set)."""
+def conn(opts: Dict[str, Any], fn: str = "method") -> Optional[_native.ConnectionOpts]:
+    """Native connection options from ``**opts`` (None when none of them is set). An unknown
+    keyword is a ``TypeError``, as for any Python function; an unimplemented one is refused."""
+    for k, v in opts.items():
+        if k in UNSUPPORTED_KEYS:
+            if v is not None:
+                raise _native.unsupported_option(k)
+        elif k not in CONNECTION_KEYS and k not in NO_OP_KEYS:
+            raise TypeError(f"{fn}() got an unexpected keyword argument '{k}'")
     picked = {k: opts[k] for k in CONNECTION_KEYS if opts.get(k) is not None}
     if not picked:
         return None
@@ -36,3 +50,38 @@ class class_method_variant:
         if obj is not None:
             return functools.partial(self.method, obj)
         return getattr(objtype, self.cls_method_name)
+
+
+def refuse(**options: Any) -> None:
+    """Raise ``InvalidArgumentException`` for the first option given that this SDK lacks."""
+    for name, value in options.items():
+        if value is not None:
+            raise _native.unsupported_option(name)
+
+
+def as_json(name: str, value: Any) -> Optional[str]:
+    """A dict option (``lifecycle``, ``network``) as JSON for the core, which validates it.
+    Values JSON cannot carry (e.g. callable network selectors) are refused, not dropped."""
+    if value is None:
+        return None
+
+    def reject(o: Any) -> Any:
+        what = "a callable" if callable(o) else f"a {type(o).__name__}"
+        raise _native.unsupported_option(f"{name} with {what} value")
+
+    return json.dumps(value, default=reject)
+
+
+def on_loop(cb: Optional[Callable[..., Any]]) -> Optional[Callable[..., Any]]:
+    """An async API's callback as the core calls it (from its own thread): a coroutine it returns
+    is scheduled on the caller's event loop, so ``async def`` handlers run too."""
+    if cb is None:
+        return None
+    loop = asyncio.get_running_loop()
+
+    def call(*args: Any) -> None:
+        r = cb(*args)
+        if inspect.isawaitable(r):
+            asyncio.run_coroutine_threadsafe(r, loop)  # type: ignore[arg-type]
+
+    return call

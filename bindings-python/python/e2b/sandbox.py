@@ -1,14 +1,21 @@
 """The synchronous ``Sandbox``: every call blocks with the GIL released; Ctrl-C interrupts."""
 
+from datetime import datetime
 from typing import Any, Dict, List, Optional, Union
 
 from . import _native
 from ._native import SandboxInfo, SnapshotInfo
-from ._utils import class_method_variant, conn
+from ._utils import as_json, class_method_variant, conn, refuse
 from .commands import Commands
+from .git import Git
+from .pty import Pty
 from .files import Filesystem
-from .models import SandboxQuery
+from .models import SandboxMetrics, SandboxQuery
 from .paginator import SandboxPaginator, SnapshotPaginator
+
+
+def _unix(t: Optional[datetime]) -> Optional[int]:
+    return int(t.timestamp()) if t else None
 
 
 def _query_args(query: Optional[SandboxQuery]) -> Dict[str, Any]:
@@ -31,6 +38,8 @@ class Sandbox:
         self._s = _native_sandbox
         self._opts: Dict[str, Any] = dict(_opts or {})
         self._commands = Commands(_native_sandbox.commands)
+        self._pty = Pty(_native_sandbox.pty)
+        self._git = Git(_native_sandbox.git)
         self._files = Filesystem(_native_sandbox.files)
 
     # -- properties ---------------------------------------------------------------------------
@@ -58,8 +67,39 @@ class Sandbox:
     def files(self) -> Filesystem:
         return self._files
 
+    @property
+    def git(self) -> Git:
+        """Git helpers (deprecated upstream: run git with ``commands.run()``)."""
+        return self._git
+
+    @property
+    def pty(self) -> Pty:
+        return self._pty
+
+    @property
+    def envd_api_url(self) -> str:
+        """Base URL of this sandbox's envd (through sandboxd's proxy when local)."""
+        return self._s.envd_api_url
+
+    @property
+    def envd_direct_url(self) -> str:
+        """Direct URL of this sandbox's envd (the same as ``envd_api_url`` here)."""
+        return self._s.envd_api_url
+
+    @property
+    def connection_config(self) -> _native.ConnectionConfig:
+        return self._s.connection_config
+
     def get_host(self, port: int) -> str:
         return self._s.get_host(port)
+
+    def upload_url(self, path: str, user: Optional[str] = None, use_signature_expiration: Optional[int] = None) -> str:
+        """URL to POST a file to (multipart/form-data), signed when the sandbox is secure."""
+        return self._s.upload_url(path, user, use_signature_expiration)
+
+    def download_url(self, path: str, user: Optional[str] = None, use_signature_expiration: Optional[int] = None) -> str:
+        """URL to GET a file from, signed when the sandbox is secure."""
+        return self._s.download_url(path, user, use_signature_expiration)
 
     def __repr__(self) -> str:
         return f"Sandbox(sandbox_id={self.sandbox_id!r})"
@@ -71,6 +111,11 @@ class Sandbox:
         self.kill()
 
     # -- lifecycle ----------------------------------------------------------------------------
+    #: Template of ``create()`` when none is given; subclasses may override it.
+    default_template: str = "base"
+    #: Sandbox lifetime in seconds when ``create()`` gets no ``timeout`` (the server's default).
+    default_sandbox_timeout: int = 300
+
     @classmethod
     def create(
         cls,
@@ -78,22 +123,37 @@ class Sandbox:
         timeout: Optional[int] = None,
         metadata: Optional[Dict[str, str]] = None,
         envs: Optional[Dict[str, str]] = None,
-        secure: bool = True,
+        secure: Optional[bool] = None,
         allow_internet_access: Optional[bool] = None,
+        mcp: Optional[Dict[str, Any]] = None,
+        network: Optional[Dict[str, Any]] = None,
+        iam: Optional[Dict[str, Any]] = None,
+        lifecycle: Optional[Dict[str, Any]] = None,
+        volume_mounts: Optional[Dict[str, Any]] = None,
+        logger: Optional[Any] = None,
+        idempotency_key: Optional[str] = None,
         **opts: Any,
     ) -> "Sandbox":
-        """Create a sandbox from a template (default ``base``) or a snapshot ID."""
-        native = _native.Sandbox.create(template, timeout, metadata, envs, secure, allow_internet_access, conn(opts)).wait()
+        """Create a sandbox from a template (default ``cls.default_template``) or a snapshot ID.
+        ``lifecycle`` and ``network`` go to the server as E2B sends them; ``mcp``, ``iam``,
+        ``volume_mounts`` and ``logger`` are refused (not implemented here yet)."""
+        refuse(mcp=mcp, iam=iam, volume_mounts=volume_mounts, logger=logger)
+        native = _native.Sandbox.create(
+            template or cls.default_template, timeout, metadata, envs, secure is not False, allow_internet_access, conn(opts, "create"),
+            lifecycle=as_json("lifecycle", lifecycle), network=as_json("network", network), idempotency_key=idempotency_key,
+        ).wait()
         return cls(native, opts)
 
     @class_method_variant("_cls_connect")
-    def connect(self, timeout: Optional[int] = None, **opts: Any) -> "Sandbox":  # type: ignore[misc]
-        """Connect to this sandbox again (resumes it if paused)."""
-        return type(self)._cls_connect(self.sandbox_id, timeout, **{**self._opts, **opts})
+    def connect(self, timeout: Optional[int] = None, *, on_resume: str = "restore", **opts: Any) -> "Sandbox":  # type: ignore[misc]
+        """Connect to this sandbox again (resumes it if paused; ``on_resume="reboot"`` cold-boots
+        a paused one from its disk)."""
+        return type(self)._cls_connect(self.sandbox_id, timeout, on_resume=on_resume, **{**self._opts, **opts})
 
     @classmethod
-    def _cls_connect(cls, sandbox_id: str, timeout: Optional[int] = None, **opts: Any) -> "Sandbox":
-        return cls(_native.Sandbox.connect(sandbox_id, timeout, conn(opts)).wait(), opts)
+    def _cls_connect(cls, sandbox_id: str, timeout: Optional[int] = None, logger: Optional[Any] = None, *, on_resume: str = "restore", **opts: Any) -> "Sandbox":
+        refuse(logger=logger)
+        return cls(_native.Sandbox.connect(sandbox_id, timeout, conn(opts, "connect"), on_resume).wait(), opts)
 
     def is_running(self, request_timeout: Optional[float] = None) -> bool:
         return self._s.is_running(request_timeout).wait()
@@ -107,7 +167,7 @@ class Sandbox:
 
     @classmethod
     def _cls_kill(cls, sandbox_id: str, **opts: Any) -> bool:
-        return _native.Sandbox.kill_by_id(sandbox_id, conn(opts)).wait()
+        return _native.Sandbox.kill_by_id(sandbox_id, conn(opts, "kill")).wait()
 
     @class_method_variant("_cls_set_timeout")
     def set_timeout(self, timeout: int, **opts: Any) -> None:  # type: ignore[misc]
@@ -117,7 +177,7 @@ class Sandbox:
 
     @classmethod
     def _cls_set_timeout(cls, sandbox_id: str, timeout: int, **opts: Any) -> None:
-        _native.Sandbox.set_timeout_by_id(sandbox_id, timeout, conn(opts)).wait()
+        _native.Sandbox.set_timeout_by_id(sandbox_id, timeout, conn(opts, "set_timeout")).wait()
 
     @class_method_variant("_cls_get_info")
     def get_info(self, **opts: Any) -> SandboxInfo:  # type: ignore[misc]
@@ -127,27 +187,58 @@ class Sandbox:
 
     @classmethod
     def _cls_get_info(cls, sandbox_id: str, **opts: Any) -> SandboxInfo:
-        return _native.Sandbox.get_info_by_id(sandbox_id, conn(opts)).wait()
+        return _native.Sandbox.get_info_by_id(sandbox_id, conn(opts, "get_info")).wait()
 
     @class_method_variant("_cls_pause")
-    def pause(self, keep_memory: bool = True, **opts: Any) -> bool:  # type: ignore[misc]
-        """Pause the sandbox; False when it was already paused."""
+    def pause(self, keep_memory: Optional[bool] = None, *, mode: Optional[str] = None, strict: bool = False, **opts: Any) -> bool:  # type: ignore[misc]
+        """Pause the sandbox; False when it was already paused. ``mode="filesystem"`` keeps only
+        the disk (resume cold-boots); ``strict`` refuses when envd does not answer."""
         if opts:
-            return type(self)._cls_pause(self.sandbox_id, keep_memory, **{**self._opts, **opts})
-        return self._s.pause(keep_memory).wait()
+            return type(self)._cls_pause(self.sandbox_id, keep_memory, mode=mode, strict=strict, **{**self._opts, **opts})
+        return self._s.pause(keep_memory, mode, strict).wait()
 
     @classmethod
-    def _cls_pause(cls, sandbox_id: str, keep_memory: bool = True, **opts: Any) -> bool:
-        return _native.Sandbox.pause_by_id(sandbox_id, keep_memory, conn(opts)).wait()
+    def _cls_pause(cls, sandbox_id: str, keep_memory: Optional[bool] = None, *, mode: Optional[str] = None, strict: bool = False, **opts: Any) -> bool:
+        return _native.Sandbox.pause_by_id(sandbox_id, keep_memory, mode, strict, conn(opts, "pause")).wait()
+
+    @class_method_variant("_cls_pause")
+    def beta_pause(self, keep_memory: Optional[bool] = None, *, mode: Optional[str] = None, **opts: Any) -> bool:  # type: ignore[misc]
+        """Deprecated alias of ``pause()``."""
+        return self.pause(keep_memory, mode=mode, **opts)
 
     @class_method_variant("_cls_fork")
     def fork(self, timeout: Optional[int] = None, count: Optional[int] = None, **opts: Any) -> List[Union["Sandbox", Exception]]:  # type: ignore[misc]
         return type(self)._cls_fork(self.sandbox_id, timeout, count, **{**self._opts, **opts})
 
     @classmethod
-    def _cls_fork(cls, sandbox_id: str, timeout: Optional[int] = None, count: Optional[int] = None, **opts: Any) -> List[Union["Sandbox", Exception]]:
-        items = _native.Sandbox.fork_by_id(sandbox_id, timeout, count, conn(opts)).wait()
+    def _cls_fork(cls, sandbox_id: str, timeout: Optional[int] = None, count: Optional[int] = None, logger: Optional[Any] = None, **opts: Any) -> List[Union["Sandbox", Exception]]:
+        refuse(logger=logger)
+        items = _native.Sandbox.fork_by_id(sandbox_id, timeout, count, conn(opts, "fork")).wait()
         return [cls(i, opts) if isinstance(i, _native.Sandbox) else i for i in items]
+
+    @class_method_variant("_cls_get_metrics")
+    def get_metrics(self, start: Optional[datetime] = None, end: Optional[datetime] = None, **opts: Any) -> List[SandboxMetrics]:  # type: ignore[misc]
+        """Metrics samples of the sandbox between ``start`` and ``end``."""
+        if opts:
+            return type(self)._cls_get_metrics(self.sandbox_id, start, end, **{**self._opts, **opts})
+        return [SandboxMetrics(**m) for m in self._s.get_metrics(_unix(start), _unix(end)).wait()]
+
+    @classmethod
+    def _cls_get_metrics(cls, sandbox_id: str, start: Optional[datetime] = None, end: Optional[datetime] = None, **opts: Any) -> List[SandboxMetrics]:
+        native = _native.Sandbox.get_metrics_by_id(sandbox_id, _unix(start), _unix(end), conn(opts, "get_metrics"))
+        return [SandboxMetrics(**m) for m in native.wait()]
+
+    @class_method_variant("_cls_update_network")
+    def update_network(self, network: Dict[str, Any], **opts: Any) -> None:  # type: ignore[misc]
+        """Change the egress rules of the running sandbox (``allow_out``, ``deny_out``,
+        ``allow_internet_access``)."""
+        if opts:
+            return type(self)._cls_update_network(self.sandbox_id, network, **{**self._opts, **opts})
+        self._s.update_network(as_json("network", network) or "null").wait()
+
+    @classmethod
+    def _cls_update_network(cls, sandbox_id: str, network: Dict[str, Any], **opts: Any) -> None:
+        _native.Sandbox.update_network_by_id(sandbox_id, as_json("network", network) or "null", conn(opts, "update_network")).wait()
 
     @staticmethod
     def list(
@@ -159,20 +250,21 @@ class Sandbox:
     ) -> SandboxPaginator:
         """A paginator over sandboxes: ``while p.has_next: p.next_items()``."""
         return SandboxPaginator(
-            _native.Sandbox.list(limit=limit, next_token=next_token, order=order, opts=conn(opts), **_query_args(query))
+            _native.Sandbox.list(limit=limit, next_token=next_token, order=order, opts=conn(opts, "list"), **_query_args(query))
         )
 
     # -- snapshots ----------------------------------------------------------------------------
     @class_method_variant("_cls_create_snapshot")
-    def create_snapshot(self, name: Optional[str] = None, **opts: Any) -> SnapshotInfo:  # type: ignore[misc]
-        """Snapshot the running sandbox (it keeps running); the ID works as a template."""
+    def create_snapshot(self, name: Optional[str] = None, *, mode: Optional[str] = None, **opts: Any) -> SnapshotInfo:  # type: ignore[misc]
+        """Snapshot the running sandbox (it keeps running); the ID works as a template.
+        ``mode="filesystem"`` snapshots the disk only."""
         if opts:
-            return type(self)._cls_create_snapshot(self.sandbox_id, name, **{**self._opts, **opts})
-        return self._s.create_snapshot(name).wait()
+            return type(self)._cls_create_snapshot(self.sandbox_id, name, mode=mode, **{**self._opts, **opts})
+        return self._s.create_snapshot(name, mode).wait()
 
     @classmethod
-    def _cls_create_snapshot(cls, sandbox_id: str, name: Optional[str] = None, **opts: Any) -> SnapshotInfo:
-        return _native.Sandbox.create_snapshot_by_id(sandbox_id, name, conn(opts)).wait()
+    def _cls_create_snapshot(cls, sandbox_id: str, name: Optional[str] = None, *, mode: Optional[str] = None, **opts: Any) -> SnapshotInfo:
+        return _native.Sandbox.create_snapshot_by_id(sandbox_id, name, conn(opts, "create_snapshot"), mode).wait()
 
     @class_method_variant("_cls_list_snapshots")
     def list_snapshots(self, limit: Optional[int] = None, next_token: Optional[str] = None, name: Optional[str] = None, **opts: Any) -> SnapshotPaginator:  # type: ignore[misc]
@@ -183,9 +275,9 @@ class Sandbox:
 
     @classmethod
     def _cls_list_snapshots(cls, sandbox_id: Optional[str] = None, limit: Optional[int] = None, next_token: Optional[str] = None, name: Optional[str] = None, **opts: Any) -> SnapshotPaginator:
-        return SnapshotPaginator(_native.Sandbox.list_snapshots(sandbox_id, limit, next_token, name, conn(opts)))
+        return SnapshotPaginator(_native.Sandbox.list_snapshots(sandbox_id, limit, next_token, name, conn(opts, "list_snapshots")))
 
     @staticmethod
     def delete_snapshot(snapshot_id: str, **opts: Any) -> bool:
         """Delete a snapshot; True when deleted, False when it was not found."""
-        return _native.Sandbox.delete_snapshot(snapshot_id, conn(opts)).wait()
+        return _native.Sandbox.delete_snapshot(snapshot_id, conn(opts, "delete_snapshot")).wait()

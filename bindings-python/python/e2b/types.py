@@ -1,0 +1,74 @@
+"""Option types of E2B's API as this SDK accepts them (``TypedDict``s and literals), plus
+``ALL_TRAFFIC`` and ``get_signature``. Keys this SDK does not implement are refused at run time
+(see ``core/src/options.rs``), so they are left out here."""
+
+from typing import IO, Any, AsyncIterator, Dict, List, Literal, Optional, TypedDict, Union
+
+from . import _native
+
+#: CIDR range that represents all traffic (for ``network.deny_out`` / ``allow_out``).
+ALL_TRAFFIC = "0.0.0.0/0"
+
+#: What a pause or snapshot persists: memory and disk, or the disk only.
+SnapshotMode = Literal["full", "filesystem"]
+#: How a paused sandbox comes back: restore its memory, or cold-boot from its disk.
+SandboxOnResume = Literal["restore", "reboot"]
+SandboxListOrder = Literal["asc", "desc"]
+Username = str
+AsyncWriteData = Union[str, bytes, IO, AsyncIterator[bytes]]
+
+
+class _OnTimeoutAction(TypedDict):
+    action: Literal["pause"]
+
+
+class SandboxOnTimeoutPause(_OnTimeoutAction, total=False):
+    mode: SnapshotMode
+
+
+#: What happens at the sandbox's timeout: ``"kill"``, ``"pause"`` or ``{"action", "mode"}``.
+SandboxOnTimeout = Union[Literal["kill", "pause"], SandboxOnTimeoutPause]
+
+
+class SandboxLifecycle(TypedDict, total=False):
+    on_timeout: SandboxOnTimeout
+    auto_resume: bool
+
+
+class SandboxInfoLifecycle(TypedDict):
+    """``SandboxInfo.lifecycle``: what happens at the timeout, and whether traffic resumes."""
+
+    on_timeout: Literal["kill", "pause"]
+    auto_resume: bool
+
+
+class SandboxNetworkOpts(TypedDict, total=False):
+    allow_out: List[str]
+    deny_out: List[str]
+    allow_public_traffic: bool
+    mask_request_host: str
+
+
+class ApiParams(TypedDict, total=False):
+    """Connection options every call takes as ``**opts``."""
+
+    request_timeout: Optional[float]
+    headers: Optional[Dict[str, str]]
+    api_key: Optional[str]
+    domain: Optional[str]
+    api_url: Optional[str]
+    debug: Optional[bool]
+    sandbox_url: Optional[str]
+
+
+def get_signature(
+    path: str,
+    operation: Literal["read", "write"],
+    user: Optional[str],
+    envd_access_token: Optional[str],
+    expiration_in_seconds: Optional[int] = None,
+) -> Dict[str, Any]:
+    """E2B's v1 signature of a file URL (computed in the core): ``{"signature", "expiration"}``.
+    Without a token: ``InvalidArgumentException`` (a ``ValueError``, as E2B raises)."""
+    signature, expiration = _native.file_signature(path, operation, user, envd_access_token, expiration_in_seconds)
+    return {"signature": signature, "expiration": expiration}
