@@ -163,7 +163,7 @@ def _envd_addr(server, sandbox_id):
     return json.loads(vm)["envd_addr"]
 
 
-def test_envd_tokens_are_required_per_sandbox_and_rotated_on_restore(make_sandboxd, base_template):
+def test_envd_tokens_are_required_per_sandbox_and_new_for_every_clone(make_sandboxd, base_template):
     server = make_sandboxd(args=["--max-sandboxes", "3"])
     a = Sandbox.create("base", timeout=300, **server.opts)  # `secure` is the default
     b = Sandbox.create("base", timeout=300, **server.opts)
@@ -202,14 +202,14 @@ def test_envd_tokens_are_required_per_sandbox_and_rotated_on_restore(make_sandbo
             clone.kill()
             Sandbox.delete_snapshot(snap.snapshot_id, **server.opts)
 
-        # Pause + resume (connect) rotates the token too.
+        # Pause + resume keeps the sandbox's own token, as E2B does (it derives the token from
+        # the sandbox ID): the SDK's instance `connect()` goes on using the token it holds.
         b.pause()
-        resumed = Sandbox.connect(b.sandbox_id, timeout=120, **server.opts)
-        tb2 = _token(server, b.sandbox_id)
-        assert tb2 and tb2 != tb
-        assert _envd_list(server.port, b.sandbox_id, tb)[0] == 401
-        assert _envd_list(server.port, b.sandbox_id, tb2)[0] == 200
-        assert resumed.commands.run("echo resumed").stdout == "resumed\n"
+        b.connect(timeout=120)
+        assert _token(server, b.sandbox_id) == tb
+        assert _envd_list(server.port, b.sandbox_id, tb)[0] == 200
+        assert _envd_list(server.port, b.sandbox_id, ta)[0] == 401
+        assert b.commands.run("echo resumed").stdout == "resumed\n"
     finally:
         a.kill()
         Sandbox.kill(b.sandbox_id, **server.opts)

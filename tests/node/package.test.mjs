@@ -15,7 +15,9 @@ const require = createRequire(import.meta.url)
 test('require and import give the same objects; ESM names cover the CommonJS exports', () => {
   const cjs = require('e2b')
   assert.equal(esm.Sandbox, cjs.Sandbox)
-  assert.equal(esm.default, cjs)
+  // `import Sandbox from 'e2b'`, as with E2B's package.
+  assert.equal(esm.default, cjs.Sandbox)
+  assert.equal(cjs.default, cjs.Sandbox)
   for (const name of Object.keys(cjs)) assert.ok(name in esm, `index.mjs does not export ${name}`)
   for (const name of ['Sandbox', 'CommandExitError', 'SandboxNotFoundError', 'FileType']) assert.ok(esm[name], name)
 })

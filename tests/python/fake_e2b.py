@@ -16,6 +16,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+METRIC = {
+    "timestamp": "2026-01-02T03:04:05Z",
+    "timestampUnix": 1767323045,
+    "cpuCount": 2,
+    "cpuUsedPct": 12.5,
+    "memUsed": 100,
+    "memTotal": 1000,
+    "memCache": 10,
+    "diskUsed": 5,
+    "diskTotal": 50,
+}
+
 SANDBOX = {
     "templateID": "base",
     "sandboxID": "ifake0000000000000001",
@@ -31,7 +43,12 @@ DETAIL = {
     "memoryMB": 512,
     "diskSizeMB": 1024,
     "state": "running",
-    "metadata": {},
+    "metadata": {"k": "v"},
+    "allowInternetAccess": False,
+    "lifecycle": {"autoResume": True, "onTimeout": "pause"},
+    "network": {"allowOut": ["1.1.1.1"], "denyOut": ["0.0.0.0/0"], "allowPublicTraffic": False, "maskRequestHost": "h:${PORT}"},
+    "volumeMounts": [{"name": "vol", "path": "/mnt/vol"}],
+    "envdUnresponsiveAtPause": True,
 }
 
 
@@ -44,9 +61,10 @@ class Recorder:
     def __init__(self) -> None:
         self.requests: List[Dict[str, Any]] = []
         self.deleted: set = set()
+        self.uploaded: set = set()
         self.lock = threading.Lock()
 
-    def record(self, method: str, path: str, query: List[Tuple[str, str]], body: Optional[bytes], ctype: str) -> Dict[str, Any]:
+    def record(self, method: str, path: str, query: List[Tuple[str, str]], body: Optional[bytes], ctype: str, idempotency_key: Optional[str] = None) -> Dict[str, Any]:
         keys: Optional[List[str]] = None
         parsed: Any = None
         if body and "json" in ctype and not ctype.startswith("application/connect"):
@@ -62,6 +80,7 @@ class Recorder:
             "query_items": sorted(query),
             "body_keys": keys,
             "body": parsed,
+            "idempotency_key": idempotency_key,
         }
         with self.lock:
             self.requests.append(entry)
@@ -110,13 +129,16 @@ class Handler(BaseHTTPRequestHandler):
     def do_DELETE(self) -> None:
         self.route("DELETE")
 
+    def do_PUT(self) -> None:
+        self.route("PUT")
+
     def route(self, method: str) -> None:
         u = urlsplit(self.path)
         path = u.path
         query = parse_qsl(u.query, keep_blank_values=True)
         q = dict(query)
         body = self._body()
-        self.rec.record(method, path, query, body, self.headers.get("Content-Type", ""))
+        self.rec.record(method, path, query, body, self.headers.get("Content-Type", ""), self.headers.get("Idempotency-Key"))
         sid = SANDBOX["sandboxID"]
 
         if path == "/health":
@@ -136,10 +158,12 @@ class Handler(BaseHTTPRequestHandler):
             if method == "DELETE":
                 return self._send(204)
             return self._send(200, DETAIL)
-        m = re.fullmatch(r"/sandboxes/([^/]+)/(timeout|pause|snapshots|fork)", path)
+        m = re.fullmatch(r"/sandboxes/([^/]+)/(timeout|pause|snapshots|fork|metrics|network)", path)
         if m:
             if m.group(1) != sid:
                 return self._send(404, {"code": 404, "message": "sandbox not found"})
+            if m.group(2) == "metrics":
+                return self._send(200, [METRIC])
             if m.group(2) == "snapshots":
                 return self._send(201, {"snapshotID": "snaptpl1:default", "names": []})
             if m.group(2) == "fork":
@@ -153,6 +177,8 @@ class Handler(BaseHTTPRequestHandler):
             if q.get("nextToken") == "page2":
                 return self._send(200, [DETAIL])
             return self._send(200, [DETAIL], {"x-next-token": "page2"})
+        if self.template_route(method, path, q):
+            return None
         m = re.fullmatch(r"/templates/(.+)", path)
         if m and method == "DELETE":
             ident = unquote(m.group(1))
@@ -167,6 +193,49 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/process.Process/SendSignal":
             return self._send(404, {"code": "not_found", "message": "process not found"})
         return self._send(404, {"code": 404, "message": f"no route {method} {path}"})
+
+    def template_route(self, method: str, path: str, q: Dict[str, str]) -> bool:
+        """E2B's template build API, enough for Template.build / exists / tags."""
+        tid, bid = "tplfake1", "6c387aae-aae2-40f8-a379-0e58c67dbd32"
+        if path == "/v3/templates" and method == "POST":
+            self._send(202, {"templateID": tid, "buildID": bid, "public": False, "aliases": ["wire-tpl"], "names": ["wire-tpl"], "tags": ["default", "v1"]})
+            return True
+        m = re.fullmatch(r"/templates/([^/]+)/files/([0-9a-f]+)", path)
+        if m and method == "GET":
+            url = f"http://{self.headers.get('Host')}/upload/{m.group(2)}"
+            self._send(201, {"present": m.group(2) in self.rec.uploaded, "url": url})
+            return True
+        m = re.fullmatch(r"/upload/([0-9a-f]+)", path)
+        if m and method == "PUT":
+            self.rec.uploaded.add(m.group(1))
+            self._send(200)
+            return True
+        if re.fullmatch(r"/v2/templates/[^/]+/builds/[^/]+", path) and method == "POST":
+            self._send(202)
+            return True
+        if re.fullmatch(r"/templates/[^/]+/builds/[^/]+/status", path) and method == "GET":
+            entries = [] if int(q.get("logsOffset", "0")) > 0 else [
+                {"timestamp": "2026-01-02T03:04:05Z", "level": "info", "message": "step 1 done"}
+            ]
+            self._send(200, {"templateID": tid, "buildID": bid, "status": "ready", "logEntries": entries, "logs": []})
+            return True
+        m = re.fullmatch(r"/templates/aliases/(.+)", path)
+        if m and method == "GET":
+            if unquote(m.group(1)).startswith("wire-tpl"):
+                self._send(200, {"templateID": tid, "public": False})
+            else:
+                self._send(404, {"code": 404, "message": "not found"})
+            return True
+        if path == "/templates/tags" and method == "POST":
+            self._send(201, {"buildID": bid, "tags": ["a", "b"]})
+            return True
+        if path == "/templates/tags" and method == "DELETE":
+            self._send(204)
+            return True
+        if re.fullmatch(r"/templates/[^/]+/tags", path) and method == "GET":
+            self._send(200, [{"tag": "v1", "buildID": bid, "createdAt": "2026-01-02T03:04:05Z"}])
+            return True
+        return False
 
     def start_process(self, body: bytes) -> None:
         req = json.loads(body[5:])

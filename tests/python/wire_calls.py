@@ -35,6 +35,29 @@ while p.has_next:
     p.next_items()
 assert Sandbox.delete_snapshot("team/name:tag") is True
 assert Sandbox.delete_snapshot("team/name:tag") is False
+# Options that must reach the server exactly as E2B sends them (issue 12: nothing dropped).
+Sandbox.create(
+    "base",
+    allow_internet_access=False,
+    lifecycle={"on_timeout": "pause", "auto_resume": True},
+    network={"allow_out": ["1.1.1.1"], "deny_out": ["0.0.0.0/0"], "allow_public_traffic": False, "mask_request_host": "localhost:${PORT}"},
+    idempotency_key="wire-test-1",
+)
+Sandbox.create(lifecycle={"on_timeout": {"action": "pause", "mode": "filesystem"}, "auto_resume": False})
+Sandbox.create(lifecycle={"on_timeout": "kill"}, network={})
+Sandbox.connect(SID, on_resume="reboot")
+Sandbox.connect(SID, timeout=30, on_resume="restore")
+Sandbox.pause(SID, mode="filesystem")
+Sandbox.pause(SID, strict=True)
+Sandbox.pause(SID, keep_memory=True)
+s.pause(keep_memory=False)
+s.beta_pause(mode="full")
+s.connect(on_resume="reboot")
+Sandbox.create_snapshot(SID, mode="filesystem")
+s.create_snapshot(name="n2", mode="full")
+m = Sandbox.get_metrics(SID, start=datetime(2026, 1, 2, tzinfo=timezone.utc), end=datetime(2026, 1, 3, tzinfo=timezone.utc))
+assert (m[0].cpu_count, m[0].mem_cache, m[0].timestamp.year) == (2, 10, 2026), m
+s.get_metrics()
 s.commands.run("echo hi")
 assert Sandbox.kill(SID) is True
 print("done")
