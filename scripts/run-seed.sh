@@ -4,10 +4,18 @@
 # embedded default: no E2B_* variable is set, so the SDK starts (or reuses) a local sandboxd.
 # The documentation leaves `sandbox`, `sandboxId` and `snapshot` to the reader; the preludes
 # provide them from the previous blocks' output.
-#   scripts/run-seed.sh PYTHON   (a python with our `e2b` installed; node resolves `e2b` from the repo)
+#   scripts/run-seed.sh PYTHON [NODE_DIR]
+# PYTHON has our `e2b` installed. Node resolves `e2b` from the repo, or, with NODE_DIR (a folder
+# where `npm install` put the package), from there: the samples are copied into it and run there.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-PY="${1:?usage: run-seed.sh PYTHON}"
+PY="${1:?usage: run-seed.sh PYTHON [NODE_DIR]}"
+JS_DIR="$ROOT"
+if [ -n "${2:-}" ]; then
+  JS_DIR="$2"
+  mkdir -p "$JS_DIR/tests/node"
+  cp -r "$ROOT/tests/node/seed" "$ROOT/tests/node/seed-prelude.mjs" "$JS_DIR/tests/node/"
+fi
 unset E2B_API_KEY E2B_API_URL E2B_SANDBOX_URL E2B_DOMAIN E2B_DEBUG
 
 field() { sed -n "s/^$1[: ]*//p" | tail -n1; }
@@ -25,7 +33,7 @@ py 6_delete_snapshot.py >/dev/null && echo "deleted snapshot $SNAP"
 "$PY" -c "from e2b import Sandbox; [Sandbox.kill(i) for i in '$SBX $NEW'.split()]"
 
 echo "--- JavaScript samples"
-js() { (cd "$ROOT" && E2B_TEST_SANDBOX_ID="${SBX:-}" E2B_TEST_SNAPSHOT_ID="${SNAP:-}" node --import ./tests/node/seed-prelude.mjs "tests/node/seed/$1"); }
+js() { (cd "$JS_DIR" && E2B_TEST_SANDBOX_ID="${SBX:-}" E2B_TEST_SNAPSHOT_ID="${SNAP:-}" node --import ./tests/node/seed-prelude.mjs "tests/node/seed/$1"); }
 SBX=$("$PY" -c "from e2b import Sandbox; print(Sandbox.create().sandbox_id)")
 js 1-create-snapshot.mjs
 out=$(js 2-create-snapshot-by-id.mjs); echo "$out"; SNAP=$(echo "$out" | field "Snapshot ID")

@@ -46,8 +46,12 @@ node_sdk() {
 
 stage "Rust tests (core, sandboxd, envd)" cargo test --release --locked -p e2b -p sandboxd -p envd
 stage "official E2B SDK (PyPI e2b) against sandboxd" tests/compat/run.sh
-stage "our Python SDK" python_sdk
+# Node first: tests/python/test_wire_js.py compares our Node SDK's requests with the official JS SDK's.
 stage "our Node SDK" node_sdk
+stage "our Python SDK" python_sdk
+# Needs our Python package, which the "our Python SDK" stage installed into $CARGO_TARGET_DIR/pyvenv.
+stage "API parity with the official SDKs (no VMs)" tests/parity/run.sh
+stage "packages: wheel and npm tarball installed with no Rust on PATH" tests/package/run.sh
 if [ -x "$ROOT/bench/run.sh" ]; then stage "benchmarks (quick)" "$ROOT/bench/run.sh" --quick; fi
 
 if [ ${#failed[@]} -gt 0 ]; then

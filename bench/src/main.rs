@@ -9,7 +9,8 @@
 //! - `pause-resume`: pause, resume (ours: `connect`), first command;
 //! - `api` (ours only): list/get latency and throughput with 1,000 stored snapshots, latency per
 //!   page number;
-//! - `create` (ours only): template → first command.
+//! - `create` (ours only): template → first command;
+//! - `template` (ours only): a small custom template built cold and cached, then created from.
 //!
 //! Exit status: non-zero if a scenario failed for sandboxd; with `--quick`, also if a peer that
 //! was available failed (an unavailable peer is a table row with its reason, not a failure).
@@ -22,6 +23,7 @@ mod pss;
 mod report;
 mod results;
 mod scenarios;
+mod template;
 mod server;
 mod stats;
 mod system;
@@ -40,7 +42,7 @@ use crate::scenarios::{Plan, Systems, fail};
 /// The name sandboxd's rows carry (`Ours::name`).
 pub const OURS: &str = "sandboxd";
 
-const ALL: &[&str] = &["snapshot", "restore", "pause-resume", "api", "create"];
+const ALL: &[&str] = &["snapshot", "restore", "pause-resume", "api", "create", "template"];
 
 #[derive(Parser)]
 #[command(about = "Benchmarks sandboxd against gVisor and CRIU on this machine; writes results.json and a markdown report")]
@@ -49,7 +51,7 @@ struct Args {
     /// the test suite's smoke run. Without it: the full counts (see the other options).
     #[arg(long)]
     quick: bool,
-    /// Scenarios to run, comma-separated: snapshot, restore, pause-resume, api, create.
+    /// Scenarios to run, comma-separated: snapshot, restore, pause-resume, api, create, template.
     #[arg(long, value_delimiter = ',', default_values_t = ALL.iter().map(|s| s.to_string()))]
     scenario: Vec<String>,
     /// Where results.json and report.md go.
@@ -226,6 +228,12 @@ fn main() -> anyhow::Result<()> {
         match create::create(&rt, &server, &a.template, a.creates.unwrap_or(if q { 2 } else { 10 })) {
             Ok(r) => out.create = Some(r),
             Err(e) => fail(&mut out, "create", OURS, e),
+        }
+    }
+    if wants("template") {
+        match template::template_scenario(&rt, &server, a.creates.unwrap_or(if q { 2 } else { 10 })) {
+            Ok(r) => out.template = Some(r),
+            Err(e) => fail(&mut out, "template", OURS, e),
         }
     }
     out.machine = report::probe_machine(&server.log_path());

@@ -19,6 +19,8 @@ pub struct Results {
     pub pause_resume: Vec<PauseSeries>,
     pub api: Option<ApiResults>,
     pub create: Option<CreateResults>,
+    #[serde(default)]
+    pub template: Option<TemplateResults>,
     pub failures: Vec<Failure>,
 }
 
@@ -124,6 +126,17 @@ pub struct CreateResults {
     pub create_ms: Vec<f64>,
     pub first_command_ms: Vec<f64>,
     pub pss_mib: Vec<f64>,
+}
+
+/// `template`: one small custom template, built cold and unchanged, then created from.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct TemplateResults {
+    pub name: String,
+    pub cold_build_s: f64,
+    pub cached_build_s: f64,
+    /// Layers the unchanged rebuild reported as cached.
+    pub cached_layers: usize,
+    pub create_first_command_ms: Vec<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
