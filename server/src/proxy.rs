@@ -164,6 +164,9 @@ impl EnvdProxy {
             if let Some(len) = len
                 && let Err(e) = self.manager.ensure_store_space(len, "this upload")
             {
+                // Read the body the client is still sending first: answering and closing with
+                // unread data resets the connection, and the client sees a broken pipe, not 507.
+                crate::api::body_cap::drain(req.into_body()).await;
                 let mut resp = e.into_response();
                 if close_on_error {
                     resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));

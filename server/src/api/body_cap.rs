@@ -44,6 +44,19 @@ pub async fn cap_body(req: Request, next: Next) -> Response {
         }
     }
     drop(buf);
+    drain(body).await;
+    let mut resp = ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("request body is larger than {MAX_BODY_BYTES} bytes"),
+    )
+    .into_response();
+    resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    resp
+}
+
+/// Reads and drops what is left of a refused request's body (up to [`DRAIN_BYTES`], for at
+/// most [`DRAIN_TIME`]) so that the client, still writing, reads the answer instead of a reset.
+pub(crate) async fn drain(mut body: Body) {
     let drain = async {
         let mut read = 0usize;
         while read < DRAIN_BYTES {
@@ -54,11 +67,4 @@ pub async fn cap_body(req: Request, next: Next) -> Response {
         }
     };
     let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
-    let mut resp = ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        format!("request body is larger than {MAX_BODY_BYTES} bytes"),
-    )
-    .into_response();
-    resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
-    resp
 }

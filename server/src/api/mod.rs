@@ -4,7 +4,7 @@
 //! (bad JSON, oversized body, unknown route, wrong method) is an [`ApiError`] JSON body;
 //! request bodies are capped at [`MAX_BODY_BYTES`] (413 beyond, after draining: [`body_cap`]).
 
-mod body_cap;
+pub(crate) mod body_cap;
 mod extract;
 mod sandboxes;
 mod snapshots;
