@@ -42,7 +42,7 @@ use crate::scenarios::{Plan, Systems, fail};
 /// The name sandboxd's rows carry (`Ours::name`).
 pub const OURS: &str = "sandboxd";
 
-const ALL: &[&str] = &["snapshot", "restore", "pause-resume", "api", "create", "template"];
+const ALL: &[&str] = &["snapshot", "restore", "pause-resume", "api", "create", "pool", "template"];
 
 #[derive(Parser)]
 #[command(about = "Benchmarks sandboxd against gVisor and CRIU on this machine; writes results.json and a markdown report")]
@@ -51,7 +51,7 @@ struct Args {
     /// the test suite's smoke run. Without it: the full counts (see the other options).
     #[arg(long)]
     quick: bool,
-    /// Scenarios to run, comma-separated: snapshot, restore, pause-resume, api, create, template.
+    /// Scenarios to run, comma-separated: snapshot, restore, pause-resume, api, create, pool, template.
     #[arg(long, value_delimiter = ',', default_values_t = ALL.iter().map(|s| s.to_string()))]
     scenario: Vec<String>,
     /// Where results.json and report.md go.
@@ -228,6 +228,13 @@ fn main() -> anyhow::Result<()> {
         match create::create(&rt, &server, &a.template, a.creates.unwrap_or(if q { 2 } else { 10 })) {
             Ok(r) => out.create = Some(r),
             Err(e) => fail(&mut out, "create", OURS, e),
+        }
+    }
+    if wants("pool") {
+        let n = a.creates.unwrap_or(if q { 3 } else { 10 });
+        match create::create_pooled(&rt, &a.sandboxd, a.templates_dir.as_deref(), &a.template, n) {
+            Ok(r) => out.create_pooled = Some(r),
+            Err(e) => fail(&mut out, "pool", OURS, e),
         }
     }
     if wants("template") {

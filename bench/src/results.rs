@@ -19,6 +19,9 @@ pub struct Results {
     pub pause_resume: Vec<PauseSeries>,
     pub api: Option<ApiResults>,
     pub create: Option<CreateResults>,
+    /// `create` again, against a sandboxd with a warm pool of one VM (`SANDBOXD_POOL_SIZE=1`).
+    #[serde(default)]
+    pub create_pooled: Option<CreateResults>,
     #[serde(default)]
     pub template: Option<TemplateResults>,
     pub failures: Vec<Failure>,

@@ -17,11 +17,17 @@ pub struct Server {
 
 impl Server {
     pub fn start(bin: &Path, templates_dir: Option<&Path>) -> anyhow::Result<Server> {
+        Self::start_with_env(bin, templates_dir, &[])
+    }
+
+    /// [`Server::start`] with extra environment variables for sandboxd.
+    pub fn start_with_env(bin: &Path, templates_dir: Option<&Path>, env: &[(&str, &str)]) -> anyhow::Result<Server> {
         let data_dir = tempfile::Builder::new().prefix("sandboxd-bench-").tempdir()?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let mut cmd = Command::new(bin);
         cmd.arg("serve").arg("--listen").arg(format!("127.0.0.1:{port}")).arg("--data-dir").arg(data_dir.path());
         cmd.args(["--max-sandboxes", "64"]);
+        cmd.envs(env.iter().copied());
         if let Some(t) = templates_dir {
             cmd.arg("--templates-dir").arg(t);
         }

@@ -29,6 +29,8 @@ pub struct Config {
     pub domain: Option<String>,
     /// Metrics sampling and retention (`SANDBOXD_METRICS_*`, see `telemetry`).
     pub telemetry: crate::telemetry::Settings,
+    /// Warm pools (`SANDBOXD_POOL_*`, see `manager::pool`).
+    pub pool: crate::manager::PoolSettings,
 }
 
 impl Config {

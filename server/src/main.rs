@@ -172,6 +172,7 @@ async fn main() -> anyhow::Result<()> {
                 max_memory_mb: args.max_memory_mb,
                 domain: args.domain,
                 telemetry: sandboxd::telemetry::Settings::from_env()?,
+                pool: sandboxd::manager::PoolSettings::from_env()?,
             }).await
         }
         Command::Template { command } => template(command).await,

@@ -62,12 +62,14 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     manager.spawn_reaper();
     manager.spawn_space_watch();
     manager.telemetry().spawn();
+    manager.spawn_pool();
     let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
     info!(listen = %listener.local_addr()?, "sandboxd listening");
     let builds = crate::template::build::Builds::new(manager.clone());
-    let app = app(AppState { manager, keys, builds });
+    let app = app(AppState { manager: manager.clone(), keys, builds });
     crate::shutdown::serve_until_signal(|stop| axum::serve(listener, app).with_graceful_shutdown(stop).into_future())
         .await?;
+    manager.drain_pools().await;
     info!("sandboxd stopped (running sandboxes keep running)");
     Ok(())
 }

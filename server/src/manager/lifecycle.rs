@@ -109,35 +109,50 @@ impl Manager {
             )));
         }
         let _gc = self.inner.gc_guard.read().await;
-        self.launch_new(dir, template_id, alias, &p).await
+        self.launch_new(dir, template_id, alias, &p, true).await
     }
 
-    /// Starts a sandbox with a new ID from an image. Callers hold `gc_guard` for reading.
+    /// Starts a sandbox with a new ID from an image: a warm-pool VM of that image when
+    /// `pooled` allows it and the create asks for default networking, else a new restore.
+    /// Callers hold `gc_guard` for reading.
     pub(super) async fn launch_new(
         &self,
         image_dir: PathBuf,
         template_id: String,
         alias: Option<String>,
         p: &CreateParams,
+        pooled: bool,
     ) -> ApiResult<SandboxRow> {
         let egress = super::network::egress_spec(p.network.as_ref(), p.allow_internet)?;
         let meta = Runtime::read_meta(&image_dir)?;
-        let slot = self.reserve_slot(meta.memory_mb)?;
-        let id = ids::sandbox_id();
         let access_token = p.secure.then(|| ids::secret_hex(32));
         let traffic_access_token = p.network.as_ref().is_some_and(|n| n.private()).then(|| ids::secret_hex(32));
-        let vm = self
-            .inner
-            .runtime
-            .launch(LaunchSpec {
-                sandbox_id: id.clone(),
-                image_dir: image_dir.clone(),
-                allow_internet: p.allow_internet,
-                egress,
-                init: GuestInit { access_token: access_token.clone(), env_vars: p.env_vars.clone() },
-                cold_boot: false,
-            })
-            .await?;
+        let init = GuestInit { access_token: access_token.clone(), env_vars: p.env_vars.clone() };
+        let from_pool = match pooled && p.network.is_none() && p.allow_internet {
+            true => self.take_pooled(&image_dir, &init).await,
+            false => None,
+        };
+        let (id, vm, slot) = match from_pool {
+            // Its share was moved to the running sandboxes by the handout.
+            Some(pooled) => (pooled.id, pooled.vm, None),
+            None => {
+                let slot = self.reserve_slot(meta.memory_mb)?;
+                let id = ids::sandbox_id();
+                let vm = self
+                    .inner
+                    .runtime
+                    .launch(LaunchSpec {
+                        sandbox_id: id.clone(),
+                        image_dir: image_dir.clone(),
+                        allow_internet: p.allow_internet,
+                        egress,
+                        init,
+                        cold_boot: false,
+                    })
+                    .await?;
+                (id, vm, Some(slot))
+            }
+        };
         crate::fault::point("create.vm_started");
         let now = ids::now_ns();
         let row = SandboxRow {
@@ -167,9 +182,14 @@ impl Manager {
         };
         if let Err(e) = self.store().insert_sandbox(&row) {
             let _ = self.inner.runtime.kill(&vm).await;
+            if slot.is_none() {
+                self.release_slot(&id);
+            }
             return Err(e.into());
         }
-        slot.commit(&id);
+        if let Some(slot) = slot {
+            slot.commit(&id);
+        }
         self.set_route(&id, Some(vm.envd_addr));
         self.watch_vm(&id, &vm);
         self.deadlines_changed();

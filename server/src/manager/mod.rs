@@ -17,6 +17,7 @@ mod builds;
 mod gc;
 mod lifecycle;
 mod network;
+mod pool;
 mod reaper;
 mod snapshots;
 
@@ -34,6 +35,7 @@ use crate::vm::Runtime;
 
 pub use builds::{BuildVm, parse_ref_public};
 pub use lifecycle::{CreateParams, Keep};
+pub use pool::Settings as PoolSettings;
 
 /// Cheap to clone; all clones share one state.
 #[derive(Clone)]
@@ -51,6 +53,7 @@ struct Inner {
     reaper: Notify,
     gc_guard: tokio::sync::RwLock<()>,
     telemetry: crate::telemetry::Telemetry,
+    pools: pool::Pools,
 }
 
 /// What admission control counts: launches in flight, and running VMs by sandbox ID.
@@ -59,15 +62,17 @@ struct Capacity {
     in_flight: usize,
     in_flight_mb: u64,
     running: HashMap<String, u64>,
+    /// Warm-pool VMs (restored, not handed out yet), by their future sandbox ID.
+    pooled: HashMap<String, u64>,
     memory_limit_mb: u64,
 }
 
 impl Capacity {
     fn count(&self) -> usize {
-        self.in_flight + self.running.len()
+        self.in_flight + self.running.len() + self.pooled.len()
     }
     fn memory_mb(&self) -> u64 {
-        self.in_flight_mb + self.running.values().sum::<u64>()
+        self.in_flight_mb + self.running.values().sum::<u64>() + self.pooled.values().sum::<u64>()
     }
 }
 
@@ -134,6 +139,7 @@ impl Manager {
                 reaper: Notify::new(),
                 gc_guard: tokio::sync::RwLock::new(()),
                 telemetry,
+                pools: pool::Pools::default(),
             }),
         }
     }
@@ -177,20 +183,28 @@ impl Manager {
         self.inner.capacity.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Admission: a slot for one more VM with `memory_mb` of guest memory, or 503.
+    /// Admission: a slot for one more VM with `memory_mb` of guest memory, or 503. Warm-pool
+    /// VMs make room first.
     fn reserve_slot(&self, memory_mb: u32) -> ApiResult<Slot<'_>> {
         let memory_mb = u64::from(memory_mb);
-        let mut cap = self.capacity();
-        if cap.count() >= self.inner.cfg.max_sandboxes {
-            return Err(ApiError::capacity(self.inner.cfg.max_sandboxes));
+        loop {
+            let refused = {
+                let mut cap = self.capacity();
+                let used = cap.memory_mb();
+                if cap.count() >= self.inner.cfg.max_sandboxes {
+                    ApiError::capacity(self.inner.cfg.max_sandboxes)
+                } else if used + memory_mb > cap.memory_limit_mb {
+                    ApiError::memory_capacity(cap.memory_limit_mb, used, memory_mb)
+                } else {
+                    cap.in_flight += 1;
+                    cap.in_flight_mb += memory_mb;
+                    return Ok(Slot { mgr: self, memory_mb, committed: false });
+                }
+            };
+            if !self.evict_pooled() {
+                return Err(refused);
+            }
         }
-        let used = cap.memory_mb();
-        if used + memory_mb > cap.memory_limit_mb {
-            return Err(ApiError::memory_capacity(cap.memory_limit_mb, used, memory_mb));
-        }
-        cap.in_flight += 1;
-        cap.in_flight_mb += memory_mb;
-        Ok(Slot { mgr: self, memory_mb, committed: false })
     }
 
     /// Frees the share of a sandbox whose VM is gone (no-op if it had none).
@@ -212,7 +226,7 @@ impl Manager {
     /// Running sandboxes and the guest memory admission has handed out (MiB).
     pub fn usage(&self) -> (usize, u64) {
         let cap = self.capacity();
-        (cap.count(), cap.memory_mb())
+        (cap.in_flight + cap.running.len(), cap.in_flight_mb + cap.running.values().sum::<u64>())
     }
 
     /// Resolves a `templateID` (a template built through the API, a template in the templates

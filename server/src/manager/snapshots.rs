@@ -184,7 +184,7 @@ impl Manager {
             network: source.network.clone(),
         };
         let launches = (0..count).map(|_| {
-            self.launch_new(img.dir.clone(), source.template_id.clone(), source.alias.clone(), &params)
+            self.launch_new(img.dir.clone(), source.template_id.clone(), source.alias.clone(), &params, false)
         });
         let results = futures::future::join_all(launches).await;
         // Hidden from now on; the directory stays while the clones run from it.

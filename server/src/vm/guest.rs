@@ -134,6 +134,20 @@ pub async fn run_shell(addr: SocketAddr, cmd: &str, deadline: Duration) -> Resul
 /// Runs `cmd args` as root in the guest (envd's `process.Process/Start`, authenticated with
 /// the sandbox's access token if it has one) and waits for it to end. Fails unless it exited 0.
 pub async fn run(addr: SocketAddr, token: Option<&str>, cmd: &str, args: &[&str], deadline: Duration) -> Result<()> {
+    start(addr, token, "root", cmd, args, deadline).await
+}
+
+/// Runs `cmd args` as `user` (no access token) and waits for it to end; fails unless it
+/// exited 0. A user the guest does not have is not an error (nothing to warm up).
+pub async fn run_as(addr: SocketAddr, user: &str, cmd: &str, args: &[&str], deadline: Duration) -> Result<()> {
+    match start(addr, None, user, cmd, args, deadline).await {
+        Err(VmError::Failed(m)) if m.contains("invalid user") => Ok(()),
+        r => r,
+    }
+}
+
+async fn start(addr: SocketAddr, token: Option<&str>, user: &str, cmd: &str, args: &[&str], deadline: Duration) -> Result<()> {
+    use base64::Engine;
     let msg = serde_json::json!({"process": {"cmd": cmd, "args": args, "envs": {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}}});
     let json = serde_json::to_vec(&msg).expect("json");
     let mut body = Vec::with_capacity(json.len() + 5);
@@ -141,7 +155,8 @@ pub async fn run(addr: SocketAddr, token: Option<&str>, cmd: &str, args: &[&str]
     body.extend_from_slice(&(json.len() as u32).to_be_bytes());
     body.extend_from_slice(&json);
     // envd runs a process as the user named in basic auth ("root:" is `cm9vdDo=`).
-    let mut headers = vec![("authorization", "Basic cm9vdDo=")];
+    let auth = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:")));
+    let mut headers = vec![("authorization", auth.as_str())];
     headers.extend(token.map(|t| ("x-access-token", t)));
     let call = request_with(addr, "POST", "/process.Process/Start", Some(body), "application/connect+json", &headers);
     match tokio::time::timeout(deadline, call).await {

@@ -299,6 +299,23 @@ impl Runtime {
         Err(last.unwrap_or_else(|| VmError::Failed("could not start qemu".into())))
     }
 
+    /// Makes a warm-pool VM a sandbox: the create's token and env vars, the host's clock and
+    /// fresh entropy (envd `/init`). Fails, and the VM must not be used, if it died or envd does
+    /// not answer within `deadline`.
+    pub async fn hand_out(&self, vm: &VmInfo, init: &GuestInit, deadline: Duration) -> Result<()> {
+        if !self.is_alive(vm) {
+            return Err(VmError::Failed("the pooled VM is gone".into()));
+        }
+        guest::init(vm.envd_addr, init, deadline).await
+    }
+
+    /// Runs what a sandbox's first command runs (a login shell, as root and as `user`) so a
+    /// pooled VM has translated and cached it before it is handed out.
+    pub async fn warm_up(&self, vm: &VmInfo) -> Result<()> {
+        guest::run_shell(vm.envd_addr, "true", Duration::from_secs(60)).await?;
+        guest::run_as(vm.envd_addr, "user", "/bin/bash", &["-l", "-c", "true"], Duration::from_secs(60)).await
+    }
+
     /// Cold-boots a kernel on `base_layer` (used only by template builds) and waits for envd.
     #[allow(clippy::too_many_arguments)]
     pub async fn boot_cold(

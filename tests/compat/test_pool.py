@@ -1,0 +1,171 @@
+"""Warm pools (issue 14): VMs restored ahead of time and handed out by `Sandbox.create`.
+
+A pooled VM has its final sandbox ID (its run directory under `store/run/`) but is not a
+sandbox until a create takes it; these tests see the pool through that directory and the
+server's log, and everything else through the official SDK, on real microVMs.
+"""
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from e2b import Sandbox
+
+POOL = {"SANDBOXD_POOL_SIZE": "1", "SANDBOXD_POOL_TEMPLATES": "base", "SANDBOXD_GC_MIN_AGE_SECS": "0"}
+WAIT_S = 240
+
+
+def run_dirs(server) -> set:
+    run = server.data / "store" / "run"
+    return {p.name for p in run.iterdir()} if run.is_dir() else set()
+
+
+def listed(server) -> set:
+    return {s.sandbox_id for s in Sandbox.list(**server.opts).next_items()}
+
+
+def ready_count(server) -> int:
+    return server.log_path.read_text(errors="replace").count("pooled VM ready")
+
+
+def wait_pooled(server, want: int = 1) -> set:
+    """Waits until `want` pooled VMs are ready (run directories that are not sandboxes)."""
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        pooled = run_dirs(server) - listed(server)
+        if len(pooled) == want and ready_count(server) >= want:
+            return pooled
+        if time.monotonic() > deadline:
+            pytest.fail(f"{want} pooled VM(s) not ready after {WAIT_S} s: {pooled}; log tail:\n"
+                        + server.log_path.read_text(errors="replace")[-3000:])
+        time.sleep(0.1)
+
+
+def wait_refilled(server, before: int) -> set:
+    deadline = time.monotonic() + WAIT_S
+    while ready_count(server) <= before:
+        if time.monotonic() > deadline:
+            pytest.fail("the pool did not refill; log tail:\n" + server.log_path.read_text(errors="replace")[-3000:])
+        time.sleep(0.1)
+    return wait_pooled(server)
+
+
+def wait_for(cond, what: str):
+    deadline = time.monotonic() + 30
+    while not cond():
+        if time.monotonic() > deadline:
+            pytest.fail(what)
+        time.sleep(0.05)
+
+
+def qemu_pid(server, sandbox_id: str) -> int:
+    vm = json.loads((server.data / "store" / "run" / sandbox_id / "vm.json").read_text())
+    return int(vm["pid"])
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}").exists() and "zombie" not in Path(f"/proc/{pid}/status").read_text().lower()
+
+
+def test_handouts_are_distinct_sandboxes_with_fresh_state(base_template, make_sandboxd):
+    server = make_sandboxd(env=POOL)
+    (first,) = wait_pooled(server)
+    assert listed(server) == set(), "a pooled VM must never be listed"
+
+    a = Sandbox.create(base_template, secure=True, envs={"WHO": "a"}, timeout=300, **server.opts)
+    assert a.sandbox_id == first, "the create did not take the pooled VM"
+    (second,) = wait_refilled(server, 1)
+    b = Sandbox.create(base_template, secure=True, envs={"WHO": "b"}, timeout=300, **server.opts)
+    assert b.sandbox_id == second
+    assert a.sandbox_id != b.sandbox_id
+
+    # Tokens are the create's own.
+    assert a._envd_access_token and b._envd_access_token
+    assert a._envd_access_token != b._envd_access_token
+    # Env vars given at create time reach commands.
+    assert a.commands.run("echo $WHO").stdout.strip() == "a"
+    assert b.commands.run("echo $WHO").stdout.strip() == "b"
+    # Fresh entropy and the host's clock at handout.
+    rand = "head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \\n'"
+    ra, rb = a.commands.run(rand).stdout.strip(), b.commands.run(rand).stdout.strip()
+    assert len(ra) == 64 and ra != rb
+    for sbx in (a, b):
+        guest = float(sbx.commands.run("date +%s.%N").stdout.strip())
+        assert abs(guest - time.time()) < 1.0, f"guest clock off by {guest - time.time():.3f} s"
+    boot_a = a.commands.run("cat /proc/sys/kernel/random/boot_id").stdout.strip()
+    boot_b = b.commands.run("cat /proc/sys/kernel/random/boot_id").stdout.strip()
+    assert boot_a and boot_a != boot_b
+    # The list shows the two sandboxes, never the refilled pooled VM.
+    (third,) = wait_refilled(server, 2)
+    assert listed(server) == {a.sandbox_id, b.sandbox_id}
+    assert third not in listed(server)
+    # Network choices a pooled VM was not started with get a restore of their own.
+    c = Sandbox.create(base_template, allow_internet_access=False, timeout=60, **server.opts)
+    assert c.sandbox_id != third and third in run_dirs(server)
+    assert c.commands.run("echo ok").stdout == "ok\n"
+
+
+def test_a_dead_pooled_vm_is_never_handed_out(base_template, make_sandboxd):
+    server = make_sandboxd(env=POOL)
+    (pooled,) = wait_pooled(server)
+    os.kill(qemu_pid(server, pooled), signal.SIGKILL)
+    sbx = Sandbox.create(base_template, timeout=60, **server.opts)
+    assert sbx.sandbox_id != pooled
+    assert sbx.commands.run("echo ok").stdout == "ok\n"
+    assert pooled not in listed(server)
+
+
+def test_pooled_vms_make_room_for_real_sandboxes(base_template, make_sandboxd):
+    """Pooled VMs count against --max-sandboxes but are evicted when a create needs room."""
+    server = make_sandboxd(args=["--max-sandboxes", "3"], env={**POOL, "SANDBOXD_POOL_SIZE": "2"})
+    pooled = wait_pooled(server, 2)
+    # allow_internet_access=False never takes from the pool: these need free slots.
+    made = [Sandbox.create(base_template, allow_internet_access=False, timeout=120, **server.opts) for _ in range(3)]
+    assert not (set(s.sandbox_id for s in made) & pooled)
+    wait_for(lambda: run_dirs(server) == {s.sandbox_id for s in made}, "pooled VMs were not evicted")
+    with pytest.raises(Exception) as e:
+        Sandbox.create(base_template, allow_internet_access=False, timeout=60, **server.opts)
+    assert "maximum of 3 sandboxes" in str(e.value), str(e.value)
+    for s in made:
+        assert s.commands.run("echo ok").stdout == "ok\n"
+
+
+def test_a_crash_with_pooled_vms_leaks_nothing(base_template, make_sandboxd):
+    server = make_sandboxd(env=POOL)
+    (pooled,) = wait_pooled(server)
+    pid = qemu_pid(server, pooled)
+    server.kill9()
+    assert alive(pid), "the pooled VM should outlive the crash until the restart reaps it"
+    server.env["SANDBOXD_POOL_SIZE"] = "0"
+    server.start()
+    assert not alive(pid), "the restart did not reap the pooled VM"
+    assert run_dirs(server) == set()
+    assert listed(server) == set()
+
+
+def test_a_snapshot_created_from_twice_is_pooled_and_its_memory_continues(base_template, make_sandboxd):
+    from test_snapshots import counter, start_counter
+
+    server = make_sandboxd(env={**POOL, "SANDBOXD_POOL_TEMPLATES": ""})
+    src = Sandbox.create(base_template, timeout=300, **server.opts)
+    start_counter(src)
+    at_snapshot = counter(src)
+    snap = src.create_snapshot()
+    src.kill()
+    first = Sandbox.create(snap.snapshot_id, timeout=120, **server.opts)
+    # One create is not demand enough: nothing is pooled yet.
+    assert run_dirs(server) == {first.sandbox_id}
+    second = Sandbox.create(snap.snapshot_id, timeout=120, **server.opts)
+    (pooled,) = wait_pooled(server)
+    third = Sandbox.create(snap.snapshot_id, timeout=120, **server.opts)
+    assert third.sandbox_id == pooled
+    for clone in (first, second, third):
+        assert counter(clone) >= at_snapshot
+    assert third.files.exists("counter.py")
