@@ -255,6 +255,12 @@ pub struct EntryInfo {
 
 #[pymethods]
 impl EntryInfo {
+    /// An `EntryInfo` from a dict with its fields (`name`, `path` required).
+    #[classmethod]
+    fn from_dict(_cls: &Bound<'_, pyo3::types::PyType>, payload: &Bound<'_, PyAny>) -> PyResult<Self> {
+        Ok(e2b::EntryInfo::from_json(&dict_to_json(payload)?).map_err(from_json_err)?.into())
+    }
+
     fn __repr__(&self) -> String {
         format!("EntryInfo(name={:?}, type={:?}, path={:?}, size={})", self.name, self.r#type, self.path, self.size)
     }
@@ -294,6 +300,12 @@ pub struct WriteInfo {
 
 #[pymethods]
 impl WriteInfo {
+    /// Build a `WriteInfo` from a `/files` upload response entry.
+    #[classmethod]
+    fn from_dict(_cls: &Bound<'_, pyo3::types::PyType>, payload: &Bound<'_, PyAny>) -> PyResult<Self> {
+        Ok(e2b::WriteInfo::from_json(&dict_to_json(payload)?).map_err(from_json_err)?.into())
+    }
+
     fn __repr__(&self) -> String {
         format!("WriteInfo(name={:?}, type={:?}, path={:?})", self.name, self.r#type, self.path)
     }
@@ -302,5 +314,29 @@ impl WriteInfo {
 impl From<e2b::WriteInfo> for WriteInfo {
     fn from(w: e2b::WriteInfo) -> Self {
         WriteInfo { name: w.name, r#type: w.r#type.map(|t| t.as_str()), path: w.path, metadata: w.metadata }
+    }
+}
+
+/// A Python mapping as JSON (dates as ISO 8601), for the core's `from_json` constructors.
+fn dict_to_json(payload: &Bound<'_, PyAny>) -> PyResult<serde_json::Value> {
+    let py = payload.py();
+    if !payload.is_instance_of::<pyo3::types::PyDict>() {
+        return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+            "payload must be a dict, not {}",
+            payload.get_type().name()?
+        )));
+    }
+    let default = py.eval(c"lambda o: o.isoformat() if hasattr(o, 'isoformat') else str(o)", None, None)?;
+    let kwargs = pyo3::types::PyDict::new(py);
+    kwargs.set_item("default", default)?;
+    let text: String = py.import("json")?.call_method("dumps", (payload,), Some(&kwargs))?.extract()?;
+    serde_json::from_str(&text).map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))
+}
+
+/// A missing key is a `KeyError`, as in the official SDK (`payload["name"]`).
+fn from_json_err(e: e2b::FromJsonError) -> PyErr {
+    match e {
+        e2b::FromJsonError::Missing(key) => pyo3::exceptions::PyKeyError::new_err(key),
+        e2b::FromJsonError::Invalid(m) => pyo3::exceptions::PyValueError::new_err(m),
     }
 }

@@ -3,7 +3,6 @@
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
 
 use crate::envd::proto::{self, EntryResponse, ListDirResponse, MoveRequest, PathRequest};
 use crate::envd::{Domain, EnvdClient, map_http_error};
@@ -84,31 +83,10 @@ impl Files {
         if !(200..300).contains(&status) {
             return Err(map_http_error(status, &body, Domain::Filesystem));
         }
-        #[derive(Deserialize)]
-        struct Written {
-            #[serde(default)]
-            name: String,
-            #[serde(default, rename = "type")]
-            kind: Option<String>,
-            #[serde(default)]
-            path: String,
-            #[serde(default)]
-            metadata: Option<std::collections::HashMap<String, String>>,
-        }
-        let list: Vec<Written> = serde_json::from_slice(&body)
+        let list: Vec<serde_json::Value> = serde_json::from_slice(&body)
             .map_err(|e| Error::sandbox(format!("invalid /files response: {e}")))?;
-        let w = list.into_iter().next().ok_or_else(|| Error::sandbox("/files returned no entry"))?;
-        Ok(WriteInfo {
-            name: w.name,
-            r#type: match w.kind.as_deref() {
-                Some("dir") => Some(FileType::Dir),
-                Some("symlink") => Some(FileType::Symlink),
-                Some(_) => Some(FileType::File),
-                None => None,
-            },
-            path: w.path,
-            metadata: w.metadata.unwrap_or_default(),
-        })
+        let w = list.first().ok_or_else(|| Error::sandbox("/files returned no entry"))?;
+        WriteInfo::from_json(w).map_err(|e| Error::sandbox(format!("invalid /files response: {e}")))
     }
 
     /// Write several files, in order; stops at the first failure.

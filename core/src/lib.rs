@@ -45,7 +45,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use files::Files;
 pub use git::{Git, GitBranches, GitFileStatus, GitStatus};
 pub use models::{
-    CommandResult, EntryInfo, FileType, ProcessInfo, SandboxInfo, SandboxQuery, SnapshotInfo, WriteInfo,
+    CommandResult, EntryInfo, FileType, FromJsonError, ProcessInfo, SandboxInfo, SandboxQuery, SnapshotInfo, WriteInfo,
 };
 pub use paginator::{SandboxListOptions, SandboxPaginator, SnapshotListOptions, SnapshotPaginator};
 pub use metrics_network::{NetworkUpdateBody, SandboxMetrics};

@@ -154,3 +154,109 @@ pub struct WriteInfo {
     pub path: String,
     pub metadata: HashMap<String, String>,
 }
+
+/// Why a JSON object is not a [`WriteInfo`] / [`EntryInfo`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FromJsonError {
+    /// A required key is absent (the SDKs' `KeyError`).
+    Missing(&'static str),
+    /// A key holds a value of the wrong kind.
+    Invalid(String),
+}
+
+impl std::fmt::Display for FromJsonError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FromJsonError::Missing(key) => write!(f, "missing key '{key}'"),
+            FromJsonError::Invalid(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for FromJsonError {}
+
+type Object = serde_json::Map<String, serde_json::Value>;
+
+fn required_str(o: &Object, key: &'static str) -> std::result::Result<String, FromJsonError> {
+    match o.get(key) {
+        None => Err(FromJsonError::Missing(key)),
+        Some(serde_json::Value::String(s)) => Ok(s.clone()),
+        Some(v) => Err(FromJsonError::Invalid(format!("'{key}' must be a string, got {v}"))),
+    }
+}
+
+fn optional_str(o: &Object, key: &str) -> Option<String> {
+    o.get(key).and_then(|v| v.as_str()).map(String::from)
+}
+
+/// `metadata`: an object of strings; absent, null or empty is no metadata.
+fn metadata_of(o: &Object) -> std::result::Result<HashMap<String, String>, FromJsonError> {
+    match o.get("metadata") {
+        None | Some(serde_json::Value::Null) => Ok(HashMap::new()),
+        Some(serde_json::Value::Object(m)) => m
+            .iter()
+            .map(|(k, v)| match v {
+                serde_json::Value::String(s) => Ok((k.clone(), s.clone())),
+                v => Err(FromJsonError::Invalid(format!("metadata '{k}' must be a string, got {v}"))),
+            })
+            .collect(),
+        Some(v) => Err(FromJsonError::Invalid(format!("'metadata' must be an object, got {v}"))),
+    }
+}
+
+impl FileType {
+    /// The wire's `type` string (`file`, `dir`, `symlink`); anything else is unknown.
+    pub fn parse(s: &str) -> Option<FileType> {
+        match s {
+            "file" => Some(FileType::File),
+            "dir" | "directory" => Some(FileType::Dir),
+            "symlink" => Some(FileType::Symlink),
+            _ => None,
+        }
+    }
+}
+
+impl WriteInfo {
+    /// From one entry of envd's `POST /files` answer (`name`, `path` required; `type`,
+    /// `metadata` optional), as the official SDKs' `WriteInfo.from_dict`.
+    pub fn from_json(v: &serde_json::Value) -> std::result::Result<WriteInfo, FromJsonError> {
+        let o = v.as_object().ok_or_else(|| FromJsonError::Invalid(format!("expected an object, got {v}")))?;
+        Ok(WriteInfo {
+            name: required_str(o, "name")?,
+            r#type: optional_str(o, "type").as_deref().and_then(FileType::parse),
+            path: required_str(o, "path")?,
+            metadata: metadata_of(o)?,
+        })
+    }
+}
+
+impl EntryInfo {
+    /// From a JSON object with [`WriteInfo`]'s keys plus `size`, `mode`, `permissions`,
+    /// `owner`, `group`, `modified_time` (RFC 3339) and `symlink_target` (all optional).
+    pub fn from_json(v: &serde_json::Value) -> std::result::Result<EntryInfo, FromJsonError> {
+        let w = WriteInfo::from_json(v)?;
+        let o = v.as_object().expect("checked by WriteInfo::from_json");
+        let int = |key: &str| o.get(key).and_then(|v| v.as_i64()).unwrap_or(0);
+        let modified_time = match optional_str(o, "modified_time") {
+            None => None,
+            Some(t) => Some(
+                DateTime::parse_from_rfc3339(&t)
+                    .map_err(|e| FromJsonError::Invalid(format!("'modified_time' is not RFC 3339 ({t}): {e}")))?
+                    .with_timezone(&Utc),
+            ),
+        };
+        Ok(EntryInfo {
+            name: w.name,
+            r#type: w.r#type,
+            path: w.path,
+            size: int("size"),
+            mode: u32::try_from(int("mode")).map_err(|_| FromJsonError::Invalid("'mode' is out of range".into()))?,
+            permissions: optional_str(o, "permissions").unwrap_or_default(),
+            owner: optional_str(o, "owner").unwrap_or_default(),
+            group: optional_str(o, "group").unwrap_or_default(),
+            modified_time,
+            symlink_target: optional_str(o, "symlink_target"),
+            metadata: w.metadata,
+        })
+    }
+}

@@ -159,6 +159,8 @@ class ProcessInfo:
 
 @final
 class EntryInfo:
+    @classmethod
+    def from_dict(cls, payload: Dict[str, Any]) -> "EntryInfo": ...
     @property
     def name(self) -> str: ...
     @property
@@ -184,6 +186,8 @@ class EntryInfo:
 
 @final
 class WriteInfo:
+    @classmethod
+    def from_dict(cls, payload: Dict[str, Any]) -> "WriteInfo": ...
     @property
     def name(self) -> str: ...
     @property
