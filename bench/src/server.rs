@@ -16,8 +16,9 @@ pub struct Server {
 }
 
 impl Server {
+    /// Without a warm pool: the scenarios measure restores (the `pool` scenario starts its own).
     pub fn start(bin: &Path, templates_dir: Option<&Path>) -> anyhow::Result<Server> {
-        Self::start_with_env(bin, templates_dir, &[])
+        Self::start_with_env(bin, templates_dir, &[("SANDBOXD_POOL_SIZE", "0")])
     }
 
     /// [`Server::start`] with extra environment variables for sandboxd.

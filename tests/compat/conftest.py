@@ -130,6 +130,9 @@ def make_sandboxd():
     servers = []
 
     def make(args=(), env=None) -> Sandboxd:
+        # These servers check store usage, capacity and leftovers exactly: no warm pool unless
+        # the test asks for one (the session server runs with sandboxd's default).
+        env = {"SANDBOXD_POOL_SIZE": "0", **(env or {})}
         server = Sandboxd(Path(tempfile.mkdtemp(prefix="sandboxd-compat-")), args=args, env=env)
         servers.append(server)
         server.start()

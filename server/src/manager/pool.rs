@@ -34,8 +34,8 @@ use crate::vm::{GuestInit, LaunchSpec, Runtime, VmInfo};
 /// Pool sizing (`SANDBOXD_POOL_*`).
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// VMs kept ready per wanted image (`SANDBOXD_POOL_SIZE`; default 1 on hosts with 4 or more
-    /// CPUs, else 0: off). 0 turns pooling off.
+    /// VMs kept ready per wanted image (`SANDBOXD_POOL_SIZE`; default 1 on hosts with 2 or more
+    /// CPUs and 4 GiB or more of memory, else 0: off). 0 turns pooling off.
     pub size: usize,
     /// How long an image stays pooled after its last create (`SANDBOXD_POOL_IDLE_SECS`, 600).
     pub idle: Duration,
@@ -47,8 +47,19 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Self { size: usize::from(cpus >= 4), idle: Duration::from_secs(600), templates: vec!["base".into()] }
+        let big_enough = cpus >= 2 && host_memory_mib() >= 4096;
+        Self { size: usize::from(big_enough), idle: Duration::from_secs(600), templates: vec!["base".into()] }
     }
+}
+
+/// `MemTotal` of `/proc/meminfo` in MiB (0 when unreadable).
+fn host_memory_mib() -> u64 {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kib| kib / 1024)
 }
 
 impl Settings {
@@ -87,6 +98,8 @@ struct ImagePool {
     /// Creates from this image while it was wanted: an image not configured is pooled from
     /// its second create on (one restore is not worth a VM kept ready).
     creates: u32,
+    /// After a failed fill (full store, broken image), no new try before then.
+    retry_at: Option<Instant>,
 }
 
 /// Shared pool state (in `Inner`).
@@ -98,6 +111,8 @@ pub(super) struct Pools {
 
 /// How often the filler looks at the pools without being woken.
 const TICK: Duration = Duration::from_secs(2);
+/// How long a pool waits after a failed fill before it tries again.
+const FILL_BACKOFF: Duration = Duration::from_secs(30);
 /// How long a pooled VM may take to answer the handout's `/init`.
 const HANDOUT_DEADLINE: Duration = Duration::from_secs(5);
 
@@ -127,6 +142,7 @@ impl Manager {
                 filling: 0,
                 wanted_until: wanted,
                 creates: 0,
+                retry_at: None,
             });
             if pool.wanted_until.is_some() {
                 pool.wanted_until = wanted;
@@ -216,6 +232,7 @@ impl Manager {
                 filling: 0,
                 wanted_until: None,
                 creates: 0,
+                retry_at: None,
             });
             pool.wanted_until = None;
         }
@@ -254,6 +271,7 @@ impl Manager {
         let (dir, pool) = pools
             .iter_mut()
             .filter(|(_, p)| p.ready.len() + p.filling < size && (p.wanted_until.is_none() || p.creates >= 2))
+            .filter(|(_, p)| p.retry_at.is_none_or(|t| t <= Instant::now()))
             .min_by_key(|(_, p)| p.ready.len() + p.filling)?;
         pool.filling += 1;
         Some(dir.clone())
@@ -277,7 +295,10 @@ impl Manager {
                             if fresh { pool.ready.push(pooled) } else { leftover = Some(pooled) }
                         }
                         Ok(None) => {}
-                        Err(e) => warn!(image = %image_dir.display(), "could not fill the warm pool: {e}"),
+                        Err(e) => {
+                            pool.retry_at = Some(Instant::now() + FILL_BACKOFF);
+                            warn!(image = %image_dir.display(), "could not fill the warm pool (next try in {} s): {e:#}", FILL_BACKOFF.as_secs());
+                        }
                     }
                 }
                 None => leftover = result.ok().flatten(),
