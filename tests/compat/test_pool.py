@@ -61,6 +61,17 @@ def wait_for(cond, what: str):
         time.sleep(0.05)
 
 
+def wait_until_logs(fetch, marker: str) -> list:
+    deadline = time.monotonic() + 60
+    while True:
+        logs = fetch()
+        if any(marker in e["fields"].get("args", "") for e in logs):
+            return logs
+        if time.monotonic() > deadline:
+            pytest.fail(f"{marker} never reached the logs: {logs}")
+        time.sleep(0.2)
+
+
 def qemu_pid(server, sandbox_id: str) -> int:
     vm = json.loads((server.data / "store" / "run" / sandbox_id / "vm.json").read_text())
     return int(vm["pid"])
@@ -102,6 +113,13 @@ def test_handouts_are_distinct_sandboxes_with_fresh_state(base_template, make_sa
     boot_a = a.commands.run("cat /proc/sys/kernel/random/boot_id").stdout.strip()
     boot_b = b.commands.run("cat /proc/sys/kernel/random/boot_id").stdout.strip()
     assert boot_a and boot_a != boot_b
+    # The sandbox's logs start at its handout: the pool's warm-up commands are not in them.
+    from test_metrics_logs import v2_logs
+
+    a.commands.run("echo pooled-logs-marker", user="root")
+    logs = wait_until_logs(lambda: v2_logs(server, a.sandbox_id), "pooled-logs-marker")
+    started = [e["fields"].get("args", "") for e in logs if e["message"] == "process started"]
+    assert started and '["-l", "-c", "true"]' not in started, started
     # The list shows the two sandboxes, never the refilled pooled VM.
     (third,) = wait_refilled(server, 2)
     assert listed(server) == {a.sandbox_id, b.sandbox_id}

@@ -132,6 +132,7 @@ impl Manager {
             true => self.take_pooled(&image_dir, &init).await,
             false => None,
         };
+        let pooled_vm = from_pool.is_some();
         let (id, vm, slot) = match from_pool {
             // Its share was moved to the running sandboxes by the handout.
             Some(pooled) => (pooled.id, pooled.vm, None),
@@ -189,6 +190,9 @@ impl Manager {
         }
         if let Some(slot) = slot {
             slot.commit(&id);
+        }
+        if pooled_vm {
+            self.telemetry().start_console_now(&id, &vm);
         }
         self.set_route(&id, Some(vm.envd_addr));
         self.watch_vm(&id, &vm);

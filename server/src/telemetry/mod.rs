@@ -222,6 +222,18 @@ impl Telemetry {
         Ok(())
     }
 
+    /// `vm` ran before it became sandbox `id` (a warm-pool VM): what its console printed so far
+    /// (restore, warm-up) is not the sandbox's, so its logs start at the last complete line now.
+    pub fn start_console_now(&self, id: &str, vm: &VmInfo) {
+        let _guard = self.inner.console.lock().unwrap_or_else(|p| p.into_inner());
+        let path = crate::vm::qemu::console_path(&vm.run_dir);
+        let offset = std::fs::read(&path).map_or(0, |b| b.iter().rposition(|c| *c == b'\n').map_or(0, |i| i + 1));
+        let now = now_ms();
+        if let Err(e) = self.store().append_logs(id, vm.pid, offset as u64, now, now, &[]) {
+            tracing::warn!(sandbox = %id, error = %e, "telemetry: recording the console start failed");
+        }
+    }
+
     /// The sandbox is gone (killed, expired, died): its rows are kept for the retention.
     pub fn sandbox_ended(&self, id: &str) {
         if let Err(e) = self.store().mark_ended(id, now_ms()) {
