@@ -91,6 +91,7 @@ impl TestServer {
             max_memory_mb: None,
             domain: None,
             telemetry: Default::default(),
+            pool: sandboxd::manager::PoolSettings { size: 0, ..Default::default() },
         }
     }
 
