@@ -123,6 +123,10 @@ export type SandboxLifecycle = NonNullable<SandboxOpts['lifecycle']>
 export type SandboxNetworkOpts = NonNullable<SandboxOpts['network']>
 /** Linux user name. */
 export type Username = string
+/** Name of an MCP server of the gateway's catalogue, or `github/<owner>/<repo>`. */
+export type McpServerName = string
+/** What `Sandbox.create({ mcp })` takes: the gateway's `--config`, servers by name. */
+export type McpServer = Record<string, unknown>
 /** Standard output of a command. */
 export type Stdout = string
 /** Standard error of a command. */

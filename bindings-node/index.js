@@ -27,7 +27,7 @@ const native = loadNative()
 
 // Options of E2B's SDK that this SDK does not implement. They are refused (the core words the
 // error), never ignored; `validateApiKey` is accepted because it has no effect in E2B's SDK either.
-const UNSUPPORTED_OPTIONS = ['mcp', 'iam', 'volumeMounts', 'proxy', 'logger', 'retries', 'apiHeaders', 'signal']
+const UNSUPPORTED_OPTIONS = ['iam', 'volumeMounts', 'proxy', 'logger', 'retries', 'apiHeaders', 'signal']
 
 function refuseUnsupported(args) {
   for (const a of args) {
@@ -47,7 +47,7 @@ function withNamedErrors(args) {
 
 // The native methods that return a value rather than a promise (`Sandbox.list`, ...): a refused
 // option throws there; everywhere else it rejects, as any other error of an async call.
-const SYNC_METHODS = { Sandbox: new Set(['list', 'listSnapshots', 'getHost']) }
+const SYNC_METHODS = { Sandbox: new Set(['list', 'listSnapshots', 'getHost', 'getMcpUrl']) }
 
 function wrap(fn, sync = false) {
   const wrapped = function (...args) {

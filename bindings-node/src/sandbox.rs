@@ -43,8 +43,9 @@ with_connection_opts! {
         #[doc = " per-host `rules`, `egressProxy`, `dnsServers`, `httpsPorts` are refused."]
         #[napi(ts_type = "{ allowOut?: string[]; denyOut?: string[]; allowPublicTraffic?: boolean; maskRequestHost?: string }")]
         pub network: Option<serde_json::Value>,
-        #[doc = " Not supported by this SDK yet: refused with `InvalidArgumentError`."]
-        #[napi(ts_type = "unknown")]
+        #[doc = " MCP servers: the sandbox comes from the `mcp-gateway` template unless `template` is"]
+        #[doc = " given, and the MCP gateway is started in it (the sandbox is killed if it does not start)."]
+        #[napi(ts_type = "Record<string, unknown>")]
         pub mcp: Option<serde_json::Value>,
         #[doc = " Not supported by this SDK yet: refused with `InvalidArgumentError`."]
         #[napi(ts_type = "unknown")]
@@ -362,6 +363,7 @@ impl Sandbox {
             envs: opts.envs.clone(),
             lifecycle: e2b::options::lifecycle_body(opts.lifecycle.as_ref()).js()?,
             network: e2b::options::network_body(opts.network.as_ref()).js()?,
+            mcp: opts.mcp.clone(),
             connection: opts.connection(),
             ..Default::default()
         };
@@ -451,6 +453,24 @@ impl Sandbox {
     #[napi]
     pub fn get_host(&self, port: u16) -> String {
         self.inner.get_host(port)
+    }
+
+    /// Port of the MCP gateway in the sandbox.
+    #[napi(getter)]
+    pub fn mcp_port(&self) -> u16 {
+        e2b::mcp::MCP_PORT
+    }
+
+    /// The MCP gateway's URL: `https://<host of port 50005>/mcp`.
+    #[napi]
+    pub fn get_mcp_url(&self) -> String {
+        self.inner.get_mcp_url()
+    }
+
+    /// The MCP gateway's access token (read from the sandbox when this handle did not start it).
+    #[napi]
+    pub async fn get_mcp_token(&self) -> Result<Option<String>> {
+        self.inner.get_mcp_token().await.js()
     }
 
     /// Whether the sandbox is up (envd answers its health check).

@@ -64,7 +64,7 @@ fn metrics(py: Python<'_>, v: Vec<e2b::SandboxMetrics>) -> PyResult<Py<PyAny>> {
 impl PySandbox {
     #[staticmethod]
     /// `lifecycle` and `network` are the user's dicts as JSON text (validated by the core).
-    #[pyo3(signature = (template=None, timeout=None, metadata=None, envs=None, secure=true, allow_internet_access=None, opts=None, lifecycle=None, network=None, idempotency_key=None))]
+    #[pyo3(signature = (template=None, timeout=None, metadata=None, envs=None, secure=true, allow_internet_access=None, opts=None, lifecycle=None, network=None, idempotency_key=None, mcp=None))]
     #[allow(clippy::too_many_arguments)]
     fn create(
         py: Python<'_>,
@@ -78,8 +78,13 @@ impl PySandbox {
         lifecycle: Option<String>,
         network: Option<String>,
         idempotency_key: Option<String>,
+        mcp: Option<String>,
     ) -> PyResult<Op> {
         let lifecycle = e2b::options::lifecycle_from_json(lifecycle.as_deref()).map_err(|e| to_py(py, e))?;
+        let mcp = mcp
+            .map(|m| serde_json::from_str(&m))
+            .transpose()
+            .map_err(|e| pyo3::exceptions::PyValueError::new_err(format!("mcp: {e}")))?;
         let network = e2b::options::network_from_json(network.as_deref()).map_err(|e| to_py(py, e))?;
         let o = e2b::CreateOptions {
             template,
@@ -92,6 +97,7 @@ impl PySandbox {
             lifecycle,
             network,
             idempotency_key,
+            mcp,
             connection: crate::config::opts(opts),
         };
         Ok(Op::map(e2b::Sandbox::create(o), wrap))
@@ -315,6 +321,15 @@ impl PySandbox {
         let s = self.0.clone();
         let f = e2b::ForkOptions { timeout: duration(timeout, "timeout")?, count };
         Ok(Op::map(async move { s.fork(f).await }, forks))
+    }
+
+    fn get_mcp_url(&self) -> String {
+        self.0.get_mcp_url()
+    }
+
+    fn get_mcp_token(&self) -> Op {
+        let s = self.0.clone();
+        Op::new(async move { s.get_mcp_token().await })
     }
 
     #[pyo3(signature = (name=None, mode=None))]

@@ -24,6 +24,7 @@ pub mod file_urls;
 pub mod files;
 pub mod git;
 pub mod input_stream;
+pub mod mcp;
 pub mod metrics_network;
 pub mod models;
 pub mod options;

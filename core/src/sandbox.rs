@@ -45,6 +45,8 @@ pub struct CreateOptions {
     pub network: Option<NetworkBody>,
     /// Sent as the `Idempotency-Key` header (1-255 of `a-z`, `0-9`, `-`).
     pub idempotency_key: Option<String>,
+    /// MCP servers for the gateway (an object); see [`crate::mcp`].
+    pub mcp: Option<serde_json::Value>,
     pub connection: ConnectionOpts,
 }
 
@@ -60,6 +62,7 @@ impl Default for CreateOptions {
             lifecycle: LifecycleBody::default(),
             network: None,
             idempotency_key: None,
+            mcp: None,
             connection: ConnectionOpts::default(),
         }
     }
@@ -110,6 +113,8 @@ struct SandboxInner {
     opts: ConnectionOpts,
     api: ApiClient,
     envd: EnvdClient,
+    /// The MCP gateway's token, once known (see `mcp`).
+    mcp_token: std::sync::Mutex<Option<String>>,
 }
 
 pub(crate) fn api_for(opts: &ConnectionOpts) -> ApiClient {
@@ -127,7 +132,16 @@ impl Sandbox {
             opts,
             api,
             envd,
+            mcp_token: std::sync::Mutex::new(None),
         }))
+    }
+
+    pub(crate) fn mcp_token(&self) -> Option<String> {
+        self.0.mcp_token.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub(crate) fn set_mcp_token(&self, token: String) {
+        *self.0.mcp_token.lock().unwrap_or_else(|p| p.into_inner()) = Some(token);
     }
 
     /// Create a sandbox from a template or a snapshot ID.
@@ -136,8 +150,12 @@ impl Sandbox {
         if let Some(k) = &opts.idempotency_key {
             check_idempotency_key(k)?;
         }
+        if opts.mcp.as_ref().is_some_and(|m| !m.is_object()) {
+            return Err(Error::InvalidArgument("mcp must be an object of MCP server configurations".into()));
+        }
+        let default_template = if opts.mcp.is_some() { crate::mcp::DEFAULT_MCP_TEMPLATE } else { DEFAULT_TEMPLATE };
         let body = NewSandbox {
-            template_id: opts.template.clone().unwrap_or_else(|| DEFAULT_TEMPLATE.into()),
+            template_id: opts.template.clone().unwrap_or_else(|| default_template.into()),
             timeout: opts.timeout.map(secs),
             metadata: opts.metadata.clone(),
             env_vars: opts.envs.clone(),
@@ -147,6 +165,7 @@ impl Sandbox {
             auto_pause_memory: opts.lifecycle.auto_pause_memory,
             auto_resume: opts.lifecycle.auto_resume,
             network: opts.network.clone(),
+            mcp: opts.mcp.clone(),
         };
         let key = opts.idempotency_key.as_deref();
         let r = match (&api.config().embedded, body.template_id == DEFAULT_TEMPLATE) {
@@ -161,7 +180,11 @@ impl Sandbox {
             let _ = api::sandboxes::kill(&api, &r.sandbox_id).await;
             return Err(Error::Template("You need to update the template to use the new SDK.".into()));
         }
-        Ok(Sandbox::from_response(r, opts.connection, api))
+        let sandbox = Sandbox::from_response(r, opts.connection, api);
+        if let Some(servers) = &opts.mcp {
+            sandbox.start_mcp_gateway(servers).await?;
+        }
+        Ok(sandbox)
     }
 
     /// Connect to an existing sandbox, resuming it if paused. `timeout` only extends a running

@@ -28,8 +28,11 @@ pub struct NewSandbox {
     pub metadata: Option<BTreeMap<String, String>>,
     pub env_vars: Option<HashMap<String, String>>,
     pub network: Option<crate::network::NetworkRequest>,
-    /// Features of E2B that sandboxd does not have: refused when set (see [`NewSandbox::unsupported`]).
+    /// MCP gateway servers: as in E2B, the SDK starts the gateway in the sandbox after the
+    /// create (`mcp-gateway --config …`, from the `mcp-gateway` template); the server only
+    /// checks that it is an object.
     pub mcp: Option<serde_json::Value>,
+    /// Features of E2B that sandboxd does not have: refused when set (see [`NewSandbox::unsupported`]).
     pub volume_mounts: Option<Vec<serde_json::Value>>,
     pub iam: Option<serde_json::Value>,
 }
@@ -43,8 +46,8 @@ impl NewSandbox {
             Some(serde_json::Value::Object(m)) => !m.is_empty(),
             Some(_) => true,
         };
-        if set(&self.mcp) {
-            Some("mcp (the MCP gateway) is not supported by sandboxd")
+        if !matches!(self.mcp, None | Some(serde_json::Value::Null) | Some(serde_json::Value::Object(_))) {
+            Some("mcp must be an object of MCP server configurations")
         } else if self.volume_mounts.as_ref().is_some_and(|v| !v.is_empty()) {
             Some("volumeMounts (persistent volumes) are not supported by sandboxd")
         } else if set(&self.iam) {

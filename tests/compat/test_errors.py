@@ -81,7 +81,6 @@ try {{
 
 
 @pytest.mark.parametrize("option, value, words", [
-    ("mcp", {"exa": {"apiKey": "k"}}, "mcp"),
     ("volume_mounts", {"/data": "my-volume"}, "volumeMounts"),
 ])
 def test_options_sandboxd_lacks_are_refused_not_ignored(base_template, option, value, words):

@@ -22,7 +22,7 @@ def fake(monkeypatch: pytest.MonkeyPatch):
 @pytest.mark.parametrize(
     "kwargs, words",
     [
-        ({"mcp": {"github": {}}}, "'mcp'"),
+        ({"mcp": ["github"]}, "mcp must be an object"),
         ({"iam": {"tokens": {}}}, "'iam'"),
         ({"volume_mounts": {"/data": "vol"}}, "'volume_mounts'"),
         ({"retries": 3}, "'retries'"),
@@ -69,7 +69,7 @@ def test_invalid_pause_connect_snapshot_options(fake: FakeE2B, call, words: str)
 
 async def test_async_refuses_the_same(fake: FakeE2B) -> None:
     with pytest.raises(e2b.InvalidArgumentException):
-        await AsyncSandbox.create(mcp={"x": {}})
+        await AsyncSandbox.create(iam={"tokens": {}})
     with pytest.raises(TypeError):
         await AsyncSandbox.create(bogus=1)
     with pytest.raises(e2b.InvalidArgumentException):

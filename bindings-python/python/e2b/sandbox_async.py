@@ -92,6 +92,14 @@ class AsyncSandbox:
     def connection_config(self) -> _native.ConnectionConfig:
         return self._s.connection_config
 
+    def get_mcp_url(self) -> str:
+        """The MCP gateway's URL: ``https://<host of port 50005>/mcp``."""
+        return self._s.get_mcp_url()
+
+    async def get_mcp_token(self) -> Optional[str]:
+        """The MCP gateway's access token (read from the sandbox when this handle did not start it)."""
+        return await self._s.get_mcp_token().awaitable()
+
     def get_host(self, port: int) -> str:
         return self._s.get_host(port)
 
@@ -117,6 +125,10 @@ class AsyncSandbox:
     default_template: str = "base"
     #: Sandbox lifetime in seconds when ``create()`` gets no ``timeout`` (the server's default).
     default_sandbox_timeout: int = 300
+    #: Template of ``create(mcp=...)`` when none is given.
+    default_mcp_template: str = "mcp-gateway"
+    #: Port of the MCP gateway in the sandbox.
+    mcp_port: int = 50005
 
     @classmethod
     async def create(
@@ -137,12 +149,17 @@ class AsyncSandbox:
         **opts: Any,
     ) -> "AsyncSandbox":
         """Create a sandbox from a template (default ``cls.default_template``) or a snapshot ID.
-        ``lifecycle`` and ``network`` go to the server as E2B sends them; ``mcp``, ``iam``,
-        ``volume_mounts`` and ``logger`` are refused (not implemented here yet)."""
-        refuse(mcp=mcp, iam=iam, volume_mounts=volume_mounts, logger=logger)
+        ``lifecycle`` and ``network`` go to the server as E2B sends them; with ``mcp`` the sandbox
+        comes from ``cls.default_mcp_template`` unless ``template`` is given, and the MCP gateway is
+        started in it (the sandbox is killed if it does not start). ``iam``, ``volume_mounts`` and
+        ``logger`` are refused (not implemented here yet)."""
+        refuse(iam=iam, volume_mounts=volume_mounts, logger=logger)
+        if not template:
+            template = cls.default_mcp_template if mcp is not None else cls.default_template
         native = await _native.Sandbox.create(
-            template or cls.default_template, timeout, metadata, envs, secure is not False, allow_internet_access, conn(opts, "create"),
+            template, timeout, metadata, envs, secure is not False, allow_internet_access, conn(opts, "create"),
             lifecycle=as_json("lifecycle", lifecycle), network=as_json("network", network), idempotency_key=idempotency_key,
+            mcp=as_json("mcp", mcp),
         ).awaitable()
         return cls(native, opts)
 

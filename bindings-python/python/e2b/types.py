@@ -72,3 +72,20 @@ def get_signature(
     Without a token: ``InvalidArgumentException`` (a ``ValueError``, as E2B raises)."""
     signature, expiration = _native.file_signature(path, operation, user, envd_access_token, expiration_in_seconds)
     return {"signature": signature, "expiration": expiration}
+
+
+class GitHubMcpServerConfig(TypedDict, total=False):
+    """An MCP server built from a GitHub repository (key ``"github/<owner>/<repo>"``)."""
+
+    run_cmd: str
+    """Starts a stdio MCP server (required)."""
+    install_cmd: str
+    """Installs its dependencies, run in the repository's root."""
+    envs: Dict[str, str]
+    """Environment of the MCP process."""
+
+
+#: MCP servers by name: catalogue servers with their settings, or ``github/owner/repo`` ones.
+GitHubMcpServer = Dict[str, Union[GitHubMcpServerConfig, Any]]
+#: What ``Sandbox.create(mcp=...)`` takes: the gateway's ``--config`` as a dict.
+McpServer = Dict[str, Any]

@@ -29,6 +29,9 @@ pub struct NewSandbox {
     pub auto_resume: Option<crate::options::AutoResume>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub network: Option<crate::options::NetworkBody>,
+    /// MCP gateway servers (the SDK then starts the gateway, see `mcp`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mcp: Option<serde_json::Value>,
 }
 
 /// `Sandbox`: the answer of create, connect and fork.
