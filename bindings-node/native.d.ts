@@ -163,6 +163,12 @@ export declare class Sandbox {
   get files(): Filesystem
   /** Host name of a port of the sandbox: `<port>-<sandboxId>.<domain>`. */
   getHost(port: number): string
+  /** Port of the MCP gateway in the sandbox. */
+  get mcpPort(): number
+  /** The MCP gateway's URL: `https://<host of port 50005>/mcp`. */
+  getMcpUrl(): string
+  /** The MCP gateway's access token (read from the sandbox when this handle did not start it). */
+  getMcpToken(): Promise<string | null>
   /** Whether the sandbox is up (envd answers its health check). */
   isRunning(opts?: IsRunningOpts | undefined | null): Promise<boolean>
   /** Kill the sandbox; `false` when it was already gone. */
@@ -1066,8 +1072,11 @@ export interface SandboxOpts {
    * per-host `rules`, `egressProxy`, `dnsServers`, `httpsPorts` are refused.
    */
   network?: { allowOut?: string[]; denyOut?: string[]; allowPublicTraffic?: boolean; maskRequestHost?: string }
-  /** Not supported by this SDK yet: refused with `InvalidArgumentError`. */
-  mcp?: unknown
+  /**
+   * MCP servers: the sandbox comes from the `mcp-gateway` template unless `template` is
+   * given, and the MCP gateway is started in it (the sandbox is killed if it does not start).
+   */
+  mcp?: Record<string, unknown>
   /** Not supported by this SDK yet: refused with `InvalidArgumentError`. */
   iam?: unknown
   /** Not supported by this SDK yet: refused with `InvalidArgumentError`. */
