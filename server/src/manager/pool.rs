@@ -100,17 +100,24 @@ struct ImagePool {
     creates: u32,
     /// After a failed fill (full store, broken image), no new try before then.
     retry_at: Option<Instant>,
+    /// Creates waiting for a fill in flight (see [`Manager::wait_for_fill`]).
+    waiting: usize,
 }
 
 /// Shared pool state (in `Inner`).
 #[derive(Default)]
 pub(super) struct Pools {
     images: Mutex<HashMap<PathBuf, ImagePool>>,
+    /// Wakes the filler.
     wake: Notify,
+    /// Wakes creates waiting for a fill: a fill ended (ready or not).
+    ready: Notify,
 }
 
 /// How often the filler looks at the pools without being woken.
 const TICK: Duration = Duration::from_secs(2);
+/// How long a create waits for a fill in flight before restoring a VM of its own.
+const FILL_WAIT: Duration = Duration::from_secs(5);
 /// How long a pool waits after a failed fill before it tries again.
 const FILL_BACKOFF: Duration = Duration::from_secs(30);
 /// How long a pooled VM may take to answer the handout's `/init`.
@@ -133,13 +140,14 @@ impl Manager {
             return None;
         }
         let stamp = Runtime::read_meta(image_dir).ok().filter(|m| m.memory)?.disk_layer;
-        let taken = {
+        let wanted = Some(Instant::now() + self.pool_settings().idle);
+        let mut taken = {
             let mut pools = self.pools();
-            let wanted = Some(Instant::now() + self.pool_settings().idle);
             let pool = pools.entry(image_dir.to_path_buf()).or_insert_with(|| ImagePool {
                 stamp: stamp.clone(),
                 ready: Vec::new(),
                 filling: 0,
+                waiting: 0,
                 wanted_until: wanted,
                 creates: 0,
                 retry_at: None,
@@ -151,6 +159,9 @@ impl Manager {
             if pool.stamp == stamp { pool.ready.pop() } else { None }
         };
         self.inner.pools.wake.notify_one();
+        if taken.is_none() {
+            taken = self.wait_for_fill(image_dir, &stamp).await;
+        }
         let pooled = taken?;
         match self.inner.runtime.hand_out(&pooled.vm, init, HANDOUT_DEADLINE).await {
             Ok(()) => {
@@ -167,6 +178,40 @@ impl Manager {
                 None
             }
         }
+    }
+
+    /// A create that finds no ready VM while one of its image is being restored takes that one
+    /// when it is ready (it started earlier than a new restore would, and a second restore
+    /// would only compete with it for the CPU), waiting at most [`FILL_WAIT`]. One create waits
+    /// per fill in flight; the others restore their own VM.
+    async fn wait_for_fill(&self, image_dir: &Path, stamp: &Path) -> Option<Pooled> {
+        {
+            let mut pools = self.pools();
+            let pool = pools.get_mut(image_dir).filter(|p| p.stamp == stamp)?;
+            if pool.waiting >= pool.filling {
+                return None;
+            }
+            pool.waiting += 1;
+        }
+        let deadline = Instant::now() + FILL_WAIT;
+        let taken = loop {
+            let notified = self.inner.pools.ready.notified();
+            {
+                let mut pools = self.pools();
+                match pools.get_mut(image_dir).filter(|p| p.stamp == stamp) {
+                    Some(pool) if !pool.ready.is_empty() => break pool.ready.pop(),
+                    Some(pool) if pool.filling > 0 => {}
+                    _ => break None,
+                }
+            }
+            if tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), notified).await.is_err() {
+                break None;
+            }
+        };
+        if let Some(pool) = self.pools().get_mut(image_dir) {
+            pool.waiting = pool.waiting.saturating_sub(1);
+        }
+        taken
     }
 
     /// Kills a pooled VM and frees its share.
@@ -230,6 +275,7 @@ impl Manager {
                 stamp: stamp.clone(),
                 ready: Vec::new(),
                 filling: 0,
+                waiting: 0,
                 wanted_until: None,
                 creates: 0,
                 retry_at: None,
@@ -304,6 +350,7 @@ impl Manager {
                 None => leftover = result.ok().flatten(),
             }
         }
+        self.inner.pools.ready.notify_waiters();
         if let Some(pooled) = leftover {
             self.discard_pooled(pooled).await;
         }
