@@ -130,6 +130,17 @@ def test_handouts_are_distinct_sandboxes_with_fresh_state(base_template, make_sa
     assert c.commands.run("echo ok").stdout == "ok\n"
 
 
+def test_the_first_create_after_start_gets_the_pools_first_vm(base_template, make_sandboxd):
+    """A create that arrives while the pool's first VM is being restored waits for it rather
+    than restoring a second VM next to it."""
+    server = make_sandboxd(env=POOL)
+    wait_for(lambda: "filling the warm pool" in server.log_path.read_text(errors="replace"), "no fill started")
+    sbx = Sandbox.create(base_template, timeout=60, **server.opts)
+    handed = [line for line in server.log_path.read_text(errors="replace").splitlines() if "handed out a pooled VM" in line]
+    assert len(handed) == 1 and sbx.sandbox_id in handed[0], handed
+    assert sbx.commands.run("echo ok").stdout == "ok\n"
+
+
 def test_a_dead_pooled_vm_is_never_handed_out(base_template, make_sandboxd):
     server = make_sandboxd(env=POOL)
     (pooled,) = wait_pooled(server)

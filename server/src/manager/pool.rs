@@ -327,6 +327,7 @@ impl Manager {
     /// more real sandbox besides.
     async fn fill_one(&self, image_dir: PathBuf) -> bool {
         let id = ids::sandbox_id();
+        info!(sandbox = %id, image = %image_dir.display(), "filling the warm pool");
         let result = self.restore_pooled(&image_dir, &id).await;
         let filled = matches!(result, Ok(Some(_)));
         let mut leftover = None;
