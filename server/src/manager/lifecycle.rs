@@ -129,10 +129,9 @@ impl Manager {
         let traffic_access_token = p.network.as_ref().is_some_and(|n| n.private()).then(|| ids::secret_hex(32));
         let init = GuestInit { access_token: access_token.clone(), env_vars: p.env_vars.clone() };
         let from_pool = match pooled && p.network.is_none() && p.allow_internet {
-            true => self.take_pooled(&image_dir, &init).await,
+            true => self.take_pooled(&image_dir, &meta, &init).await,
             false => None,
         };
-        let pooled_vm = from_pool.is_some();
         let (id, vm, slot) = match from_pool {
             // Its share was moved to the running sandboxes by the handout.
             Some(pooled) => (pooled.id, pooled.vm, None),
@@ -188,11 +187,10 @@ impl Manager {
             }
             return Err(e.into());
         }
-        if let Some(slot) = slot {
-            slot.commit(&id);
-        }
-        if pooled_vm {
-            self.telemetry().start_console_now(&id, &vm);
+        match slot {
+            Some(slot) => slot.commit(&id),
+            // A pooled VM: its console before the handout is not this sandbox's.
+            None => self.telemetry().start_console_now(&id, &vm),
         }
         self.set_route(&id, Some(vm.envd_addr));
         self.watch_vm(&id, &vm);

@@ -29,7 +29,7 @@ use tracing::{debug, info, warn};
 
 use super::Manager;
 use crate::ids;
-use crate::vm::{GuestInit, LaunchSpec, Runtime, VmInfo};
+use crate::vm::{GuestInit, ImageMeta, LaunchSpec, Runtime, VmInfo};
 
 /// Pool sizing (`SANDBOXD_POOL_*`).
 #[derive(Debug, Clone)]
@@ -104,6 +104,12 @@ struct ImagePool {
     waiting: usize,
 }
 
+impl ImagePool {
+    fn new(stamp: PathBuf, wanted_until: Option<Instant>) -> Self {
+        Self { stamp, ready: Vec::new(), filling: 0, waiting: 0, wanted_until, creates: 0, retry_at: None }
+    }
+}
+
 /// Shared pool state (in `Inner`).
 #[derive(Default)]
 pub(super) struct Pools {
@@ -135,23 +141,15 @@ impl Manager {
     /// Takes a ready VM of `image_dir` for a create with `init` (and notes that the image is
     /// wanted). Returns the pooled VM, now a running VM owned by the caller with its share
     /// counted as running, or `None` (no pool, none ready, or the VM failed its handout).
-    pub(super) async fn take_pooled(&self, image_dir: &Path, init: &GuestInit) -> Option<Pooled> {
-        if self.pool_settings().size == 0 {
+    pub(super) async fn take_pooled(&self, image_dir: &Path, meta: &ImageMeta, init: &GuestInit) -> Option<Pooled> {
+        if self.pool_settings().size == 0 || !meta.memory {
             return None;
         }
-        let stamp = Runtime::read_meta(image_dir).ok().filter(|m| m.memory)?.disk_layer;
+        let stamp = meta.disk_layer.clone();
         let wanted = Some(Instant::now() + self.pool_settings().idle);
         let mut taken = {
             let mut pools = self.pools();
-            let pool = pools.entry(image_dir.to_path_buf()).or_insert_with(|| ImagePool {
-                stamp: stamp.clone(),
-                ready: Vec::new(),
-                filling: 0,
-                waiting: 0,
-                wanted_until: wanted,
-                creates: 0,
-                retry_at: None,
-            });
+            let pool = pools.entry(image_dir.to_path_buf()).or_insert_with(|| ImagePool::new(stamp.clone(), wanted));
             if pool.wanted_until.is_some() {
                 pool.wanted_until = wanted;
             }
@@ -271,16 +269,7 @@ impl Manager {
                 continue;
             };
             let mut pools = self.pools();
-            let pool = pools.entry(dir).or_insert_with(|| ImagePool {
-                stamp: stamp.clone(),
-                ready: Vec::new(),
-                filling: 0,
-                waiting: 0,
-                wanted_until: None,
-                creates: 0,
-                retry_at: None,
-            });
-            pool.wanted_until = None;
+            pools.entry(dir).or_insert_with(|| ImagePool::new(stamp, None)).wanted_until = None;
         }
     }
 

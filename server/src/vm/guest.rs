@@ -154,7 +154,7 @@ async fn start(addr: SocketAddr, token: Option<&str>, user: &str, cmd: &str, arg
     body.push(0u8);
     body.extend_from_slice(&(json.len() as u32).to_be_bytes());
     body.extend_from_slice(&json);
-    // envd runs a process as the user named in basic auth ("root:" is `cm9vdDo=`).
+    // envd runs a process as the user named in basic auth (`<user>:`, no password).
     let auth = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:")));
     let mut headers = vec![("authorization", auth.as_str())];
     headers.extend(token.map(|t| ("x-access-token", t)));
