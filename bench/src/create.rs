@@ -33,7 +33,8 @@ pub fn create_pooled(
         let deadline = Instant::now() + Duration::from_secs(180);
         loop {
             let dirs = std::fs::read_dir(&run_dir).map(|d| d.count()).unwrap_or(0);
-            if dirs == 1 && pool_fills(&server)? > taken(&server)? {
+            let log = std::fs::read_to_string(server.log_path())?;
+            if dirs == 1 && log.matches("pooled VM ready").count() > log.matches("handed out a pooled VM").count() {
                 return Ok(());
             }
             ensure!(Instant::now() < deadline, "the warm pool did not refill within 180 s (see {})", server.log_path().display());
@@ -43,14 +44,6 @@ pub fn create_pooled(
     let out = create_with(rt, &server, template, n, "create (warm pool)", pool_ready);
     let _ = std::fs::copy(server.log_path(), server.data_dir.path().with_extension("pool.log"));
     out
-}
-
-fn pool_fills(server: &Server) -> anyhow::Result<usize> {
-    Ok(std::fs::read_to_string(server.log_path())?.matches("pooled VM ready").count())
-}
-
-fn taken(server: &Server) -> anyhow::Result<usize> {
-    Ok(std::fs::read_to_string(server.log_path())?.matches("handed out a pooled VM").count())
 }
 
 fn create_with(

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from e2b import Sandbox
 
+from conftest import wait_until
+
 POOL = {"SANDBOXD_POOL_SIZE": "1", "SANDBOXD_POOL_TEMPLATES": "base", "SANDBOXD_GC_MIN_AGE_SECS": "0"}
 WAIT_S = 240
 
@@ -33,43 +35,28 @@ def ready_count(server) -> int:
 
 def wait_pooled(server, want: int = 1) -> set:
     """Waits until `want` pooled VMs are ready (run directories that are not sandboxes)."""
-    deadline = time.monotonic() + WAIT_S
-    while True:
-        pooled = run_dirs(server) - listed(server)
-        if len(pooled) == want and ready_count(server) >= want:
-            return pooled
-        if time.monotonic() > deadline:
-            pytest.fail(f"{want} pooled VM(s) not ready after {WAIT_S} s: {pooled}; log tail:\n"
-                        + server.log_path.read_text(errors="replace")[-3000:])
-        time.sleep(0.1)
+    def pooled():
+        dirs = run_dirs(server) - listed(server)
+        return dirs if len(dirs) == want and ready_count(server) >= want else None
+
+    return wait_until(pooled, WAIT_S, f"{want} pooled VM(s) to be ready")
 
 
 def wait_refilled(server, before: int) -> set:
-    deadline = time.monotonic() + WAIT_S
-    while ready_count(server) <= before:
-        if time.monotonic() > deadline:
-            pytest.fail("the pool did not refill; log tail:\n" + server.log_path.read_text(errors="replace")[-3000:])
-        time.sleep(0.1)
+    wait_until(lambda: ready_count(server) > before, WAIT_S, "the pool to refill")
     return wait_pooled(server)
 
 
 def wait_for(cond, what: str):
-    deadline = time.monotonic() + 30
-    while not cond():
-        if time.monotonic() > deadline:
-            pytest.fail(what)
-        time.sleep(0.05)
+    wait_until(cond, 30, what, interval_s=0.05)
 
 
 def wait_until_logs(fetch, marker: str) -> list:
-    deadline = time.monotonic() + 60
-    while True:
+    def with_marker():
         logs = fetch()
-        if any(marker in e["fields"].get("args", "") for e in logs):
-            return logs
-        if time.monotonic() > deadline:
-            pytest.fail(f"{marker} never reached the logs: {logs}")
-        time.sleep(0.2)
+        return logs if any(marker in e["fields"].get("args", "") for e in logs) else None
+
+    return wait_until(with_marker, 60, f"{marker} to reach the logs")
 
 
 def qemu_pid(server, sandbox_id: str) -> int:
