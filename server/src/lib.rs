@@ -18,6 +18,7 @@ pub mod models;
 pub mod network;
 pub mod pagination;
 pub mod proxy;
+pub mod secrets;
 pub mod server;
 pub mod shutdown;
 pub mod signed_url;

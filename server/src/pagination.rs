@@ -44,7 +44,7 @@ pub fn decode(token: &str, ascending: bool) -> ApiResult<Cursor> {
     }
     let (ts, id) = raw.split_once("__").ok_or_else(bad)?;
     let ts = ids::rfc3339_to_ns(ts).ok_or_else(bad)?;
-    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
         return Err(bad());
     }
     Ok(Cursor { ts, id: id.to_string() })

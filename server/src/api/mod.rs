@@ -7,6 +7,7 @@
 pub(crate) mod body_cap;
 mod extract;
 mod sandboxes;
+mod secrets;
 mod snapshots;
 mod telemetry;
 mod templates;
@@ -67,6 +68,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/templates/tags"),
     ("DELETE", "/templates/tags"),
     ("GET", "/templates/{templateID}/tags"),
+    ("GET", "/secrets"),
+    ("POST", "/secrets"),
+    ("GET", "/secrets/{secretID}"),
+    ("POST", "/secrets/{secretID}"),
+    ("DELETE", "/secrets/{secretID}"),
 ];
 
 pub fn router(state: AppState) -> Router {
@@ -98,6 +104,8 @@ pub fn router(state: AppState) -> Router {
         .route("/templates/{templateID}/builds/{buildID}/logs", get(templates::build_logs))
         .route("/templates/tags", post(templates::assign_tags).delete(templates::remove_tags))
         .route("/templates/{templateID}/tags", get(templates::tags))
+        .route("/secrets", get(secrets::list).post(secrets::create))
+        .route("/secrets/{secretID}", get(secrets::get).post(secrets::update).delete(secrets::destroy))
         .route_layer(axum::middleware::from_fn_with_state(state.keys.clone(), require_api_key));
     authed
         .route("/health", get(health))

@@ -10,10 +10,12 @@
 
 mod images;
 mod sandboxes;
+mod secrets;
 mod templates;
 
 pub use images::{ImageKind, ImageRow, NAMESPACE};
 pub use sandboxes::{SandboxFilter, SandboxRow, SandboxState};
+pub use secrets::{InsertError as SecretInsertError, SecretRow};
 pub use templates::{BuildRow, LayerRow, LogRow, TemplateRow};
 
 use std::path::Path;
@@ -153,6 +155,23 @@ const MIGRATIONS: &[&str] = &[
         state TEXT NOT NULL,
         size_bytes INTEGER NOT NULL,
         last_used INTEGER NOT NULL
+    );",
+    // v6: secrets (see `store/secrets.rs`): metadata as JSON, every value as a version.
+    "CREATE TABLE secrets (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        current_version INTEGER NOT NULL,
+        metadata TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE INDEX secrets_created ON secrets (created_at, id);
+    CREATE TABLE secret_versions (
+        secret_id TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        value TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (secret_id, version)
     );",
 ];
 

@@ -1,0 +1,193 @@
+//! The `secrets` and `secret_versions` tables (E2B's secrets API, see `crate::secrets`).
+//!
+//! Invariants:
+//! - A secret's name is unique (lower-cased before it gets here); its ID is `sec_<20 chars>`.
+//! - Every value ever set is a `secret_versions` row; `current_version` names the newest, and
+//!   creating or updating a secret writes the row and the version in one transaction.
+//! - Values are write-only: nothing in this module returns one.
+//! - Destroying a secret deletes it and all its versions at once.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{OptionalExtension, Row, params};
+
+use super::Store;
+use crate::pagination::Cursor;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SecretRow {
+    pub id: String,
+    pub name: String,
+    pub current_version: i64,
+    pub metadata: BTreeMap<String, String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const COLUMNS: &str = "id, name, current_version, metadata, created_at, updated_at";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<SecretRow> {
+    let metadata: String = r.get(3)?;
+    Ok(SecretRow {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        current_version: r.get(2)?,
+        metadata: serde_json::from_str(&metadata).unwrap_or_default(),
+        created_at: r.get(4)?,
+        updated_at: r.get(5)?,
+    })
+}
+
+fn metadata_json(m: &BTreeMap<String, String>) -> String {
+    serde_json::to_string(m).unwrap_or_else(|_| "{}".into())
+}
+
+/// Why an insert did not happen.
+#[derive(Debug)]
+pub enum InsertError {
+    NameTaken,
+    Db(rusqlite::Error),
+}
+
+impl Store {
+    /// Insert a new secret with `value` as version 1.
+    pub fn insert_secret(&self, row: &SecretRow, value: &str) -> Result<(), InsertError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(InsertError::Db)?;
+        let taken: bool = tx
+            .query_row("SELECT 1 FROM secrets WHERE name = ?1", [&row.name], |_| Ok(true))
+            .optional()
+            .map_err(InsertError::Db)?
+            .unwrap_or(false);
+        if taken {
+            return Err(InsertError::NameTaken);
+        }
+        tx.execute(
+            &format!("INSERT INTO secrets ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
+            params![row.id, row.name, row.current_version, metadata_json(&row.metadata), row.created_at, row.updated_at],
+        )
+        .map_err(InsertError::Db)?;
+        tx.execute(
+            "INSERT INTO secret_versions (secret_id, version, value, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![row.id, row.current_version, value, row.created_at],
+        )
+        .map_err(InsertError::Db)?;
+        tx.commit().map_err(InsertError::Db)
+    }
+
+    /// A secret by ID or (lower-cased) name.
+    pub fn find_secret(&self, id_or_name: &str) -> rusqlite::Result<Option<SecretRow>> {
+        self.conn()
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM secrets WHERE id = ?1 OR name = ?1 ORDER BY id = ?1 DESC LIMIT 1"),
+                [id_or_name],
+                from_row,
+            )
+            .optional()
+    }
+
+    /// Append `value` as the next version (and replace the metadata when given); the updated
+    /// row, or None when no secret has this ID.
+    pub fn add_secret_version(
+        &self,
+        id: &str,
+        value: &str,
+        metadata: Option<&BTreeMap<String, String>>,
+        now: i64,
+    ) -> rusqlite::Result<Option<SecretRow>> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let changed = tx.execute(
+            "UPDATE secrets SET current_version = current_version + 1, updated_at = ?2,
+                metadata = COALESCE(?3, metadata) WHERE id = ?1",
+            params![id, now, metadata.map(metadata_json)],
+        )?;
+        if changed == 0 {
+            return Ok(None);
+        }
+        let row = tx.query_row(&format!("SELECT {COLUMNS} FROM secrets WHERE id = ?1"), [id], from_row)?;
+        tx.execute(
+            "INSERT INTO secret_versions (secret_id, version, value, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![id, row.current_version, value, now],
+        )?;
+        tx.commit()?;
+        Ok(Some(row))
+    }
+
+    /// Delete a secret and every version of it; false when there was none.
+    pub fn delete_secret(&self, id: &str) -> rusqlite::Result<bool> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute("DELETE FROM secret_versions WHERE secret_id = ?1", [id])?;
+        let n = tx.execute("DELETE FROM secrets WHERE id = ?1", [id])?;
+        tx.commit()?;
+        Ok(n > 0)
+    }
+
+    /// One page (`limit + 1` rows), newest first, strictly after `cursor`.
+    pub fn list_secrets(&self, cursor: Option<&Cursor>, limit: usize) -> rusqlite::Result<Vec<SecretRow>> {
+        let conn = self.conn();
+        let rows = match cursor {
+            Some(c) => {
+                let mut stmt = conn.prepare(&format!(
+                    "SELECT {COLUMNS} FROM secrets WHERE created_at < ?1 OR (created_at = ?1 AND id < ?2)
+                     ORDER BY created_at DESC, id DESC LIMIT ?3"
+                ))?;
+                stmt.query_map(params![c.ts, c.id, (limit + 1) as i64], from_row)?.collect()
+            }
+            None => {
+                let mut stmt =
+                    conn.prepare(&format!("SELECT {COLUMNS} FROM secrets ORDER BY created_at DESC, id DESC LIMIT ?1"))?;
+                stmt.query_map(params![(limit + 1) as i64], from_row)?.collect()
+            }
+        };
+        rows
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: &str, name: &str, ts: i64) -> SecretRow {
+        SecretRow {
+            id: id.into(),
+            name: name.into(),
+            current_version: 1,
+            metadata: BTreeMap::from([("k".into(), "v".into())]),
+            created_at: ts,
+            updated_at: ts,
+        }
+    }
+
+    #[test]
+    fn versions_names_and_pages() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        store.insert_secret(&row("sec_a", "one", 10), "v1").unwrap();
+        assert!(matches!(store.insert_secret(&row("sec_b", "one", 11), "x"), Err(InsertError::NameTaken)));
+        store.insert_secret(&row("sec_b", "two", 20), "w1").unwrap();
+
+        assert_eq!(store.find_secret("one").unwrap().unwrap().id, "sec_a");
+        assert_eq!(store.find_secret("sec_b").unwrap().unwrap().name, "two");
+        assert!(store.find_secret("three").unwrap().is_none());
+
+        let updated = store.add_secret_version("sec_a", "v2", None, 30).unwrap().unwrap();
+        assert_eq!((updated.current_version, updated.updated_at), (2, 30));
+        assert_eq!(updated.metadata, row("", "", 0).metadata, "metadata kept when not given");
+        let empty = BTreeMap::new();
+        let updated = store.add_secret_version("sec_a", "v3", Some(&empty), 31).unwrap().unwrap();
+        assert!(updated.metadata.is_empty());
+        assert!(store.add_secret_version("sec_x", "v", None, 1).unwrap().is_none());
+
+        let page = store.list_secrets(None, 1).unwrap();
+        assert_eq!(page.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["sec_b", "sec_a"]);
+        let after = Cursor { ts: 20, id: "sec_b".into() };
+        assert_eq!(store.list_secrets(Some(&after), 5).unwrap().len(), 1);
+
+        assert!(store.delete_secret("sec_a").unwrap());
+        assert!(!store.delete_secret("sec_a").unwrap());
+        let versions: i64 = store.conn().query_row("SELECT COUNT(*) FROM secret_versions", [], |r| r.get(0)).unwrap();
+        assert_eq!(versions, 1, "only two's version is left");
+    }
+}
