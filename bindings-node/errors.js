@@ -170,6 +170,8 @@ const CLASS_OF_KIND = {
   authentication: AuthenticationError,
   git_auth: GitAuthError,
   git_upstream: GitUpstreamError,
+  secret: SecretError,
+  secret_not_found: SecretNotFoundError,
   // E2B's paginators throw a plain Error after the last page.
   no_more_items: Error,
 }

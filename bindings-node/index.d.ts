@@ -110,6 +110,14 @@ export declare class VolumePathNotFoundError extends VolumeError {}
 /** CIDR range that represents all traffic. */
 export declare const ALL_TRAFFIC = '0.0.0.0/0'
 /** State of a sandbox. */
+/** Workload token type (`'JWT-SVID'`; any string is passed on). */
+export type SandboxIamTokenType = 'JWT-SVID' | (string & {})
+
+/** Options of `Secret.getInfo`, `Secret.exists` and `Secret.destroy`. */
+export type SecretGetInfoOpts = ConnectionOpts
+export type SecretExistsOpts = ConnectionOpts
+export type SecretDestroyOpts = ConnectionOpts
+
 export type SandboxState = 'running' | 'paused'
 /** Order of `Sandbox.list`. */
 export type SandboxListOrder = 'asc' | 'desc'

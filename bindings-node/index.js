@@ -47,7 +47,10 @@ function withNamedErrors(args) {
 
 // The native methods that return a value rather than a promise (`Sandbox.list`, ...): a refused
 // option throws there; everywhere else it rejects, as any other error of an async call.
-const SYNC_METHODS = { Sandbox: new Set(['list', 'listSnapshots', 'getHost', 'getMcpUrl']) }
+const SYNC_METHODS = {
+  Sandbox: new Set(['list', 'listSnapshots', 'getHost', 'getMcpUrl']),
+  Secret: new Set(['list', 'fill', 'iamToken']),
+}
 
 function wrap(fn, sync = false) {
   const wrapped = function (...args) {

@@ -13,6 +13,8 @@ export const {
   WatchHandle,
   SandboxPaginator,
   SnapshotPaginator,
+  Secret,
+  SecretPaginator,
   SandboxError,
   TimeoutError,
   InvalidArgumentError,

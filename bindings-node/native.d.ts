@@ -245,6 +245,39 @@ export declare class SandboxPaginator {
   nextItems(): Promise<Array<SandboxInfo>>
 }
 
+/**
+ * Secrets of the project. Values are write-only: accepted by `create` and `update`, never
+ * returned.
+ */
+export declare class Secret {
+  /** Create a secret; `value` becomes its version 1. */
+  static create(name: string, value: string, opts?: SecretCreateOpts | undefined | null): Promise<SecretInfo>
+  /** Store `value` as the next version of `secret` (ID or name); `SecretNotFoundError` if none. */
+  static update(secret: string, value: string, opts?: SecretUpdateOpts | undefined | null): Promise<SecretInfo>
+  /** A secret's metadata; `SecretNotFoundError` if there is none. */
+  static getInfo(secret: string, opts?: ConnectionOpts | undefined | null): Promise<SecretInfo>
+  /** Whether the secret exists. */
+  static exists(secret: string, opts?: ConnectionOpts | undefined | null): Promise<boolean>
+  /** Delete the secret and all its versions: `true` if deleted, `false` if not found. */
+  static destroy(secret: string, opts?: ConnectionOpts | undefined | null): Promise<boolean>
+  /** A paginator over the secrets, newest first (no request until `nextItems`). Synchronous. */
+  static list(opts?: SecretListOpts | undefined | null): SecretPaginator
+  /** The placeholder the runtime resolves to the secret's value: `${e2b.secrets.<name>}`. */
+  static fill(secret: string): string
+  /** A workload identity token definition for `iam.tokens` (sandboxd refuses `iam` on create). */
+  static iamToken(token: SandboxIamToken): SandboxIamToken
+}
+
+/** Pages of `Secret.list`. */
+export declare class SecretPaginator {
+  /** Whether another page can be fetched (true before the first page). */
+  get hasNext(): boolean
+  /** Token of the next page. */
+  get nextToken(): string | null
+  /** Fetch the next page; `opts` override the paginator's connection options for this call. */
+  nextItems(opts?: ConnectionOpts | undefined | null): Promise<Array<SecretInfo>>
+}
+
 /** Pages of `listSnapshots`. */
 export declare class SnapshotPaginator {
   /** Whether another page can be fetched (true before the first page). */
@@ -898,6 +931,14 @@ export interface SandboxForkOpts {
   proxy?: unknown
 }
 
+/** Workload token definition for sandbox workload identity (`Secret.iamToken`). */
+export interface SandboxIamToken {
+  /** Audience of the workload token, stored exactly as provided. */
+  audience: string
+  /** Workload token type (`'JWT-SVID'`). */
+  tokenType: string
+}
+
 /** Information about a sandbox. */
 export interface SandboxInfo {
   /** Sandbox ID. */
@@ -1201,6 +1242,120 @@ export interface SandboxUrlOpts {
 export interface SandboxVolumeMount {
   name: string
   path: string
+}
+
+/** Options of `Secret.create`. */
+export interface SecretCreateOpts {
+  /** Customer metadata to store with the secret. */
+  metadata?: Record<string, string>
+  /** E2B API key (env `E2B_API_KEY`). */
+  apiKey?: string
+  /** Domain of the E2B API and sandboxes (env `E2B_DOMAIN`, default `e2b.app`). */
+  domain?: string
+  /** REST API base URL (env `E2B_API_URL`). */
+  apiUrl?: string
+  /** envd base URL for every sandbox (env `E2B_SANDBOX_URL`). */
+  sandboxUrl?: string
+  /** Debug mode: local API and envd (env `E2B_DEBUG`). */
+  debug?: boolean
+  /** Timeout of each HTTP request in **milliseconds** (default 60 000; 0 disables it). */
+  requestTimeoutMs?: number
+  /** Extra HTTP headers sent with every request. */
+  headers?: Record<string, string>
+  /** Deprecated in E2B's SDK, where it has no effect any more; none here either. */
+  validateApiKey?: boolean
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  retries?: number
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  apiHeaders?: Record<string, string>
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  signal?: unknown
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  logger?: unknown
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  proxy?: unknown
+}
+
+/** Metadata of a secret. Secret values are write-only and never returned. */
+export interface SecretInfo {
+  /** Secret ID. */
+  secretId: string
+  /** Secret name, unique within the project. */
+  name: string
+  /** Version served to readers that do not name one. */
+  version: number
+  /** Customer metadata of the secret. */
+  metadata: Record<string, string>
+  /** Time when the secret was created. */
+  createdAt: Date
+  /** Time when the secret was last updated. */
+  updatedAt: Date
+}
+
+/** Options of `Secret.list`. */
+export interface SecretListOpts {
+  /** Number of secrets per page (default 100). */
+  limit?: number
+  /** Token of the page to start from. */
+  nextToken?: string
+  /** E2B API key (env `E2B_API_KEY`). */
+  apiKey?: string
+  /** Domain of the E2B API and sandboxes (env `E2B_DOMAIN`, default `e2b.app`). */
+  domain?: string
+  /** REST API base URL (env `E2B_API_URL`). */
+  apiUrl?: string
+  /** envd base URL for every sandbox (env `E2B_SANDBOX_URL`). */
+  sandboxUrl?: string
+  /** Debug mode: local API and envd (env `E2B_DEBUG`). */
+  debug?: boolean
+  /** Timeout of each HTTP request in **milliseconds** (default 60 000; 0 disables it). */
+  requestTimeoutMs?: number
+  /** Extra HTTP headers sent with every request. */
+  headers?: Record<string, string>
+  /** Deprecated in E2B's SDK, where it has no effect any more; none here either. */
+  validateApiKey?: boolean
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  retries?: number
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  apiHeaders?: Record<string, string>
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  signal?: unknown
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  logger?: unknown
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  proxy?: unknown
+}
+
+/** Options of `Secret.update`. */
+export interface SecretUpdateOpts {
+  /** Customer metadata; when provided, replaces the stored metadata. */
+  metadata?: Record<string, string>
+  /** E2B API key (env `E2B_API_KEY`). */
+  apiKey?: string
+  /** Domain of the E2B API and sandboxes (env `E2B_DOMAIN`, default `e2b.app`). */
+  domain?: string
+  /** REST API base URL (env `E2B_API_URL`). */
+  apiUrl?: string
+  /** envd base URL for every sandbox (env `E2B_SANDBOX_URL`). */
+  sandboxUrl?: string
+  /** Debug mode: local API and envd (env `E2B_DEBUG`). */
+  debug?: boolean
+  /** Timeout of each HTTP request in **milliseconds** (default 60 000; 0 disables it). */
+  requestTimeoutMs?: number
+  /** Extra HTTP headers sent with every request. */
+  headers?: Record<string, string>
+  /** Deprecated in E2B's SDK, where it has no effect any more; none here either. */
+  validateApiKey?: boolean
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  retries?: number
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  apiHeaders?: Record<string, string>
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  signal?: unknown
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  logger?: unknown
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  proxy?: unknown
 }
 
 /** A file-URL signature and its expiration (Unix seconds). */

@@ -14,6 +14,7 @@ mod git;
 mod paginator;
 mod pty;
 mod sandbox;
+mod secret;
 mod snapshots;
 mod template;
 

@@ -25,6 +25,8 @@ fn class_name(kind: ErrorKind) -> &'static str {
         ErrorKind::GitAuth => "GitAuthException",
         ErrorKind::GitUpstream => "GitUpstreamException",
         ErrorKind::NoMoreItems => "Exception",
+        ErrorKind::Secret => "SecretException",
+        ErrorKind::SecretNotFound => "SecretNotFoundException",
     }
 }
 

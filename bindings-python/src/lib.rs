@@ -12,6 +12,7 @@ mod op;
 mod paginator;
 mod pty;
 mod sandbox;
+mod secret;
 mod snapshots;
 mod template;
 mod watch;
@@ -77,6 +78,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(register_sandboxd_launcher, m)?)?;
     m.add_function(wrap_pyfunction!(sandbox::unsupported_option, m)?)?;
     m.add_function(wrap_pyfunction!(file_signature, m)?)?;
+    secret::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

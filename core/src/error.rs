@@ -31,6 +31,10 @@ pub enum ErrorKind {
     GitUpstream,
     /// `next_items` called after the last page (Python raises a plain `Exception`).
     NoMoreItems,
+    /// A secrets API call failed (`SecretException` / `SecretError`).
+    Secret,
+    /// The secret does not exist (`SecretNotFoundException` / `SecretNotFoundError`).
+    SecretNotFound,
 }
 
 impl ErrorKind {
@@ -54,6 +58,8 @@ impl ErrorKind {
             ErrorKind::GitAuth => "git_auth",
             ErrorKind::GitUpstream => "git_upstream",
             ErrorKind::NoMoreItems => "no_more_items",
+            ErrorKind::Secret => "secret",
+            ErrorKind::SecretNotFound => "secret_not_found",
         }
     }
 }
@@ -105,6 +111,10 @@ pub enum Error {
     GitUpstream(String),
     #[error("No more items to fetch")]
     NoMoreItems,
+    #[error("{0}")]
+    Secret(String),
+    #[error("{0}")]
+    SecretNotFound(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -129,6 +139,8 @@ impl Error {
             Error::GitAuth(_) => ErrorKind::GitAuth,
             Error::GitUpstream(_) => ErrorKind::GitUpstream,
             Error::NoMoreItems => ErrorKind::NoMoreItems,
+            Error::Secret(_) => ErrorKind::Secret,
+            Error::SecretNotFound(_) => ErrorKind::SecretNotFound,
         }
     }
 

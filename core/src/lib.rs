@@ -31,6 +31,7 @@ pub mod options;
 pub mod paginator;
 pub mod pty;
 pub mod sandbox;
+pub mod secret;
 pub mod snapshots;
 pub mod template;
 pub mod watch;
@@ -54,6 +55,7 @@ pub use input_stream::InputStream;
 pub use pty::{Pty, PtyOptions, PtySize};
 pub use watch::{FilesystemEvent, FilesystemEventType, PollingWatcher, WatchHandle, WatchOptions};
 pub use template::Template;
+pub use secret::{SecretInfo, SecretListOptions, SecretPaginator};
 pub use sandbox::{ConnectOptions, CreateOptions, ForkOptions, PauseOptions, Sandbox};
 
 /// A process-wide multi-threaded tokio runtime for callers that must block (e.g. Python's sync

@@ -17,32 +17,32 @@ struct PageState {
     next_token: Option<String>,
 }
 
-/// The shared bookkeeping of both paginators.
+/// The shared bookkeeping of every paginator (also `secret::SecretPaginator`).
 #[derive(Debug)]
-struct Cursor(Mutex<PageState>);
+pub(crate) struct Cursor(Mutex<PageState>);
 
 impl Cursor {
-    fn new(next_token: Option<String>) -> Self {
+    pub(crate) fn new(next_token: Option<String>) -> Self {
         Cursor(Mutex::new(PageState { has_next: true, next_token }))
     }
     fn lock(&self) -> std::sync::MutexGuard<'_, PageState> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
-    fn has_next(&self) -> bool {
+    pub(crate) fn has_next(&self) -> bool {
         self.lock().has_next
     }
-    fn next_token(&self) -> Option<String> {
+    pub(crate) fn next_token(&self) -> Option<String> {
         self.lock().next_token.clone()
     }
     /// The token to send for the next page, or `NoMoreItems`.
-    fn begin(&self) -> Result<Option<String>> {
+    pub(crate) fn begin(&self) -> Result<Option<String>> {
         let s = self.lock();
         if !s.has_next {
             return Err(Error::NoMoreItems);
         }
         Ok(s.next_token.clone())
     }
-    fn update(&self, token: Option<String>) {
+    pub(crate) fn update(&self, token: Option<String>) {
         let mut s = self.lock();
         s.has_next = token.is_some();
         s.next_token = token;

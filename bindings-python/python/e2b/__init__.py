@@ -64,6 +64,8 @@ from .types import (
     SandboxNetworkOpts,
     SandboxOnResume,
     SandboxOnTimeout,
+    SandboxIamToken,
+    SandboxIamTokenType,
     SnapshotMode,
     Username,
     get_signature,
@@ -80,6 +82,7 @@ from .paginator import (
     SnapshotPaginator,
 )
 from .sandbox import Sandbox
+from .secret import AsyncSecret, AsyncSecretPaginator, Secret, SecretInfo, SecretPaginator
 from .template.build import AsyncTemplate, Template
 from .template.dockerfile_parser import DockerfileSyntaxError
 from .template.logger import LogEntry, LogEntryEnd, LogEntryLevel, LogEntryStart, default_build_logger
@@ -177,6 +180,13 @@ __all__ = [
     "VolumePathNotFoundException",
     "SecretException",
     "SecretNotFoundException",
+    "Secret",
+    "AsyncSecret",
+    "SecretInfo",
+    "SecretPaginator",
+    "AsyncSecretPaginator",
+    "SandboxIamToken",
+    "SandboxIamTokenType",
     "ALL_TRAFFIC",
     "SnapshotMode",
     "SandboxOnResume",

@@ -24,6 +24,7 @@ __all__ = [
     "Sandbox",
     "SandboxInfo",
     "SandboxPaginator",
+    "SecretPaginator",
     "SnapshotInfo",
     "SnapshotPaginator",
     "TemplateCore",
@@ -32,6 +33,13 @@ __all__ = [
     "__version__",
     "file_signature",
     "register_sandboxd_launcher",
+    "secret_create",
+    "secret_destroy",
+    "secret_exists",
+    "secret_fill",
+    "secret_get_info",
+    "secret_list",
+    "secret_update",
     "strip_ansi",
     "unsupported_option",
     "wait_for_file",
@@ -204,6 +212,26 @@ class SandboxPaginator:
     @property
     def next_token(self) -> Optional[str]: ...
     def next_items(self) -> Op: ...
+
+#: A secret's metadata as the core returns it: (secret_id, name, version, metadata, created_at,
+#: updated_at).
+_SecretTuple = Tuple[str, str, int, Dict[str, str], datetime.datetime, datetime.datetime]
+
+@final
+class SecretPaginator:
+    @property
+    def has_next(self) -> bool: ...
+    @property
+    def next_token(self) -> Optional[str]: ...
+    def next_items(self, conn: Optional[ConnectionOpts] = None) -> Op: ...
+
+def secret_create(name: str, value: str, metadata: Optional[Dict[str, str]] = None, conn: Optional[ConnectionOpts] = None) -> Op: ...
+def secret_update(secret: str, value: str, metadata: Optional[Dict[str, str]] = None, conn: Optional[ConnectionOpts] = None) -> Op: ...
+def secret_get_info(secret: str, conn: Optional[ConnectionOpts] = None) -> Op: ...
+def secret_exists(secret: str, conn: Optional[ConnectionOpts] = None) -> Op: ...
+def secret_destroy(secret: str, conn: Optional[ConnectionOpts] = None) -> Op: ...
+def secret_fill(name: Any) -> str: ...
+def secret_list(limit: Optional[int] = None, next_token: Optional[str] = None, conn: Optional[ConnectionOpts] = None) -> SecretPaginator: ...
 
 @final
 class SnapshotPaginator:

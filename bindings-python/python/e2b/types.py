@@ -89,3 +89,13 @@ class GitHubMcpServerConfig(TypedDict, total=False):
 GitHubMcpServer = Dict[str, Union[GitHubMcpServerConfig, Any]]
 #: What ``Sandbox.create(mcp=...)`` takes: the gateway's ``--config`` as a dict.
 McpServer = Dict[str, Any]
+
+SandboxIamTokenType = Union[Literal["JWT-SVID"], str]
+"""Workload token type (``"JWT-SVID"``; any string is passed on)."""
+
+
+class SandboxIamToken(TypedDict):
+    """A workload identity token definition (``Secret.iam_token``)."""
+
+    audience: str
+    token_type: SandboxIamTokenType
