@@ -98,9 +98,15 @@ function wrapClass(cls) {
   }
 }
 
+// A napi class has methods or getters on its prototype, or static methods (`Secret`); a plain
+// function has neither.
+const isClass = (value) =>
+  typeof value === 'function' &&
+  value.prototype &&
+  (Object.getOwnPropertyNames(value.prototype).length > 1 ||
+    Object.entries(Object.getOwnPropertyDescriptors(value)).some(([k, d]) => k !== 'prototype' && typeof d.value === 'function'))
 for (const value of Object.values(native)) {
-  // A napi class has methods or getters on its prototype; a plain function has only `constructor`.
-  if (typeof value === 'function' && value.prototype && Object.getOwnPropertyNames(value.prototype).length > 1) wrapClass(value)
+  if (isClass(value)) wrapClass(value)
 }
 
 // The embedded default (no E2B settings at all) starts a local sandboxd when none answers; offer

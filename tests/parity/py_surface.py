@@ -23,7 +23,8 @@ ROOTS = ["Sandbox", "AsyncSandbox"]
 #: Data classes compared by field name (exported under these names by both packages).
 DATA = ["SandboxInfo", "EntryInfo", "ProcessInfo", "WriteInfo", "SnapshotInfo", "CommandResult", "SandboxQuery", "FilesystemEvent", "SandboxMetrics", "PtySize", "GitStatus", "GitBranches", "GitFileStatus",
         "Template", "AsyncTemplate", "TemplateBase", "BuildInfo", "LogEntry", "LogEntryStart", "LogEntryEnd",
-        "TemplateBuildStatusResponse", "BuildStatusReason", "TemplateTag", "TemplateTagInfo", "ReadyCmd"]
+        "TemplateBuildStatusResponse", "BuildStatusReason", "TemplateTag", "TemplateTagInfo", "ReadyCmd",
+        "Secret", "AsyncSecret", "SecretInfo", "SecretPaginator", "AsyncSecretPaginator"]
 VIA_PROPERTY = {"commands": "Commands", "files": "Filesystem", "pty": "Pty", "git": "Git"}
 VIA_RETURN = {
     ("Commands", "connect"): "CommandHandle",
