@@ -316,3 +316,22 @@ export declare class TemplateBase implements TemplateFromImage, TemplateBuilder,
 }
 /** `Template()` / `new Template()`: a new template. */
 export declare const Template: typeof TemplateBase & ((options?: TemplateOptions) => TemplateFromImage)
+
+/** Options bound to an `E2B` client: connection options without `signal`. */
+export type E2BClientOpts = Omit<ConnectionOpts, 'signal'>
+
+/**
+ * A client whose classes (`Sandbox`, `Template`, `Secret`) use its options as the defaults of
+ * every call instead of the environment; per-call options still win.
+ */
+export declare class E2B {
+  /** `Sandbox` bound to this client's options. */
+  readonly Sandbox: typeof import('./native').Sandbox
+  /** `Template` bound to this client's options. */
+  readonly Template: typeof Template
+  /** `Secret` bound to this client's options. */
+  readonly Secret: typeof import('./native').Secret
+  /** Not available: sandboxd has no volumes yet (reading it throws `VolumeError`). */
+  readonly Volume: never
+  constructor(opts?: E2BClientOpts)
+}

@@ -144,6 +144,20 @@ Object.assign(
 const bundledSandboxd = path.join(__dirname, 'bin', 'sandboxd')
 if (registerSandboxd) registerSandboxd(bundledSandboxd)
 
+// `E2B`: the client factory over the classes above (client.js).
+const client = require('./client')(
+  { Sandbox: api.Sandbox, Template: api.Template, Secret: api.Secret },
+  errors,
+  (args) => {
+    try {
+      refuseUnsupported(args)
+    } catch (e) {
+      throw errors.fromNative(e)
+    }
+  },
+)
+api.E2B = client.E2B
+
 const { fromNative, ...errorClasses } = errors
 // `import Sandbox from 'e2b'`, as with E2B's package.
 /** CIDR range that represents all traffic (for `network.denyOut` / `allowOut`). */

@@ -15,6 +15,7 @@ export const {
   SnapshotPaginator,
   Secret,
   SecretPaginator,
+  E2B,
   SandboxError,
   TimeoutError,
   InvalidArgumentError,

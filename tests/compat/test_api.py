@@ -33,6 +33,14 @@ def test_unknown_template_is_an_error(sandboxd):
     assert "404" in str(e.value)
 
 
+def test_template_exists_knows_the_templates_directory(sandboxd, base_template):
+    from e2b import Template
+
+    # `base` (templates directory) exists, as E2B's public `base` does; unknown names do not.
+    assert Template.exists("base") is True
+    assert Template.exists("no-such-template") is False
+
+
 def test_unknown_snapshot_delete_is_false_and_listing_is_empty(sandboxd):
     assert Sandbox.delete_snapshot("abcdefghij:default") is False
     assert Sandbox.delete_snapshot("local/nothing:default") is False

@@ -98,6 +98,7 @@ from .template.types import (
     TemplateTagInfo,
 )
 from .sandbox_async import AsyncSandbox
+from .client import E2B, E2BClientParams
 
 __version__ = _native.__version__
 
@@ -180,6 +181,8 @@ __all__ = [
     "VolumePathNotFoundException",
     "SecretException",
     "SecretNotFoundException",
+    "E2B",
+    "E2BClientParams",
     "Secret",
     "AsyncSecret",
     "SecretInfo",

@@ -33,6 +33,23 @@ def conn(opts: Dict[str, Any], fn: str = "method") -> Optional[_native.Connectio
     return _native.ConnectionOpts(**picked)
 
 
+class ClientFactory:
+    """Base of the resource classes (``Sandbox``, ``Template``, ``Secret``) whose class methods
+    take connection params. An ``E2B`` client exposes subclasses with its params bound; every
+    class method resolves the per-call params over them (E2B's ``ClientFactory``)."""
+
+    _bound_api_params: Dict[str, Any] = {}
+
+    @classmethod
+    def _resolve_api_params(cls, **opts: Any) -> Dict[str, Any]:
+        """Per-call params over the bound ones; a per-call ``None`` falls back to the bound value."""
+        if not cls._bound_api_params:
+            return opts
+        merged = dict(cls._bound_api_params)
+        merged.update({k: v for k, v in opts.items() if v is not None})
+        return merged
+
+
 class class_method_variant:
     """E2B's dual call pattern: ``sbx.kill()`` runs the decorated instance method, while
     ``Sandbox.kill(sandbox_id)`` runs the class method named ``cls_method_name``."""

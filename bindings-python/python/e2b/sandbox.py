@@ -5,7 +5,7 @@ from typing import Any, Dict, List, Optional, Union
 
 from . import _native
 from ._native import SandboxInfo, SnapshotInfo
-from ._utils import as_json, class_method_variant, conn, refuse
+from ._utils import ClientFactory, as_json, class_method_variant, conn, refuse
 from .commands import Commands
 from .git import Git
 from .pty import Pty
@@ -30,7 +30,7 @@ def _query_args(query: Optional[SandboxQuery]) -> Dict[str, Any]:
     }
 
 
-class Sandbox:
+class Sandbox(ClientFactory):
     """An E2B sandbox. Create one with ``Sandbox.create()``; ``with Sandbox.create() as s:``
     kills it on exit."""
 
@@ -155,7 +155,7 @@ class Sandbox:
         if not template:
             template = cls.default_mcp_template if mcp is not None else cls.default_template
         native = _native.Sandbox.create(
-            template, timeout, metadata, envs, secure is not False, allow_internet_access, conn(opts, "create"),
+            template, timeout, metadata, envs, secure is not False, allow_internet_access, conn(cls._resolve_api_params(**opts), "create"),
             lifecycle=as_json("lifecycle", lifecycle), network=as_json("network", network), idempotency_key=idempotency_key,
             mcp=as_json("mcp", mcp),
         ).wait()
@@ -170,7 +170,7 @@ class Sandbox:
     @classmethod
     def _cls_connect(cls, sandbox_id: str, timeout: Optional[int] = None, logger: Optional[Any] = None, *, on_resume: str = "restore", **opts: Any) -> "Sandbox":
         refuse(logger=logger)
-        return cls(_native.Sandbox.connect(sandbox_id, timeout, conn(opts, "connect"), on_resume).wait(), opts)
+        return cls(_native.Sandbox.connect(sandbox_id, timeout, conn(cls._resolve_api_params(**opts), "connect"), on_resume).wait(), opts)
 
     def is_running(self, request_timeout: Optional[float] = None) -> bool:
         return self._s.is_running(request_timeout).wait()
@@ -184,7 +184,7 @@ class Sandbox:
 
     @classmethod
     def _cls_kill(cls, sandbox_id: str, **opts: Any) -> bool:
-        return _native.Sandbox.kill_by_id(sandbox_id, conn(opts, "kill")).wait()
+        return _native.Sandbox.kill_by_id(sandbox_id, conn(cls._resolve_api_params(**opts), "kill")).wait()
 
     @class_method_variant("_cls_set_timeout")
     def set_timeout(self, timeout: int, **opts: Any) -> None:  # type: ignore[misc]
@@ -194,7 +194,7 @@ class Sandbox:
 
     @classmethod
     def _cls_set_timeout(cls, sandbox_id: str, timeout: int, **opts: Any) -> None:
-        _native.Sandbox.set_timeout_by_id(sandbox_id, timeout, conn(opts, "set_timeout")).wait()
+        _native.Sandbox.set_timeout_by_id(sandbox_id, timeout, conn(cls._resolve_api_params(**opts), "set_timeout")).wait()
 
     @class_method_variant("_cls_get_info")
     def get_info(self, **opts: Any) -> SandboxInfo:  # type: ignore[misc]
@@ -204,7 +204,7 @@ class Sandbox:
 
     @classmethod
     def _cls_get_info(cls, sandbox_id: str, **opts: Any) -> SandboxInfo:
-        return _native.Sandbox.get_info_by_id(sandbox_id, conn(opts, "get_info")).wait()
+        return _native.Sandbox.get_info_by_id(sandbox_id, conn(cls._resolve_api_params(**opts), "get_info")).wait()
 
     @class_method_variant("_cls_pause")
     def pause(self, keep_memory: Optional[bool] = None, *, mode: Optional[str] = None, strict: bool = False, **opts: Any) -> bool:  # type: ignore[misc]
@@ -216,7 +216,7 @@ class Sandbox:
 
     @classmethod
     def _cls_pause(cls, sandbox_id: str, keep_memory: Optional[bool] = None, *, mode: Optional[str] = None, strict: bool = False, **opts: Any) -> bool:
-        return _native.Sandbox.pause_by_id(sandbox_id, keep_memory, mode, strict, conn(opts, "pause")).wait()
+        return _native.Sandbox.pause_by_id(sandbox_id, keep_memory, mode, strict, conn(cls._resolve_api_params(**opts), "pause")).wait()
 
     @class_method_variant("_cls_pause")
     def beta_pause(self, keep_memory: Optional[bool] = None, *, mode: Optional[str] = None, **opts: Any) -> bool:  # type: ignore[misc]
@@ -230,7 +230,7 @@ class Sandbox:
     @classmethod
     def _cls_fork(cls, sandbox_id: str, timeout: Optional[int] = None, count: Optional[int] = None, logger: Optional[Any] = None, **opts: Any) -> List[Union["Sandbox", Exception]]:
         refuse(logger=logger)
-        items = _native.Sandbox.fork_by_id(sandbox_id, timeout, count, conn(opts, "fork")).wait()
+        items = _native.Sandbox.fork_by_id(sandbox_id, timeout, count, conn(cls._resolve_api_params(**opts), "fork")).wait()
         return [cls(i, opts) if isinstance(i, _native.Sandbox) else i for i in items]
 
     @class_method_variant("_cls_get_metrics")
@@ -242,7 +242,7 @@ class Sandbox:
 
     @classmethod
     def _cls_get_metrics(cls, sandbox_id: str, start: Optional[datetime] = None, end: Optional[datetime] = None, **opts: Any) -> List[SandboxMetrics]:
-        native = _native.Sandbox.get_metrics_by_id(sandbox_id, _unix(start), _unix(end), conn(opts, "get_metrics"))
+        native = _native.Sandbox.get_metrics_by_id(sandbox_id, _unix(start), _unix(end), conn(cls._resolve_api_params(**opts), "get_metrics"))
         return [SandboxMetrics(**m) for m in native.wait()]
 
     @class_method_variant("_cls_update_network")
@@ -255,10 +255,11 @@ class Sandbox:
 
     @classmethod
     def _cls_update_network(cls, sandbox_id: str, network: Dict[str, Any], **opts: Any) -> None:
-        _native.Sandbox.update_network_by_id(sandbox_id, as_json("network", network) or "null", conn(opts, "update_network")).wait()
+        _native.Sandbox.update_network_by_id(sandbox_id, as_json("network", network) or "null", conn(cls._resolve_api_params(**opts), "update_network")).wait()
 
-    @staticmethod
+    @classmethod
     def list(
+        cls,
         query: Optional[SandboxQuery] = None,
         limit: Optional[int] = None,
         next_token: Optional[str] = None,
@@ -267,7 +268,7 @@ class Sandbox:
     ) -> SandboxPaginator:
         """A paginator over sandboxes: ``while p.has_next: p.next_items()``."""
         return SandboxPaginator(
-            _native.Sandbox.list(limit=limit, next_token=next_token, order=order, opts=conn(opts, "list"), **_query_args(query))
+            _native.Sandbox.list(limit=limit, next_token=next_token, order=order, opts=conn(cls._resolve_api_params(**opts), "list"), **_query_args(query))
         )
 
     # -- snapshots ----------------------------------------------------------------------------
@@ -281,7 +282,7 @@ class Sandbox:
 
     @classmethod
     def _cls_create_snapshot(cls, sandbox_id: str, name: Optional[str] = None, *, mode: Optional[str] = None, **opts: Any) -> SnapshotInfo:
-        return _native.Sandbox.create_snapshot_by_id(sandbox_id, name, conn(opts, "create_snapshot"), mode).wait()
+        return _native.Sandbox.create_snapshot_by_id(sandbox_id, name, conn(cls._resolve_api_params(**opts), "create_snapshot"), mode).wait()
 
     @class_method_variant("_cls_list_snapshots")
     def list_snapshots(self, limit: Optional[int] = None, next_token: Optional[str] = None, name: Optional[str] = None, **opts: Any) -> SnapshotPaginator:  # type: ignore[misc]
@@ -292,9 +293,9 @@ class Sandbox:
 
     @classmethod
     def _cls_list_snapshots(cls, sandbox_id: Optional[str] = None, limit: Optional[int] = None, next_token: Optional[str] = None, name: Optional[str] = None, **opts: Any) -> SnapshotPaginator:
-        return SnapshotPaginator(_native.Sandbox.list_snapshots(sandbox_id, limit, next_token, name, conn(opts, "list_snapshots")))
+        return SnapshotPaginator(_native.Sandbox.list_snapshots(sandbox_id, limit, next_token, name, conn(cls._resolve_api_params(**opts), "list_snapshots")))
 
-    @staticmethod
-    def delete_snapshot(snapshot_id: str, **opts: Any) -> bool:
+    @classmethod
+    def delete_snapshot(cls, snapshot_id: str, **opts: Any) -> bool:
         """Delete a snapshot; True when deleted, False when it was not found."""
-        return _native.Sandbox.delete_snapshot(snapshot_id, conn(opts, "delete_snapshot")).wait()
+        return _native.Sandbox.delete_snapshot(snapshot_id, conn(cls._resolve_api_params(**opts), "delete_snapshot")).wait()

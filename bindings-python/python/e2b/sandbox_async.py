@@ -8,7 +8,7 @@ from typing import Any, Dict, List, Optional, Union
 
 from . import _native
 from ._native import SandboxInfo, SnapshotInfo
-from ._utils import as_json, class_method_variant, conn, refuse
+from ._utils import ClientFactory, as_json, class_method_variant, conn, refuse
 from .commands import AsyncCommands
 from .git import AsyncGit
 from .pty import AsyncPty
@@ -33,7 +33,7 @@ def _query_args(query: Optional[SandboxQuery]) -> Dict[str, Any]:
     }
 
 
-class AsyncSandbox:
+class AsyncSandbox(ClientFactory):
     """An E2B sandbox (async). ``sbx = await AsyncSandbox.create()``; ``async with`` kills it on exit."""
 
     def __init__(self, _native_sandbox: _native.Sandbox, _opts: Optional[Dict[str, Any]] = None) -> None:
@@ -157,7 +157,7 @@ class AsyncSandbox:
         if not template:
             template = cls.default_mcp_template if mcp is not None else cls.default_template
         native = await _native.Sandbox.create(
-            template, timeout, metadata, envs, secure is not False, allow_internet_access, conn(opts, "create"),
+            template, timeout, metadata, envs, secure is not False, allow_internet_access, conn(cls._resolve_api_params(**opts), "create"),
             lifecycle=as_json("lifecycle", lifecycle), network=as_json("network", network), idempotency_key=idempotency_key,
             mcp=as_json("mcp", mcp),
         ).awaitable()
@@ -172,7 +172,7 @@ class AsyncSandbox:
     @classmethod
     async def _cls_connect(cls, sandbox_id: str, timeout: Optional[int] = None, logger: Optional[Any] = None, *, on_resume: str = "restore", **opts: Any) -> "AsyncSandbox":
         refuse(logger=logger)
-        return cls(await _native.Sandbox.connect(sandbox_id, timeout, conn(opts, "connect"), on_resume).awaitable(), opts)
+        return cls(await _native.Sandbox.connect(sandbox_id, timeout, conn(cls._resolve_api_params(**opts), "connect"), on_resume).awaitable(), opts)
 
     async def is_running(self, request_timeout: Optional[float] = None) -> bool:
         return await self._s.is_running(request_timeout).awaitable()
@@ -186,7 +186,7 @@ class AsyncSandbox:
 
     @classmethod
     async def _cls_kill(cls, sandbox_id: str, **opts: Any) -> bool:
-        return await _native.Sandbox.kill_by_id(sandbox_id, conn(opts, "kill")).awaitable()
+        return await _native.Sandbox.kill_by_id(sandbox_id, conn(cls._resolve_api_params(**opts), "kill")).awaitable()
 
     @class_method_variant("_cls_set_timeout")
     async def set_timeout(self, timeout: int, **opts: Any) -> None:  # type: ignore[misc]
@@ -196,7 +196,7 @@ class AsyncSandbox:
 
     @classmethod
     async def _cls_set_timeout(cls, sandbox_id: str, timeout: int, **opts: Any) -> None:
-        await _native.Sandbox.set_timeout_by_id(sandbox_id, timeout, conn(opts, "set_timeout")).awaitable()
+        await _native.Sandbox.set_timeout_by_id(sandbox_id, timeout, conn(cls._resolve_api_params(**opts), "set_timeout")).awaitable()
 
     @class_method_variant("_cls_get_info")
     async def get_info(self, **opts: Any) -> SandboxInfo:  # type: ignore[misc]
@@ -206,7 +206,7 @@ class AsyncSandbox:
 
     @classmethod
     async def _cls_get_info(cls, sandbox_id: str, **opts: Any) -> SandboxInfo:
-        return await _native.Sandbox.get_info_by_id(sandbox_id, conn(opts, "get_info")).awaitable()
+        return await _native.Sandbox.get_info_by_id(sandbox_id, conn(cls._resolve_api_params(**opts), "get_info")).awaitable()
 
     @class_method_variant("_cls_pause")
     async def pause(self, keep_memory: Optional[bool] = None, *, mode: Optional[str] = None, strict: bool = False, **opts: Any) -> bool:  # type: ignore[misc]
@@ -218,7 +218,7 @@ class AsyncSandbox:
 
     @classmethod
     async def _cls_pause(cls, sandbox_id: str, keep_memory: Optional[bool] = None, *, mode: Optional[str] = None, strict: bool = False, **opts: Any) -> bool:
-        return await _native.Sandbox.pause_by_id(sandbox_id, keep_memory, mode, strict, conn(opts, "pause")).awaitable()
+        return await _native.Sandbox.pause_by_id(sandbox_id, keep_memory, mode, strict, conn(cls._resolve_api_params(**opts), "pause")).awaitable()
 
     @class_method_variant("_cls_pause")
     async def beta_pause(self, keep_memory: Optional[bool] = None, *, mode: Optional[str] = None, **opts: Any) -> bool:  # type: ignore[misc]
@@ -232,7 +232,7 @@ class AsyncSandbox:
     @classmethod
     async def _cls_fork(cls, sandbox_id: str, timeout: Optional[int] = None, count: Optional[int] = None, logger: Optional[Any] = None, **opts: Any) -> List[Union["AsyncSandbox", Exception]]:
         refuse(logger=logger)
-        items = await _native.Sandbox.fork_by_id(sandbox_id, timeout, count, conn(opts, "fork")).awaitable()
+        items = await _native.Sandbox.fork_by_id(sandbox_id, timeout, count, conn(cls._resolve_api_params(**opts), "fork")).awaitable()
         return [cls(i, opts) if isinstance(i, _native.Sandbox) else i for i in items]
 
     @class_method_variant("_cls_get_metrics")
@@ -244,7 +244,7 @@ class AsyncSandbox:
 
     @classmethod
     async def _cls_get_metrics(cls, sandbox_id: str, start: Optional[datetime] = None, end: Optional[datetime] = None, **opts: Any) -> List[SandboxMetrics]:
-        native = _native.Sandbox.get_metrics_by_id(sandbox_id, _unix(start), _unix(end), conn(opts, "get_metrics"))
+        native = _native.Sandbox.get_metrics_by_id(sandbox_id, _unix(start), _unix(end), conn(cls._resolve_api_params(**opts), "get_metrics"))
         return [SandboxMetrics(**m) for m in await native.awaitable()]
 
     @class_method_variant("_cls_update_network")
@@ -257,10 +257,11 @@ class AsyncSandbox:
 
     @classmethod
     async def _cls_update_network(cls, sandbox_id: str, network: Dict[str, Any], **opts: Any) -> None:
-        await _native.Sandbox.update_network_by_id(sandbox_id, as_json("network", network) or "null", conn(opts, "update_network")).awaitable()
+        await _native.Sandbox.update_network_by_id(sandbox_id, as_json("network", network) or "null", conn(cls._resolve_api_params(**opts), "update_network")).awaitable()
 
-    @staticmethod
+    @classmethod
     def list(
+        cls,
         query: Optional[SandboxQuery] = None,
         limit: Optional[int] = None,
         next_token: Optional[str] = None,
@@ -269,7 +270,7 @@ class AsyncSandbox:
     ) -> AsyncSandboxPaginator:
         """A paginator over sandboxes: ``while p.has_next: p.next_items()``."""
         return AsyncSandboxPaginator(
-            _native.Sandbox.list(limit=limit, next_token=next_token, order=order, opts=conn(opts, "list"), **_query_args(query))
+            _native.Sandbox.list(limit=limit, next_token=next_token, order=order, opts=conn(cls._resolve_api_params(**opts), "list"), **_query_args(query))
         )
 
     # -- snapshots ----------------------------------------------------------------------------
@@ -283,7 +284,7 @@ class AsyncSandbox:
 
     @classmethod
     async def _cls_create_snapshot(cls, sandbox_id: str, name: Optional[str] = None, *, mode: Optional[str] = None, **opts: Any) -> SnapshotInfo:
-        return await _native.Sandbox.create_snapshot_by_id(sandbox_id, name, conn(opts, "create_snapshot"), mode).awaitable()
+        return await _native.Sandbox.create_snapshot_by_id(sandbox_id, name, conn(cls._resolve_api_params(**opts), "create_snapshot"), mode).awaitable()
 
     @class_method_variant("_cls_list_snapshots")
     def list_snapshots(self, limit: Optional[int] = None, next_token: Optional[str] = None, name: Optional[str] = None, **opts: Any) -> AsyncSnapshotPaginator:  # type: ignore[misc]
@@ -294,9 +295,9 @@ class AsyncSandbox:
 
     @classmethod
     def _cls_list_snapshots(cls, sandbox_id: Optional[str] = None, limit: Optional[int] = None, next_token: Optional[str] = None, name: Optional[str] = None, **opts: Any) -> AsyncSnapshotPaginator:
-        return AsyncSnapshotPaginator(_native.Sandbox.list_snapshots(sandbox_id, limit, next_token, name, conn(opts, "list_snapshots")))
+        return AsyncSnapshotPaginator(_native.Sandbox.list_snapshots(sandbox_id, limit, next_token, name, conn(cls._resolve_api_params(**opts), "list_snapshots")))
 
-    @staticmethod
-    async def delete_snapshot(snapshot_id: str, **opts: Any) -> bool:
+    @classmethod
+    async def delete_snapshot(cls, snapshot_id: str, **opts: Any) -> bool:
         """Delete a snapshot; True when deleted, False when it was not found."""
-        return await _native.Sandbox.delete_snapshot(snapshot_id, conn(opts, "delete_snapshot")).awaitable()
+        return await _native.Sandbox.delete_snapshot(snapshot_id, conn(cls._resolve_api_params(**opts), "delete_snapshot")).awaitable()

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any, Dict, List, Optional
 
 from . import _native
-from ._utils import conn
+from ._utils import ClientFactory, conn
 from .types import SandboxIamToken, SandboxIamTokenType
 
 
@@ -68,13 +68,10 @@ class AsyncSecretPaginator(_SecretPaginatorBase):
         return [_info(t) for t in await self._op(opts).awaitable()]
 
 
-class _SecretBase:
-    #: Connection options bound by an ``E2B`` client (empty: environment defaults).
-    _bound_api_params: Dict[str, Any] = {}
-
+class _SecretBase(ClientFactory):
     @classmethod
     def _conn(cls, opts: Dict[str, Any], fn: str) -> Optional["_native.ConnectionOpts"]:
-        return conn({**cls._bound_api_params, **opts}, fn)
+        return conn(cls._resolve_api_params(**opts), fn)
 
     @staticmethod
     def fill(secret: str) -> str:

@@ -195,9 +195,20 @@ pub async fn build_logs(
     Ok(Json(json!({"logs": picked.iter().map(|l| entry(l)).collect::<Vec<_>>()})))
 }
 
+/// `Template.exists`: a template built through the API or a snapshot is the team's own; the
+/// templates of the templates directory (`base`, ...) answer as E2B's public templates.
 pub async fn alias(State(state): State<AppState>, PathId(alias): PathId) -> ApiResult<Json<Value>> {
-    let id = state.builds.exists_alias(&alias)?;
-    Ok(Json(json!({"templateID": id, "public": false})))
+    match state.builds.exists_alias(&alias) {
+        Ok(id) => Ok(Json(json!({"templateID": id, "public": false}))),
+        Err(e) if e.status == StatusCode::NOT_FOUND => match state.manager.resolve_template(&alias) {
+            Ok((_, id, name)) => {
+                let public = name.as_deref() == Some(id.as_str());
+                Ok(Json(json!({"templateID": id, "public": public})))
+            }
+            Err(_) => Err(e),
+        },
+        Err(e) => Err(e),
+    }
 }
 
 fn build_json(b: &BuildRow) -> Value {

@@ -4,7 +4,7 @@ does the requests, uploads, polling and log streaming (one ``_native.Op`` per ca
 from typing import Any, Callable, List, Optional, Union
 
 from .. import _native
-from .._utils import conn
+from .._utils import ClientFactory, conn
 from ..exceptions import TemplateException
 from .logger import LogEntry, _entry
 from .main import TemplateBase, TemplateClass
@@ -67,7 +67,7 @@ def _norm_tags(tags: Union[str, List[str]]) -> List[str]:
     return [tags] if isinstance(tags, str) else list(tags)
 
 
-class Template(TemplateBase):
+class Template(TemplateBase, ClientFactory):
     """Synchronous template builder for E2B sandboxes."""
 
     @classmethod
@@ -87,7 +87,7 @@ class Template(TemplateBase):
     ) -> BuildInfo:
         """Build ``template`` as ``name`` (``name`` or ``name:tag``) and wait until it is ready."""
         return _info(_build_op(template, name, alias, tags, cpu_count, memory_mb, min_free_disk_mb, skip_cache,
-                               on_build_logs, opts, "build", True).wait())
+                               on_build_logs, cls._resolve_api_params(**opts), "build", True).wait())
 
     @classmethod
     def build_in_background(
@@ -106,42 +106,42 @@ class Template(TemplateBase):
     ) -> BuildInfo:
         """Start building ``template`` and return without waiting."""
         return _info(_build_op(template, name, alias, tags, cpu_count, memory_mb, min_free_disk_mb, skip_cache,
-                               on_build_logs, opts, "build_in_background", False).wait())
+                               on_build_logs, cls._resolve_api_params(**opts), "build_in_background", False).wait())
 
     @classmethod
     def get_build_status(cls, build_info: BuildInfo, logs_offset: Optional[int] = None, **opts: Any):
         """Status and new log entries of a build."""
         return _status(_native.TemplateCore.get_build_status(
-            build_info.template_id, build_info.build_id, logs_offset, conn(opts, "get_build_status")).wait())
+            build_info.template_id, build_info.build_id, logs_offset, conn(cls._resolve_api_params(**opts), "get_build_status")).wait())
 
     @classmethod
     def exists(cls, name: str, **opts: Any) -> bool:
         """Whether a template with this name exists."""
-        return _native.TemplateCore.exists(name, conn(opts, "exists")).wait()
+        return _native.TemplateCore.exists(name, conn(cls._resolve_api_params(**opts), "exists")).wait()
 
     @classmethod
     def alias_exists(cls, alias: str, **opts: Any) -> bool:
         """Deprecated: use ``exists``."""
-        return _native.TemplateCore.exists(alias, conn(opts, "alias_exists")).wait()
+        return _native.TemplateCore.exists(alias, conn(cls._resolve_api_params(**opts), "alias_exists")).wait()
 
     @classmethod
     def assign_tags(cls, target_name: str, tags: Union[str, List[str]], **opts: Any) -> TemplateTagInfo:
         """Assign tags to the build ``target_name`` (``name:tag``) points to."""
-        b, t = _native.TemplateCore.assign_tags(target_name, _norm_tags(tags), conn(opts, "assign_tags")).wait()
+        b, t = _native.TemplateCore.assign_tags(target_name, _norm_tags(tags), conn(cls._resolve_api_params(**opts), "assign_tags")).wait()
         return TemplateTagInfo(build_id=b, tags=t)
 
     @classmethod
     def remove_tags(cls, name: str, tags: Union[str, List[str]], **opts: Any) -> None:
         """Remove tags from a template."""
-        _native.TemplateCore.remove_tags(name, _norm_tags(tags), conn(opts, "remove_tags")).wait()
+        _native.TemplateCore.remove_tags(name, _norm_tags(tags), conn(cls._resolve_api_params(**opts), "remove_tags")).wait()
 
     @classmethod
     def get_tags(cls, template_id: str, **opts: Any) -> List[TemplateTag]:
         """All tags of a template."""
-        return _tags(_native.TemplateCore.get_tags(template_id, conn(opts, "get_tags")).wait())
+        return _tags(_native.TemplateCore.get_tags(template_id, conn(cls._resolve_api_params(**opts), "get_tags")).wait())
 
 
-class AsyncTemplate(TemplateBase):
+class AsyncTemplate(TemplateBase, ClientFactory):
     """Asynchronous template builder for E2B sandboxes."""
 
     @classmethod
@@ -161,7 +161,7 @@ class AsyncTemplate(TemplateBase):
     ) -> BuildInfo:
         """Build ``template`` as ``name`` and wait until it is ready."""
         return _info(await _build_op(template, name, alias, tags, cpu_count, memory_mb, min_free_disk_mb, skip_cache,
-                                     on_build_logs, opts, "build", True).awaitable())
+                                     on_build_logs, cls._resolve_api_params(**opts), "build", True).awaitable())
 
     @classmethod
     async def build_in_background(
@@ -180,36 +180,36 @@ class AsyncTemplate(TemplateBase):
     ) -> BuildInfo:
         """Start building ``template`` and return without waiting."""
         return _info(await _build_op(template, name, alias, tags, cpu_count, memory_mb, min_free_disk_mb, skip_cache,
-                                     on_build_logs, opts, "build_in_background", False).awaitable())
+                                     on_build_logs, cls._resolve_api_params(**opts), "build_in_background", False).awaitable())
 
     @classmethod
     async def get_build_status(cls, build_info: BuildInfo, logs_offset: Optional[int] = None, **opts: Any):
         """Status and new log entries of a build."""
         return _status(await _native.TemplateCore.get_build_status(
-            build_info.template_id, build_info.build_id, logs_offset, conn(opts, "get_build_status")).awaitable())
+            build_info.template_id, build_info.build_id, logs_offset, conn(cls._resolve_api_params(**opts), "get_build_status")).awaitable())
 
     @classmethod
     async def exists(cls, name: str, **opts: Any) -> bool:
         """Whether a template with this name exists."""
-        return await _native.TemplateCore.exists(name, conn(opts, "exists")).awaitable()
+        return await _native.TemplateCore.exists(name, conn(cls._resolve_api_params(**opts), "exists")).awaitable()
 
     @classmethod
     async def alias_exists(cls, alias: str, **opts: Any) -> bool:
         """Deprecated: use ``exists``."""
-        return await _native.TemplateCore.exists(alias, conn(opts, "alias_exists")).awaitable()
+        return await _native.TemplateCore.exists(alias, conn(cls._resolve_api_params(**opts), "alias_exists")).awaitable()
 
     @classmethod
     async def assign_tags(cls, target_name: str, tags: Union[str, List[str]], **opts: Any) -> TemplateTagInfo:
         """Assign tags to the build ``target_name`` (``name:tag``) points to."""
-        b, t = await _native.TemplateCore.assign_tags(target_name, _norm_tags(tags), conn(opts, "assign_tags")).awaitable()
+        b, t = await _native.TemplateCore.assign_tags(target_name, _norm_tags(tags), conn(cls._resolve_api_params(**opts), "assign_tags")).awaitable()
         return TemplateTagInfo(build_id=b, tags=t)
 
     @classmethod
     async def remove_tags(cls, name: str, tags: Union[str, List[str]], **opts: Any) -> None:
         """Remove tags from a template."""
-        await _native.TemplateCore.remove_tags(name, _norm_tags(tags), conn(opts, "remove_tags")).awaitable()
+        await _native.TemplateCore.remove_tags(name, _norm_tags(tags), conn(cls._resolve_api_params(**opts), "remove_tags")).awaitable()
 
     @classmethod
     async def get_tags(cls, template_id: str, **opts: Any) -> List[TemplateTag]:
         """All tags of a template."""
-        return _tags(await _native.TemplateCore.get_tags(template_id, conn(opts, "get_tags")).awaitable())
+        return _tags(await _native.TemplateCore.get_tags(template_id, conn(cls._resolve_api_params(**opts), "get_tags")).awaitable())
