@@ -26,3 +26,4 @@ pub mod store;
 pub mod telemetry;
 pub mod template;
 pub mod vm;
+pub mod volumes;

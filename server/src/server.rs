@@ -48,6 +48,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(cfg.snapshots_dir())?;
     let store = Arc::new(Store::open(&cfg.db_path())?);
     let keys = Keys::ensure(&store, &cfg.api_key_path())?;
+    let volumes = crate::volumes::Volumes::open(&cfg.data_dir, &store)?;
     info!(accelerator = runtime.accel(), data_dir = %cfg.data_dir.display(), templates_dir = %cfg.templates_dir.display(), "runtime ready");
     // Build the base template in the background when it is missing or was built with another
     // envd; requests for it fail with 404 until it is ready.
@@ -66,7 +67,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
     info!(listen = %listener.local_addr()?, "sandboxd listening");
     let builds = crate::template::build::Builds::new(manager.clone());
-    let app = app(AppState { manager: manager.clone(), keys, builds });
+    let app = app(AppState { manager: manager.clone(), keys, builds, volumes });
     crate::shutdown::serve_until_signal(|stop| axum::serve(listener, app).with_graceful_shutdown(stop).into_future())
         .await?;
     manager.drain_pools().await;

@@ -11,6 +11,7 @@ mod secrets;
 mod snapshots;
 mod telemetry;
 mod templates;
+mod volumes;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -31,6 +32,7 @@ pub struct AppState {
     pub manager: Manager,
     pub keys: Keys,
     pub builds: crate::template::build::Builds,
+    pub volumes: crate::volumes::Volumes,
 }
 
 /// Every authenticated route, as `(method, path)`; `server/openapi.yaml` documents exactly
@@ -73,6 +75,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/secrets/{secretID}"),
     ("POST", "/secrets/{secretID}"),
     ("DELETE", "/secrets/{secretID}"),
+    ("GET", "/volumes"),
+    ("POST", "/volumes"),
+    ("GET", "/volumes/{volumeID}"),
+    ("DELETE", "/volumes/{volumeID}"),
 ];
 
 pub fn router(state: AppState) -> Router {
@@ -106,6 +112,8 @@ pub fn router(state: AppState) -> Router {
         .route("/templates/{templateID}/tags", get(templates::tags))
         .route("/secrets", get(secrets::list).post(secrets::create))
         .route("/secrets/{secretID}", get(secrets::get).post(secrets::update).delete(secrets::destroy))
+        .route("/volumes", get(volumes::list).post(volumes::create))
+        .route("/volumes/{volumeID}", get(volumes::get).delete(volumes::delete))
         .route_layer(axum::middleware::from_fn_with_state(state.keys.clone(), require_api_key));
     authed
         .route("/health", get(health))
@@ -115,10 +123,17 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(body_cap::cap_body))
         .with_state(state.clone())
         // The signed upload URL of template build files: no API key (the URL is the
-        // credential) and no REST body cap (build contexts are archives).
+        // credential) and no REST body cap (build contexts are archives). The volume content
+        // API likewise: its credential is the volume's token and its files stream.
         .merge(
             Router::new()
                 .route("/templates/{templateID}/files/{hash}/upload", put(templates::upload))
+                .route("/volumecontent/{volumeID}/file", get(volumes::read_file).put(volumes::write_file))
+                .route("/volumecontent/{volumeID}/dir", get(volumes::list_dir).post(volumes::make_dir))
+                .route(
+                    "/volumecontent/{volumeID}/path",
+                    get(volumes::stat).patch(volumes::update_metadata).delete(volumes::remove),
+                )
                 .layer(DefaultBodyLimit::disable())
                 .with_state(state),
         )

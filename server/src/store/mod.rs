@@ -12,11 +12,13 @@ mod images;
 mod sandboxes;
 mod secrets;
 mod templates;
+mod volumes;
 
 pub use images::{ImageKind, ImageRow, NAMESPACE};
 pub use sandboxes::{SandboxFilter, SandboxRow, SandboxState};
 pub use secrets::{InsertError as SecretInsertError, SecretRow};
 pub use templates::{BuildRow, LayerRow, LogRow, TemplateRow};
+pub use volumes::VolumeRow;
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
@@ -172,6 +174,13 @@ const MIGRATIONS: &[&str] = &[
         value TEXT NOT NULL,
         created_at INTEGER NOT NULL,
         PRIMARY KEY (secret_id, version)
+    );",
+    // v7: volumes (see `store/volumes.rs`).
+    "CREATE TABLE volumes (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        token TEXT NOT NULL,
+        created_at INTEGER NOT NULL
     );",
 ];
 

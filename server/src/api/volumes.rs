@@ -1,0 +1,201 @@
+//! Volume routes: the REST half (`/volumes`, with the API key) and the content API
+//! (`/volumecontent/{volumeID}/…`, with the volume's bearer token; `crate::volumes` holds the
+//! rules). Content requests are outside the REST body cap: file uploads stream to disk.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use http_body_util::BodyExt;
+use tokio::io::AsyncWriteExt;
+
+use super::AppState;
+use super::extract::{JsonBody, PathId, parse_query, query_value};
+use crate::error::{ApiError, ApiResult};
+use crate::volumes::content::{EntryStat, Metadata, Tree};
+use crate::volumes::{NewVolume, VolumeInfo};
+
+/// Largest file one upload may write (`SANDBOXD_VOLUME_FILE_MAX_MB`, default 4096).
+fn max_upload() -> u64 {
+    std::env::var("SANDBOXD_VOLUME_FILE_MAX_MB").ok().and_then(|v| v.parse::<u64>().ok()).unwrap_or(4096) << 20
+}
+
+pub async fn create(State(state): State<AppState>, JsonBody(body): JsonBody<NewVolume>) -> ApiResult<Response> {
+    let v = state.volumes.create(state.manager.store(), body)?;
+    Ok((StatusCode::CREATED, Json(v)).into_response())
+}
+
+pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<VolumeInfo>>> {
+    state.volumes.list(state.manager.store()).map(Json)
+}
+
+pub async fn get(State(state): State<AppState>, PathId(id): PathId) -> ApiResult<Json<VolumeInfo>> {
+    state.volumes.get(state.manager.store(), &id).map(Json)
+}
+
+pub async fn delete(State(state): State<AppState>, PathId(id): PathId) -> ApiResult<StatusCode> {
+    state.volumes.delete(state.manager.store(), &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The query of a content request: `path` (required) and the optional settings.
+struct ContentQuery {
+    path: String,
+    meta: Metadata,
+    force: bool,
+    depth: Option<u32>,
+}
+
+fn parse_content_query(raw: Option<&str>) -> ApiResult<ContentQuery> {
+    let q = parse_query(raw);
+    let path = query_value(&q, "path").ok_or_else(|| ApiError::bad_request("path is required"))?.to_string();
+    let num = |k: &str| -> ApiResult<Option<u32>> {
+        query_value(&q, k)
+            .filter(|v| !v.is_empty())
+            .map(|v| v.parse::<u32>().map_err(|_| ApiError::bad_request(format!("{k} must be a non-negative integer, got {v:?}"))))
+            .transpose()
+    };
+    let force = match query_value(&q, "force") {
+        None | Some("") | Some("false") => false,
+        Some("true") => true,
+        Some(v) => return Err(ApiError::bad_request(format!("force must be true or false, got {v:?}"))),
+    };
+    Ok(ContentQuery { meta: Metadata { uid: num("uid")?, gid: num("gid")?, mode: num("mode")? }, force, depth: num("depth")?, path })
+}
+
+fn tree(state: &AppState, id: &str, headers: &HeaderMap) -> ApiResult<Tree> {
+    state.volumes.authorize(state.manager.store(), id, headers)
+}
+
+pub async fn stat(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<EntryStat>> {
+    let q = parse_content_query(raw.as_deref())?;
+    tree(&state, &id, &headers)?.stat(&q.path).map(Json)
+}
+
+pub async fn list_dir(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Vec<EntryStat>>> {
+    let q = parse_content_query(raw.as_deref())?;
+    tree(&state, &id, &headers)?.list(&q.path, q.depth).map(Json)
+}
+
+pub async fn make_dir(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    let q = parse_content_query(raw.as_deref())?;
+    let stat = tree(&state, &id, &headers)?.make_dir(&q.path, q.meta, q.force)?;
+    Ok((StatusCode::CREATED, Json(stat)).into_response())
+}
+
+pub async fn update_metadata(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    JsonBody(meta): JsonBody<Metadata>,
+) -> ApiResult<Json<EntryStat>> {
+    let q = parse_content_query(raw.as_deref())?;
+    tree(&state, &id, &headers)?.update_metadata(&q.path, meta).map(Json)
+}
+
+pub async fn remove(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<StatusCode> {
+    let q = parse_content_query(raw.as_deref())?;
+    tree(&state, &id, &headers)?.remove(&q.path)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn read_file(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    let q = parse_content_query(raw.as_deref())?;
+    let host = tree(&state, &id, &headers)?.file_for_read(&q.path)?;
+    let file = tokio::fs::File::open(&host).await?;
+    let len = file.metadata().await?.len();
+    let body = Body::from_stream(tokio_util::io::ReaderStream::new(file));
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream".to_string()), (header::CONTENT_LENGTH, len.to_string())], body)
+        .into_response())
+}
+
+/// `PUT …/file`: the body streams into a temporary file that replaces the target only once it
+/// is complete and fsynced. A refused upload still reads the body (bounded) before answering,
+/// so the client sees the error instead of a broken pipe.
+pub async fn write_file(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    body: Body,
+) -> Response {
+    match write(&state, &id, &headers, raw.as_deref(), body).await {
+        Ok(stat) => (StatusCode::CREATED, Json(stat)).into_response(),
+        Err((e, Some(rest))) => {
+            super::body_cap::drain(rest).await;
+            e.into_response()
+        }
+        Err((e, None)) => e.into_response(),
+    }
+}
+
+async fn write(
+    state: &AppState,
+    id: &str,
+    headers: &HeaderMap,
+    raw: Option<&str>,
+    body: Body,
+) -> Result<EntryStat, (ApiError, Option<Body>)> {
+    let prepared = parse_content_query(raw)
+        .and_then(|q| tree(state, id, headers).map(|t| (q, t)))
+        .and_then(|(q, t)| t.prepare_write(&q.path, &q.meta, q.force).map(|(host, shown)| (q, t, host, shown)));
+    let (q, t, host, shown) = match prepared {
+        Ok(p) => p,
+        Err(e) => return Err((e, Some(body))),
+    };
+    let tmp = t.temp_path();
+    let max = max_upload();
+    let mut body = body;
+    let copied: ApiResult<()> = async {
+        let mut f = tokio::fs::File::create(&tmp).await?;
+        let mut n = 0u64;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| ApiError::bad_request(format!("upload broke off: {e}")))?;
+            if let Ok(data) = frame.into_data() {
+                n += data.len() as u64;
+                if n > max {
+                    return Err(ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        format!("file larger than {} MiB (SANDBOXD_VOLUME_FILE_MAX_MB)", max >> 20),
+                    ));
+                }
+                f.write_all(&data).await?;
+            }
+        }
+        f.sync_all().await?;
+        Ok(())
+    }
+    .await;
+    let result = copied.and_then(|()| t.publish(&tmp, &host, &shown, q.meta));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(|e| (e, Some(body)))
+}
