@@ -38,6 +38,7 @@ const OPTS_AT = {
     toDockerfile: null,
   },
   Secret: { create: 2, update: 2, getInfo: 1, exists: 1, destroy: 1, list: 0, fill: null, iamToken: null },
+  Volume: { create: 1, connect: 1, getInfo: 1, list: 0, destroy: 1 },
 }
 
 function merge(bound, opts) {
@@ -80,7 +81,7 @@ function bind(name, cls, bound) {
   return Bound
 }
 
-module.exports = function makeClient({ Sandbox, Template, Secret }, errors, refuseUnsupported) {
+module.exports = function makeClient({ Sandbox, Template, Secret, Volume }, refuseUnsupported) {
   /** `Template()` of a client: a new template whose static calls use the client's options. */
   function boundTemplate(bound) {
     const Cls = bind('Template', Template, bound)
@@ -97,7 +98,7 @@ module.exports = function makeClient({ Sandbox, Template, Secret }, errors, refu
   class E2B {
     /**
      * A client with `opts` (connection options) bound as the defaults of every call made
-     * through `client.Sandbox`, `client.Template` and `client.Secret`.
+     * through `client.Sandbox`, `client.Volume`, `client.Template` and `client.Secret`.
      */
     constructor(opts) {
       const bound = { ...(opts ?? {}) }
@@ -107,13 +108,7 @@ module.exports = function makeClient({ Sandbox, Template, Secret }, errors, refu
       this.Sandbox = bind('Sandbox', Sandbox, bound)
       this.Template = boundTemplate(bound)
       this.Secret = bind('Secret', Secret, bound)
-      // sandboxd has no volumes yet: refused on use rather than a class whose calls cannot work.
-      Object.defineProperty(this, 'Volume', {
-        enumerable: false,
-        get() {
-          throw new errors.VolumeError('E2B.Volume is not available: sandboxd has no volumes yet')
-        },
-      })
+      this.Volume = bind('Volume', Volume, bound)
     }
   }
   return { E2B }

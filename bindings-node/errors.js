@@ -172,6 +172,9 @@ const CLASS_OF_KIND = {
   git_upstream: GitUpstreamError,
   secret: SecretError,
   secret_not_found: SecretNotFoundError,
+  volume: VolumeError,
+  volume_not_found: VolumeNotFoundError,
+  volume_path_not_found: VolumePathNotFoundError,
   // E2B's paginators throw a plain Error after the last page.
   no_more_items: Error,
 }

@@ -9,6 +9,9 @@ import type {
   FilesystemReadOpts,
   FilesystemRequestOpts,
   SandboxOpts,
+  VolumeApiOpts,
+  VolumeEntryStat,
+  VolumeMetadataOpts,
   WriteEntry,
   WriteInfo,
 } from './native'
@@ -39,6 +42,36 @@ declare module './native' {
     /** Write several files, in order. */
     write(files: WriteEntry[], opts?: FilesystemRequestOpts): Promise<WriteInfo[]>
   }
+  interface Volume {
+    /** Read a file as text. */
+    readFile(path: string, opts?: VolumeReadOpts & { format?: 'text' }): Promise<string>
+    /** Read a file as bytes. */
+    readFile(path: string, opts: VolumeReadOpts & { format: 'bytes' }): Promise<Uint8Array>
+    /** Read a file as a `Blob`. */
+    readFile(path: string, opts: VolumeReadOpts & { format: 'blob' }): Promise<Blob>
+    /** Read a file as a stream of chunks. */
+    readFile(path: string, opts: VolumeReadOpts & { format: 'stream' }): Promise<ReadableStream<Uint8Array>>
+    /** Create or overwrite a file. */
+    writeFile(path: string, data: string | ArrayBuffer | Uint8Array | Blob | ReadableStream<Uint8Array>, opts?: VolumeWriteOpts & VolumeApiOpts): Promise<VolumeEntryStat>
+  }
+}
+
+/** Options of `Volume.readFile`. */
+export type VolumeReadOpts = VolumeApiOpts
+/** Ownership, permissions and `force` of `makeDir` / `writeFile`. */
+export type VolumeWriteOpts = VolumeMetadataOpts & { force?: boolean }
+/** @deprecated Use `VolumeMetadataOpts`. */
+export type VolumeMetadataOptions = VolumeMetadataOpts
+/** @deprecated Use `VolumeWriteOpts`. */
+export type VolumeWriteOptions = VolumeWriteOpts
+/** Where a volume's content API calls go and what they send. */
+export interface VolumeConnectionConfig {
+  readonly domain: string
+  readonly debug: boolean
+  readonly apiUrl: string
+  readonly token?: string
+  readonly headers?: Record<string, string>
+  readonly requestTimeoutMs: number
 }
 
 /** Base class for all sandbox errors. */
@@ -331,7 +364,7 @@ export declare class E2B {
   readonly Template: typeof Template
   /** `Secret` bound to this client's options. */
   readonly Secret: typeof import('./native').Secret
-  /** Not available: sandboxd has no volumes yet (reading it throws `VolumeError`). */
-  readonly Volume: never
+  /** `Volume` bound to this client's options. */
+  readonly Volume: typeof import('./native').Volume
   constructor(opts?: E2BClientOpts)
 }

@@ -27,7 +27,7 @@ const native = loadNative()
 
 // Options of E2B's SDK that this SDK does not implement. They are refused (the core words the
 // error), never ignored; `validateApiKey` is accepted because it has no effect in E2B's SDK either.
-const UNSUPPORTED_OPTIONS = ['iam', 'volumeMounts', 'proxy', 'logger', 'retries', 'apiHeaders', 'signal']
+const UNSUPPORTED_OPTIONS = ['iam', 'proxy', 'logger', 'retries', 'apiHeaders', 'signal']
 
 function refuseUnsupported(args) {
   for (const a of args) {
@@ -109,6 +109,50 @@ for (const value of Object.values(native)) {
   if (isClass(value)) wrapClass(value)
 }
 
+// `Sandbox.create({ volumeMounts })` takes `Volume`s or names; the addon takes names.
+{
+  const { create } = native.Sandbox
+  const names = (o) => {
+    if (!o || typeof o !== 'object' || !o.volumeMounts) return o
+    const volumeMounts = {}
+    for (const [path, v] of Object.entries(o.volumeMounts)) volumeMounts[path] = typeof v === 'string' ? v : v?.name
+    return { ...o, volumeMounts }
+  }
+  Object.defineProperty(native.Sandbox, 'create', {
+    configurable: true,
+    writable: true,
+    value: function (...args) {
+      return create.apply(this, args.map(names))
+    },
+  })
+}
+
+// `Volume.readFile` / `writeFile` take and give the web types E2B's SDK does (Blob, streams,
+// ArrayBuffer); the addon moves bytes, these wrappers only convert.
+{
+  const { readFile, writeFile } = native.Volume.prototype
+  native.Volume.prototype.readFile = async function (path, opts) {
+    if (opts?.streamIdleTimeoutMs != null) throw errors.fromNative(native.unsupportedOption('streamIdleTimeoutMs'))
+    const format = opts?.format
+    if (format !== 'blob' && format !== 'stream') return readFile.call(this, path, opts)
+    const bytes = await readFile.call(this, path, { ...opts, format: 'bytes' })
+    if (format === 'blob') return new Blob([bytes])
+    return new ReadableStream({
+      start(controller) {
+        for (let i = 0; i < bytes.length; i += 65536) controller.enqueue(bytes.subarray(i, i + 65536))
+        controller.close()
+      },
+    })
+  }
+  native.Volume.prototype.writeFile = async function (path, data, opts) {
+    let body = data
+    if (data instanceof ArrayBuffer) body = new Uint8Array(data)
+    else if (typeof Blob !== 'undefined' && data instanceof Blob) body = new Uint8Array(await data.arrayBuffer())
+    else if (data && typeof data.getReader === 'function') body = new Uint8Array(await new Response(data).arrayBuffer())
+    return writeFile.call(this, path, body, opts)
+  }
+}
+
 // The embedded default (no E2B settings at all) starts a local sandboxd when none answers; offer
 // the one the install script put next to the addon, if any.
 const {
@@ -146,8 +190,7 @@ if (registerSandboxd) registerSandboxd(bundledSandboxd)
 
 // `E2B`: the client factory over the classes above (client.js).
 const client = require('./client')(
-  { Sandbox: api.Sandbox, Template: api.Template, Secret: api.Secret },
-  errors,
+  { Sandbox: api.Sandbox, Template: api.Template, Secret: api.Secret, Volume: api.Volume },
   (args) => {
     try {
       refuseUnsupported(args)

@@ -16,6 +16,8 @@ export const {
   Secret,
   SecretPaginator,
   E2B,
+  Volume,
+  VolumeFileType,
   SandboxError,
   TimeoutError,
   InvalidArgumentError,

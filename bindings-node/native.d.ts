@@ -288,6 +288,43 @@ export declare class SnapshotPaginator {
   nextItems(): Promise<Array<SnapshotInfo>>
 }
 
+/** A persistent volume: files managed through its content API. */
+export declare class Volume {
+  /** A local handle with no API call. */
+  constructor(volumeId: string, name: string, token?: string | undefined | null, domain?: string | undefined | null, debug?: boolean | undefined | null)
+  get volumeId(): string
+  get name(): string
+  get token(): string | null
+  get domain(): string | null
+  get debug(): boolean | null
+  /** Create a volume. */
+  static create(name: string, opts?: ConnectionOpts | undefined | null): Promise<Volume>
+  /** A handle on an existing volume. */
+  static connect(volumeId: string, opts?: ConnectionOpts | undefined | null): Promise<Volume>
+  /** A volume and its token. */
+  static getInfo(volumeId: string, opts?: ConnectionOpts | undefined | null): Promise<VolumeAndToken>
+  /** Every volume. */
+  static list(opts?: ConnectionOpts | undefined | null): Promise<Array<VolumeInfo>>
+  /** Delete a volume and its files: `true` if deleted, `false` if not found. */
+  static destroy(volumeId: string, opts?: ConnectionOpts | undefined | null): Promise<boolean>
+  /** A directory's entries (`depth` levels, default 1). */
+  list(path: string, opts?: VolumeApiOpts | undefined | null): Promise<Array<VolumeEntryStat>>
+  /** Make a directory; `force` also makes missing parents. */
+  makeDir(path: string, opts?: VolumeApiOpts | undefined | null): Promise<VolumeEntryStat>
+  /** A path's stat. */
+  getInfo(path: string, opts?: VolumeApiOpts | undefined | null): Promise<VolumeEntryStat>
+  /** Whether a path exists. */
+  exists(path: string, opts?: VolumeApiOpts | undefined | null): Promise<boolean>
+  /** Set a path's ownership and permissions. */
+  updateMetadata(path: string, metadata: VolumeMetadataOpts, opts?: VolumeApiOpts | undefined | null): Promise<VolumeEntryStat>
+  /** A file's content: a string, or a `Uint8Array` with `{ format: 'bytes' }`. */
+  readFile(path: string, opts?: VolumeApiOpts | undefined | null): Promise<string | Uint8Array>
+  /** Create or overwrite a file. */
+  writeFile(path: string, data: string | Uint8Array | ArrayBuffer, opts?: VolumeApiOpts): Promise<VolumeEntryStat>
+  /** Remove a file or a directory with its contents. */
+  remove(path: string, opts?: VolumeApiOpts | undefined | null): Promise<void>
+}
+
 /** A running directory watch; `stop()` ends it. */
 export declare class WatchHandle {
   /** Stop watching; no callback runs after this resolves. */
@@ -1120,8 +1157,11 @@ export interface SandboxOpts {
   mcp?: Record<string, unknown>
   /** Not supported by this SDK yet: refused with `InvalidArgumentError`. */
   iam?: unknown
-  /** Not supported by this SDK yet: refused with `InvalidArgumentError`. */
-  volumeMounts?: unknown
+  /**
+   * Volumes to mount: mount path to `Volume` or volume name (sandboxd refuses them: it
+   * cannot mount volumes yet).
+   */
+  volumeMounts?: Record<string, Volume | string>
   /** E2B API key (env `E2B_API_KEY`). */
   apiKey?: string
   /** Domain of the E2B API and sandboxes (env `E2B_DOMAIN`, default `e2b.app`). */
@@ -1422,6 +1462,90 @@ export interface SnapshotListOpts {
   logger?: unknown
   /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
   proxy?: unknown
+}
+
+/** A volume and the token of its content API. */
+export interface VolumeAndToken {
+  volumeId: string
+  name: string
+  token: string
+  /** Set only for volumes served from a custom domain. */
+  domain?: string
+}
+
+/**
+ * Options of a volume content API call (E2B's `VolumeApiOpts`), plus the per-call settings
+ * some calls take (`depth`, `uid`/`gid`/`mode`, `force`, `format`).
+ */
+export interface VolumeApiOpts {
+  /** Token to use instead of the volume's. */
+  token?: string
+  /** Domain of the volume API (`api.<domain>`). */
+  domain?: string
+  /** Debug mode: the local volume API (`http://localhost:8080`). */
+  debug?: boolean
+  /** Volume content API URL (env `E2B_VOLUME_API_URL`). */
+  apiUrl?: string
+  /** Timeout of the request in **milliseconds** (0 disables it). */
+  requestTimeoutMs?: number
+  /** Extra HTTP headers. */
+  headers?: Record<string, string>
+  /** `list`: levels to descend (default 1). */
+  depth?: number
+  /** `makeDir` / `writeFile`: owner user ID. */
+  uid?: number
+  /** `makeDir` / `writeFile`: owner group ID. */
+  gid?: number
+  /** `makeDir` / `writeFile`: permission bits. */
+  mode?: number
+  /** `makeDir`: make missing parents; `writeFile`: also make missing parent directories. */
+  force?: boolean
+  /** `readFile`: `text` (default), `bytes`, `blob` or `stream`. */
+  format?: 'text' | 'bytes' | 'blob' | 'stream'
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  streamIdleTimeoutMs?: number
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  logger?: unknown
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  proxy?: string
+  /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
+  signal?: unknown
+}
+
+/** A file, directory or symlink of a volume. */
+export interface VolumeEntryStat {
+  name: string
+  type: VolumeFileType
+  path: string
+  size: number
+  mode: number
+  uid: number
+  gid: number
+  atime: Date
+  mtime: Date
+  ctime: Date
+  target?: string
+}
+
+/** Type of a volume entry. */
+export declare enum VolumeFileType {
+  UNKNOWN = 'unknown',
+  FILE = 'file',
+  DIRECTORY = 'directory',
+  SYMLINK = 'symlink',
+}
+
+/** Information about a volume. */
+export interface VolumeInfo {
+  volumeId: string
+  name: string
+}
+
+/** Ownership and permissions for `updateMetadata`. */
+export interface VolumeMetadataOpts {
+  uid?: number
+  gid?: number
+  mode?: number
 }
 
 /** Options of `files.watchDir`. */

@@ -17,6 +17,7 @@ mod sandbox;
 mod secret;
 mod snapshots;
 mod template;
+mod volume;
 
 use napi_derive::napi;
 

@@ -50,9 +50,10 @@ with_connection_opts! {
         #[doc = " Not supported by this SDK yet: refused with `InvalidArgumentError`."]
         #[napi(ts_type = "unknown")]
         pub iam: Option<serde_json::Value>,
-        #[doc = " Not supported by this SDK yet: refused with `InvalidArgumentError`."]
-        #[napi(ts_type = "unknown")]
-        pub volume_mounts: Option<serde_json::Value>,
+        #[doc = " Volumes to mount: mount path to `Volume` or volume name (sandboxd refuses them: it"]
+        #[doc = " cannot mount volumes yet)."]
+        #[napi(ts_type = "Record<string, Volume | string>")]
+        pub volume_mounts: Option<std::collections::HashMap<String, String>>,
     }
 }
 
@@ -364,6 +365,13 @@ impl Sandbox {
             lifecycle: e2b::options::lifecycle_body(opts.lifecycle.as_ref()).js()?,
             network: e2b::options::network_body(opts.network.as_ref()).js()?,
             mcp: opts.mcp.clone(),
+            volume_mounts: opts
+                .volume_mounts
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(path, name)| e2b::models::VolumeMount { name, path })
+                .collect(),
             connection: opts.connection(),
             ..Default::default()
         };

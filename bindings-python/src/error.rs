@@ -27,6 +27,9 @@ fn class_name(kind: ErrorKind) -> &'static str {
         ErrorKind::NoMoreItems => "Exception",
         ErrorKind::Secret => "SecretException",
         ErrorKind::SecretNotFound => "SecretNotFoundException",
+        ErrorKind::Volume => "VolumeException",
+        ErrorKind::VolumeNotFound => "VolumeNotFoundException",
+        ErrorKind::VolumePathNotFound => "VolumePathNotFoundException",
     }
 }
 

@@ -15,6 +15,7 @@ mod sandbox;
 mod secret;
 mod snapshots;
 mod template;
+mod volume;
 mod watch;
 
 use pyo3::prelude::*;
@@ -79,6 +80,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sandbox::unsupported_option, m)?)?;
     m.add_function(wrap_pyfunction!(file_signature, m)?)?;
     secret::register(m)?;
+    volume::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -64,7 +64,7 @@ fn metrics(py: Python<'_>, v: Vec<e2b::SandboxMetrics>) -> PyResult<Py<PyAny>> {
 impl PySandbox {
     #[staticmethod]
     /// `lifecycle` and `network` are the user's dicts as JSON text (validated by the core).
-    #[pyo3(signature = (template=None, timeout=None, metadata=None, envs=None, secure=true, allow_internet_access=None, opts=None, lifecycle=None, network=None, idempotency_key=None, mcp=None))]
+    #[pyo3(signature = (template=None, timeout=None, metadata=None, envs=None, secure=true, allow_internet_access=None, opts=None, lifecycle=None, network=None, idempotency_key=None, mcp=None, volume_mounts=None))]
     #[allow(clippy::too_many_arguments)]
     fn create(
         py: Python<'_>,
@@ -79,6 +79,7 @@ impl PySandbox {
         network: Option<String>,
         idempotency_key: Option<String>,
         mcp: Option<String>,
+        volume_mounts: Option<Vec<(String, String)>>,
     ) -> PyResult<Op> {
         let lifecycle = e2b::options::lifecycle_from_json(lifecycle.as_deref()).map_err(|e| to_py(py, e))?;
         let mcp = mcp
@@ -98,6 +99,11 @@ impl PySandbox {
             network,
             idempotency_key,
             mcp,
+            volume_mounts: volume_mounts
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(path, name)| e2b::models::VolumeMount { name, path })
+                .collect(),
             connection: crate::config::opts(opts),
         };
         Ok(Op::map(e2b::Sandbox::create(o), wrap))

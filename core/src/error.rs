@@ -35,6 +35,12 @@ pub enum ErrorKind {
     Secret,
     /// The secret does not exist (`SecretNotFoundException` / `SecretNotFoundError`).
     SecretNotFound,
+    /// A volumes API call failed (`VolumeException` / `VolumeError`).
+    Volume,
+    /// The volume does not exist (`VolumeNotFoundException` / `VolumeNotFoundError`).
+    VolumeNotFound,
+    /// A path in a volume does not exist (`VolumePathNotFoundException` / `...Error`).
+    VolumePathNotFound,
 }
 
 impl ErrorKind {
@@ -60,6 +66,9 @@ impl ErrorKind {
             ErrorKind::NoMoreItems => "no_more_items",
             ErrorKind::Secret => "secret",
             ErrorKind::SecretNotFound => "secret_not_found",
+            ErrorKind::Volume => "volume",
+            ErrorKind::VolumeNotFound => "volume_not_found",
+            ErrorKind::VolumePathNotFound => "volume_path_not_found",
         }
     }
 }
@@ -115,6 +124,12 @@ pub enum Error {
     Secret(String),
     #[error("{0}")]
     SecretNotFound(String),
+    #[error("{0}")]
+    Volume(String),
+    #[error("{0}")]
+    VolumeNotFound(String),
+    #[error("{0}")]
+    VolumePathNotFound(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -141,6 +156,9 @@ impl Error {
             Error::NoMoreItems => ErrorKind::NoMoreItems,
             Error::Secret(_) => ErrorKind::Secret,
             Error::SecretNotFound(_) => ErrorKind::SecretNotFound,
+            Error::Volume(_) => ErrorKind::Volume,
+            Error::VolumeNotFound(_) => ErrorKind::VolumeNotFound,
+            Error::VolumePathNotFound(_) => ErrorKind::VolumePathNotFound,
         }
     }
 

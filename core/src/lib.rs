@@ -34,6 +34,7 @@ pub mod sandbox;
 pub mod secret;
 pub mod snapshots;
 pub mod template;
+pub mod volume;
 pub mod watch;
 
 use std::sync::OnceLock;
@@ -56,6 +57,7 @@ pub use pty::{Pty, PtyOptions, PtySize};
 pub use watch::{FilesystemEvent, FilesystemEventType, PollingWatcher, WatchHandle, WatchOptions};
 pub use template::Template;
 pub use secret::{SecretInfo, SecretListOptions, SecretPaginator};
+pub use volume::{Volume, VolumeAndToken, VolumeApiOpts, VolumeEntryStat, VolumeInfo, VolumeMetadata};
 pub use sandbox::{ConnectOptions, CreateOptions, ForkOptions, PauseOptions, Sandbox};
 
 /// A process-wide multi-threaded tokio runtime for callers that must block (e.g. Python's sync

@@ -44,8 +44,8 @@ pub struct NetworkInfo {
     pub https_ports: Option<Vec<u16>>,
 }
 
-/// A volume mounted into a sandbox.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+/// A volume mounted into a sandbox (`volumeMounts` of a create and of `SandboxDetail`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 pub struct VolumeMount {
     pub name: String,
     pub path: String,

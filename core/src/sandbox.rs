@@ -47,6 +47,8 @@ pub struct CreateOptions {
     pub idempotency_key: Option<String>,
     /// MCP servers for the gateway (an object); see [`crate::mcp`].
     pub mcp: Option<serde_json::Value>,
+    /// Volumes to mount (`volumeMounts`; sandboxd refuses them, E2B's cloud mounts them).
+    pub volume_mounts: Vec<crate::models::VolumeMount>,
     pub connection: ConnectionOpts,
 }
 
@@ -63,6 +65,7 @@ impl Default for CreateOptions {
             network: None,
             idempotency_key: None,
             mcp: None,
+            volume_mounts: Vec::new(),
             connection: ConnectionOpts::default(),
         }
     }
@@ -166,6 +169,7 @@ impl Sandbox {
             auto_resume: opts.lifecycle.auto_resume,
             network: opts.network.clone(),
             mcp: opts.mcp.clone(),
+            volume_mounts: (!opts.volume_mounts.is_empty()).then(|| opts.volume_mounts.clone()),
         };
         let key = opts.idempotency_key.as_deref();
         let r = match (&api.config().embedded, body.template_id == DEFAULT_TEMPLATE) {

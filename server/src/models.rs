@@ -49,7 +49,7 @@ impl NewSandbox {
         if !matches!(self.mcp, None | Some(serde_json::Value::Null) | Some(serde_json::Value::Object(_))) {
             Some("mcp must be an object of MCP server configurations")
         } else if self.volume_mounts.as_ref().is_some_and(|v| !v.is_empty()) {
-            Some("volumeMounts (persistent volumes) are not supported by sandboxd")
+            Some("volumeMounts (mounting volumes into sandboxes) are not supported by sandboxd yet; a volume's files are read and written through the volume content API")
         } else if set(&self.iam) {
             Some("iam (workload identity tokens) is not supported by sandboxd")
         } else {

@@ -24,7 +24,8 @@ ROOTS = ["Sandbox", "AsyncSandbox"]
 DATA = ["SandboxInfo", "EntryInfo", "ProcessInfo", "WriteInfo", "SnapshotInfo", "CommandResult", "SandboxQuery", "FilesystemEvent", "SandboxMetrics", "PtySize", "GitStatus", "GitBranches", "GitFileStatus",
         "Template", "AsyncTemplate", "TemplateBase", "BuildInfo", "LogEntry", "LogEntryStart", "LogEntryEnd",
         "TemplateBuildStatusResponse", "BuildStatusReason", "TemplateTag", "TemplateTagInfo", "ReadyCmd",
-        "Secret", "AsyncSecret", "SecretInfo", "SecretPaginator", "AsyncSecretPaginator"]
+        "Secret", "AsyncSecret", "SecretInfo", "SecretPaginator", "AsyncSecretPaginator",
+        "Volume", "AsyncVolume", "VolumeInfo", "VolumeAndToken", "VolumeEntryStat"]
 VIA_PROPERTY = {"commands": "Commands", "files": "Filesystem", "pty": "Pty", "git": "Git"}
 VIA_RETURN = {
     ("Commands", "connect"): "CommandHandle",

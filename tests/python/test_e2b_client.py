@@ -60,7 +60,5 @@ def test_bad_params_are_refused_when_the_client_is_made(sandboxd: Server):
         E2B(apikey="x")
     with pytest.raises(InvalidArgumentException, match="'proxy' option is not supported"):
         E2B(proxy="http://proxy:3128")
-    with pytest.raises(AttributeError, match="sandboxd has no volumes yet"):
-        E2B().Volume
     assert not hasattr(E2B(), "Nope")
     assert issubclass(E2B().Template, Template)

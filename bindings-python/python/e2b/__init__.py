@@ -99,6 +99,16 @@ from .template.types import (
 )
 from .sandbox_async import AsyncSandbox
 from .client import E2B, E2BClientParams
+from .volume import (
+    AsyncVolume,
+    Volume,
+    VolumeAndToken,
+    VolumeApiParams,
+    VolumeConnectionConfig,
+    VolumeEntryStat,
+    VolumeFileType,
+    VolumeInfo,
+)
 
 __version__ = _native.__version__
 
@@ -183,6 +193,14 @@ __all__ = [
     "SecretNotFoundException",
     "E2B",
     "E2BClientParams",
+    "Volume",
+    "AsyncVolume",
+    "VolumeAndToken",
+    "VolumeApiParams",
+    "VolumeConnectionConfig",
+    "VolumeEntryStat",
+    "VolumeFileType",
+    "VolumeInfo",
     "Secret",
     "AsyncSecret",
     "SecretInfo",

@@ -28,6 +28,8 @@ __all__ = [
     "SnapshotInfo",
     "SnapshotPaginator",
     "TemplateCore",
+    "VolumeApiOpts",
+    "VolumeHandle",
     "WatchHandle",
     "WriteInfo",
     "__version__",
@@ -42,6 +44,11 @@ __all__ = [
     "secret_update",
     "strip_ansi",
     "unsupported_option",
+    "volume_connect",
+    "volume_create",
+    "volume_destroy",
+    "volume_get_info",
+    "volume_list",
     "wait_for_file",
     "wait_for_port",
     "wait_for_process",
@@ -234,6 +241,62 @@ def secret_fill(name: Any) -> str: ...
 def secret_list(limit: Optional[int] = None, next_token: Optional[str] = None, conn: Optional[ConnectionOpts] = None) -> SecretPaginator: ...
 
 @final
+class VolumeApiOpts:
+    def __init__(
+        self,
+        domain: Optional[str] = None,
+        debug: Optional[bool] = None,
+        request_timeout: Optional[float] = None,
+        headers: Optional[Dict[str, str]] = None,
+        token: Optional[str] = None,
+        api_url: Optional[str] = None,
+    ) -> None: ...
+
+#: A volume entry as the core returns it: (name, type, path, size, mode, uid, gid, atime, mtime,
+#: ctime, target).
+_StatTuple = Tuple[str, str, str, int, int, int, int, datetime.datetime, datetime.datetime, datetime.datetime, Optional[str]]
+
+@final
+class VolumeHandle:
+    def __init__(
+        self, volume_id: str, name: str, token: Optional[str] = None, domain: Optional[str] = None, debug: Optional[bool] = None
+    ) -> None: ...
+    @property
+    def volume_id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def token(self) -> Optional[str]: ...
+    @property
+    def domain(self) -> Optional[str]: ...
+    @property
+    def debug(self) -> Optional[bool]: ...
+    def content_url(self, o: Optional[VolumeApiOpts] = None) -> str: ...
+    def list(self, path: str, depth: Optional[int] = None, o: Optional[VolumeApiOpts] = None) -> Op: ...
+    def make_dir(
+        self, path: str, uid: Optional[int] = None, gid: Optional[int] = None, mode: Optional[int] = None,
+        force: Optional[bool] = None, o: Optional[VolumeApiOpts] = None,
+    ) -> Op: ...
+    def get_info(self, path: str, o: Optional[VolumeApiOpts] = None) -> Op: ...
+    def exists(self, path: str, o: Optional[VolumeApiOpts] = None) -> Op: ...
+    def update_metadata(
+        self, path: str, uid: Optional[int] = None, gid: Optional[int] = None, mode: Optional[int] = None,
+        o: Optional[VolumeApiOpts] = None,
+    ) -> Op: ...
+    def read_file(self, path: str, o: Optional[VolumeApiOpts] = None) -> Op: ...
+    def write_file(
+        self, path: str, data: bytes, uid: Optional[int] = None, gid: Optional[int] = None, mode: Optional[int] = None,
+        force: Optional[bool] = None, o: Optional[VolumeApiOpts] = None,
+    ) -> Op: ...
+    def remove(self, path: str, o: Optional[VolumeApiOpts] = None) -> Op: ...
+
+def volume_create(name: str, conn: Optional[ConnectionOpts] = None) -> Op: ...
+def volume_connect(volume_id: str, conn: Optional[ConnectionOpts] = None) -> Op: ...
+def volume_get_info(volume_id: str, conn: Optional[ConnectionOpts] = None) -> Op: ...
+def volume_list(conn: Optional[ConnectionOpts] = None) -> Op: ...
+def volume_destroy(volume_id: str, conn: Optional[ConnectionOpts] = None) -> Op: ...
+
+@final
 class SnapshotPaginator:
     @property
     def has_next(self) -> bool: ...
@@ -393,6 +456,7 @@ class Sandbox:
         network: Optional[str] = None,
         idempotency_key: Optional[str] = None,
         mcp: Optional[str] = None,
+        volume_mounts: Optional[List[Tuple[str, str]]] = None,
     ) -> Op: ...
     @staticmethod
     def connect(

@@ -102,3 +102,16 @@ def on_loop(cb: Optional[Callable[..., Any]]) -> Optional[Callable[..., Any]]:
             asyncio.run_coroutine_threadsafe(r, loop)  # type: ignore[arg-type]
 
     return call
+
+
+def mounts(volume_mounts: Optional[Dict[str, Any]]) -> Optional[list]:
+    """``volume_mounts`` (mount path → ``Volume`` or volume name) as ``(path, name)`` pairs."""
+    if not volume_mounts:
+        return None
+    out = []
+    for path, vol in volume_mounts.items():
+        name = vol if isinstance(vol, str) else getattr(vol, "name", None)
+        if not isinstance(name, str):
+            raise TypeError(f"volume_mounts[{path!r}] must be a Volume or a volume name, got {type(vol).__name__}")
+        out.append((path, name))
+    return out

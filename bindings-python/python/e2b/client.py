@@ -8,6 +8,7 @@ from .sandbox import Sandbox
 from .sandbox_async import AsyncSandbox
 from .secret import AsyncSecret, Secret
 from .template.build import AsyncTemplate, Template
+from .volume import AsyncVolume, Volume
 from .types import ApiParams
 
 T = TypeVar("T")
@@ -24,13 +25,11 @@ def _bind(cls: Type[T], params: Dict[str, Any]) -> Type[T]:
 
 
 class E2B:
-    """A client whose resource classes (``Sandbox``, ``AsyncSandbox``, ``Template``,
-    ``AsyncTemplate``, ``Secret``, ``AsyncSecret``) behave like the top-level ones, with the
-    client's params as defaults instead of the environment. Per-call params still win; clients
-    are isolated from each other and from the top-level classes.
-
-    ``Volume`` / ``AsyncVolume`` are not offered: sandboxd has no volumes yet, so reading them
-    raises ``AttributeError`` rather than handing out a class whose calls cannot work."""
+    """A client whose resource classes (``Sandbox``, ``AsyncSandbox``, ``Volume``,
+    ``AsyncVolume``, ``Template``, ``AsyncTemplate``, ``Secret``, ``AsyncSecret``) behave like
+    the top-level ones, with the client's params as defaults instead of the environment.
+    Per-call params still win; clients are isolated from each other and from the top-level
+    classes."""
 
     def __init__(self, **opts: Any) -> None:
         # Refuse unknown and unimplemented params now, not at the first call.
@@ -40,6 +39,10 @@ class E2B:
         """``Sandbox`` bound to this client's params."""
         self.AsyncSandbox = _bind(AsyncSandbox, params)
         """``AsyncSandbox`` bound to this client's params."""
+        self.Volume = _bind(Volume, params)
+        """``Volume`` bound to this client's params."""
+        self.AsyncVolume = _bind(AsyncVolume, params)
+        """``AsyncVolume`` bound to this client's params."""
         self.Template = _bind(Template, params)
         """``Template`` bound to this client's params."""
         self.AsyncTemplate = _bind(AsyncTemplate, params)
@@ -48,8 +51,3 @@ class E2B:
         """``Secret`` bound to this client's params."""
         self.AsyncSecret = _bind(AsyncSecret, params)
         """``AsyncSecret`` bound to this client's params."""
-
-    def __getattr__(self, name: str) -> Any:
-        if name in ("Volume", "AsyncVolume"):
-            raise AttributeError(f"E2B.{name} is not available: sandboxd has no volumes yet")
-        raise AttributeError(f"'E2B' object has no attribute '{name}'")

@@ -5,7 +5,7 @@ from typing import Any, Dict, List, Optional, Union
 
 from . import _native
 from ._native import SandboxInfo, SnapshotInfo
-from ._utils import ClientFactory, as_json, class_method_variant, conn, refuse
+from ._utils import ClientFactory, as_json, class_method_variant, conn, mounts as _mounts, refuse
 from .commands import Commands
 from .git import Git
 from .pty import Pty
@@ -149,15 +149,16 @@ class Sandbox(ClientFactory):
         """Create a sandbox from a template (default ``cls.default_template``) or a snapshot ID.
         ``lifecycle`` and ``network`` go to the server as E2B sends them; with ``mcp`` the sandbox
         comes from ``cls.default_mcp_template`` unless ``template`` is given, and the MCP gateway is
-        started in it (the sandbox is killed if it does not start). ``iam``, ``volume_mounts`` and
-        ``logger`` are refused (not implemented here yet)."""
-        refuse(iam=iam, volume_mounts=volume_mounts, logger=logger)
+        started in it (the sandbox is killed if it does not start). ``volume_mounts`` (mount path →
+        ``Volume`` or volume name) is sent as E2B sends it (sandboxd refuses it: it cannot mount
+        volumes yet). ``iam`` and ``logger`` are refused (not implemented here yet)."""
+        refuse(iam=iam, logger=logger)
         if not template:
             template = cls.default_mcp_template if mcp is not None else cls.default_template
         native = _native.Sandbox.create(
             template, timeout, metadata, envs, secure is not False, allow_internet_access, conn(cls._resolve_api_params(**opts), "create"),
             lifecycle=as_json("lifecycle", lifecycle), network=as_json("network", network), idempotency_key=idempotency_key,
-            mcp=as_json("mcp", mcp),
+            mcp=as_json("mcp", mcp), volume_mounts=_mounts(volume_mounts),
         ).wait()
         return cls(native, opts)
 

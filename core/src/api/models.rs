@@ -32,6 +32,8 @@ pub struct NewSandbox {
     /// MCP gateway servers (the SDK then starts the gateway, see `mcp`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mcp: Option<serde_json::Value>,
+    #[serde(rename = "volumeMounts", skip_serializing_if = "Option::is_none")]
+    pub volume_mounts: Option<Vec<crate::models::VolumeMount>>,
 }
 
 /// `Sandbox`: the answer of create, connect and fork.
