@@ -242,15 +242,15 @@ def secret_list(limit: Optional[int] = None, next_token: Optional[str] = None, c
 
 @final
 class VolumeApiOpts:
-    def __init__(
-        self,
+    def __new__(
+        cls,
         domain: Optional[str] = None,
         debug: Optional[bool] = None,
         request_timeout: Optional[float] = None,
         headers: Optional[Dict[str, str]] = None,
         token: Optional[str] = None,
         api_url: Optional[str] = None,
-    ) -> None: ...
+    ) -> "VolumeApiOpts": ...
 
 #: A volume entry as the core returns it: (name, type, path, size, mode, uid, gid, atime, mtime,
 #: ctime, target).
@@ -258,9 +258,9 @@ _StatTuple = Tuple[str, str, str, int, int, int, int, datetime.datetime, datetim
 
 @final
 class VolumeHandle:
-    def __init__(
-        self, volume_id: str, name: str, token: Optional[str] = None, domain: Optional[str] = None, debug: Optional[bool] = None
-    ) -> None: ...
+    def __new__(
+        cls, volume_id: str, name: str, token: Optional[str] = None, domain: Optional[str] = None, debug: Optional[bool] = None
+    ) -> "VolumeHandle": ...
     @property
     def volume_id(self) -> str: ...
     @property
