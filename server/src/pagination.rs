@@ -69,6 +69,16 @@ pub fn finish_page<T>(rows: &mut Vec<T>, limit: usize, ascending: bool, key: imp
     rows.last().map(|last| encode(&key(last), ascending))
 }
 
+/// The response headers of a page: `X-Next-Token` when there is a next page.
+pub fn page_headers(token: Option<String>) -> ApiResult<axum::http::HeaderMap> {
+    let mut headers = axum::http::HeaderMap::new();
+    if let Some(token) = token {
+        let value = axum::http::HeaderValue::from_str(&token).map_err(|e| ApiError::internal(e.to_string()))?;
+        headers.insert(NEXT_TOKEN_HEADER, value);
+    }
+    Ok(headers)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

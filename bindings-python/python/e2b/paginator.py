@@ -9,7 +9,7 @@ from ._native import SandboxInfo, SnapshotInfo
 
 
 class _PaginatorBase:
-    def __init__(self, native: "_native.SandboxPaginator | _native.SnapshotPaginator") -> None:
+    def __init__(self, native: "_native.SandboxPaginator | _native.SnapshotPaginator | _native.SecretPaginator") -> None:
         self._p = native
 
     @property

@@ -7,6 +7,7 @@ from typing import Any, Dict, List, Optional
 
 from . import _native
 from ._utils import ClientFactory, conn
+from .paginator import _PaginatorBase
 from .types import SandboxIamToken, SandboxIamTokenType
 
 
@@ -32,21 +33,7 @@ def _info(t: Any) -> SecretInfo:
     return SecretInfo(*t)
 
 
-class _SecretPaginatorBase:
-    def __init__(self, native: "_native.SecretPaginator", opts: Dict[str, Any]) -> None:
-        self._p = native
-        self._opts = opts
-
-    @property
-    def has_next(self) -> bool:
-        """True while more items may be fetched."""
-        return self._p.has_next
-
-    @property
-    def next_token(self) -> Optional[str]:
-        """The token the next page will be fetched with."""
-        return self._p.next_token
-
+class _SecretPaginatorBase(_PaginatorBase):
     def _op(self, opts: Dict[str, Any]) -> "_native.Op":
         return self._p.next_items(conn(opts, "next_items") if opts else None)
 
@@ -109,7 +96,7 @@ class Secret(_SecretBase):
     @classmethod
     def list(cls, limit: Optional[int] = None, next_token: Optional[str] = None, **opts: Any) -> SecretPaginator:
         """A paginator over the secrets, newest first (no request until ``next_items``)."""
-        return SecretPaginator(_native.secret_list(limit, next_token, cls._conn(opts, "list")), opts)
+        return SecretPaginator(_native.secret_list(limit, next_token, cls._conn(opts, "list")))
 
     @classmethod
     def exists(cls, secret: str, **opts: Any) -> bool:
@@ -143,7 +130,7 @@ class AsyncSecret(_SecretBase):
     @classmethod
     def list(cls, limit: Optional[int] = None, next_token: Optional[str] = None, **opts: Any) -> AsyncSecretPaginator:
         """A paginator over the secrets, newest first (no request until ``next_items``)."""
-        return AsyncSecretPaginator(_native.secret_list(limit, next_token, cls._conn(opts, "list")), opts)
+        return AsyncSecretPaginator(_native.secret_list(limit, next_token, cls._conn(opts, "list")))
 
     @classmethod
     async def exists(cls, secret: str, **opts: Any) -> bool:

@@ -68,3 +68,32 @@ pub(crate) async fn drain(mut body: Body) {
     };
     let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
 }
+
+/// Streams an upload's body into a new file at `path` and fsyncs it; returns the byte count.
+/// More than `max` bytes is a 413 (`what` names the limit's setting); `before_write` runs before
+/// each chunk is written (e.g. a free-space check). On error the partial file is left for the
+/// caller to remove, and the rest of `body` is still unread.
+pub(crate) async fn stream_to_file(
+    body: &mut Body,
+    path: &std::path::Path,
+    max: u64,
+    what: &str,
+    mut before_write: impl FnMut(usize) -> crate::error::ApiResult<()>,
+) -> crate::error::ApiResult<u64> {
+    use tokio::io::AsyncWriteExt;
+    let mut f = tokio::fs::File::create(path).await?;
+    let mut n = 0u64;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ApiError::bad_request(format!("upload broke off: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            n += data.len() as u64;
+            if n > max {
+                return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("upload larger than {} MiB ({what})", max >> 20)));
+            }
+            before_write(data.len())?;
+            f.write_all(&data).await?;
+        }
+    }
+    f.sync_all().await?;
+    Ok(n)
+}

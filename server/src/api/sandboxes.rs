@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use percent_encoding::percent_decode_str;
 
@@ -12,7 +12,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::ids;
 use crate::manager::{CreateParams, Keep};
 use crate::models::{NewSandbox, PauseBody, Sandbox, SandboxDetail, TimeoutBody};
-use crate::pagination::{self, Cursor, NEXT_TOKEN_HEADER};
+use crate::pagination::{self, Cursor};
 use crate::store::SandboxFilter;
 
 /// `NewSandbox.timeout` default of `POST /sandboxes` (E2B's server default).
@@ -93,11 +93,7 @@ async fn list(state: AppState, raw: Option<String>, v2: bool) -> ApiResult<Respo
     let mut rows = state.manager.store().list_sandboxes(&filter, limit)?;
     let token = pagination::finish_page(&mut rows, limit, filter.ascending, |r| Cursor { ts: r.started_at, id: r.id.clone() });
     let items: Vec<SandboxDetail> = rows.iter().map(|r| SandboxDetail::new(r, false)).collect();
-    let mut headers = HeaderMap::new();
-    if let Some(token) = token.filter(|_| v2) {
-        headers.insert(NEXT_TOKEN_HEADER, HeaderValue::from_str(&token).map_err(|e| ApiError::internal(e.to_string()))?);
-    }
-    Ok((headers, Json(items)).into_response())
+    Ok((pagination::page_headers(token.filter(|_| v2))?, Json(items)).into_response())
 }
 
 pub async fn list_v2(State(state): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult<Response> {

@@ -3,13 +3,13 @@
 
 use axum::Json;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::extract::{JsonBody, PathId, parse_query, query_value};
-use crate::error::{ApiError, ApiResult};
-use crate::pagination::{self, Cursor, NEXT_TOKEN_HEADER};
+use crate::error::ApiResult;
+use crate::pagination::{self, Cursor};
 use crate::secrets::{self, NewSecret, SecretInfo, SecretUpdate};
 
 pub async fn create(State(state): State<AppState>, JsonBody(body): JsonBody<NewSecret>) -> ApiResult<Response> {
@@ -43,10 +43,6 @@ pub async fn list(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Api
     };
     let mut rows = secrets::list(state.manager.store(), cursor.as_ref(), limit)?;
     let token = pagination::finish_page(&mut rows, limit, false, |r| Cursor { ts: r.created_at, id: r.id.clone() });
-    let mut headers = HeaderMap::new();
-    if let Some(token) = token {
-        headers.insert(NEXT_TOKEN_HEADER, HeaderValue::from_str(&token).map_err(|e| ApiError::internal(e.to_string()))?);
-    }
     let items: Vec<SecretInfo> = rows.into_iter().map(SecretInfo::from).collect();
-    Ok((headers, Json(items)).into_response())
+    Ok((pagination::page_headers(token)?, Json(items)).into_response())
 }

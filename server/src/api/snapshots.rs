@@ -2,15 +2,15 @@
 
 use axum::Json;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::extract::{OptJsonBody, PathId, parse_query, query_value};
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::manager::Keep;
 use crate::models::{ForkResult, Sandbox, SnapshotInfo, TimeoutBody};
-use crate::pagination::{self, Cursor, NEXT_TOKEN_HEADER};
+use crate::pagination::{self, Cursor};
 
 /// `SandboxForkRequest.timeout` default.
 const FORK_DEFAULT_TIMEOUT: i64 = 15;
@@ -35,12 +35,8 @@ pub async fn list(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Api
     let name = query_value(&q, "name").filter(|s| !s.is_empty());
     let mut rows = state.manager.list_snapshots(sandbox_id, name, cursor.as_ref(), limit)?;
     let token = pagination::finish_page(&mut rows, limit, false, |r| Cursor { ts: r.created_at, id: r.id.clone() });
-    let mut headers = HeaderMap::new();
-    if let Some(token) = token {
-        headers.insert(NEXT_TOKEN_HEADER, HeaderValue::from_str(&token).map_err(|e| ApiError::internal(e.to_string()))?);
-    }
     let items: Vec<SnapshotInfo> = rows.iter().map(SnapshotInfo::from).collect();
-    Ok((headers, Json(items)).into_response())
+    Ok((pagination::page_headers(token)?, Json(items)).into_response())
 }
 
 pub async fn fork(

@@ -7,8 +7,6 @@ use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use http_body_util::BodyExt;
-use tokio::io::AsyncWriteExt;
 
 use super::AppState;
 use super::extract::{JsonBody, PathId, parse_query, query_value};
@@ -173,27 +171,8 @@ async fn write(
     let tmp = t.temp_path();
     let max = max_upload();
     let mut body = body;
-    let copied: ApiResult<()> = async {
-        let mut f = tokio::fs::File::create(&tmp).await?;
-        let mut n = 0u64;
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| ApiError::bad_request(format!("upload broke off: {e}")))?;
-            if let Ok(data) = frame.into_data() {
-                n += data.len() as u64;
-                if n > max {
-                    return Err(ApiError::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        format!("file larger than {} MiB (SANDBOXD_VOLUME_FILE_MAX_MB)", max >> 20),
-                    ));
-                }
-                f.write_all(&data).await?;
-            }
-        }
-        f.sync_all().await?;
-        Ok(())
-    }
-    .await;
-    let result = copied.and_then(|()| t.publish(&tmp, &host, &shown, q.meta));
+    let copied = super::body_cap::stream_to_file(&mut body, &tmp, max, "SANDBOXD_VOLUME_FILE_MAX_MB", |_| Ok(())).await;
+    let result = copied.and_then(|_| t.publish(&tmp, &host, &shown, q.meta));
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }

@@ -474,8 +474,6 @@ impl Builds {
         token: &str,
         body: axum::body::Body,
     ) -> ApiResult<()> {
-        use http_body_util::BodyExt;
-        use tokio::io::AsyncWriteExt;
         let expected = self.upload_token(template_id, hash);
         if !bool::from(subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), token.as_bytes())) {
             return Err(ApiError::new(
@@ -488,25 +486,12 @@ impl Builds {
         std::fs::create_dir_all(self.files_dir())?;
         let tmp = self.files_dir().join(format!(".tmp-{}", crate::vm::random_id()));
         let max = env_u64("SANDBOXD_TEMPLATE_UPLOAD_MAX_MB", 4096) << 20;
+        let mut body = body;
         let written = async {
-            let mut f = tokio::fs::File::create(&tmp).await?;
-            let mut body = body;
-            let mut n = 0u64;
-            while let Some(frame) = body.frame().await {
-                let frame = frame.map_err(|e| ApiError::bad_request(format!("upload broke off: {e}")))?;
-                if let Ok(data) = frame.into_data() {
-                    n += data.len() as u64;
-                    if n > max {
-                        return Err(ApiError::new(
-                            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
-                            format!("upload larger than {} MiB (SANDBOXD_TEMPLATE_UPLOAD_MAX_MB)", max >> 20),
-                        ));
-                    }
-                    self.mgr().ensure_store_space(data.len() as u64, "a template file upload")?;
-                    f.write_all(&data).await?;
-                }
-            }
-            f.sync_all().await?;
+            let n = crate::api::body_cap::stream_to_file(&mut body, &tmp, max, "SANDBOXD_TEMPLATE_UPLOAD_MAX_MB", |len| {
+                self.mgr().ensure_store_space(len as u64, "a template file upload")
+            })
+            .await?;
             check_archive(&tmp).await?;
             std::fs::rename(&tmp, &dest)?;
             Ok::<_, ApiError>(n)
