@@ -69,6 +69,13 @@ pub fn finish_page<T>(rows: &mut Vec<T>, limit: usize, ascending: bool, key: imp
     rows.last().map(|last| encode(&key(last), ascending))
 }
 
+/// `limit` and `nextToken` of a newest-first list (`GET /snapshots`, `GET /secrets`).
+pub fn parse_page(limit: Option<&str>, next_token: Option<&str>) -> ApiResult<(usize, Option<Cursor>)> {
+    let limit = parse_limit(limit)?;
+    let cursor = next_token.filter(|t| !t.is_empty()).map(|t| decode(t, false)).transpose()?;
+    Ok((limit, cursor))
+}
+
 /// The response headers of a page: `X-Next-Token` when there is a next page.
 pub fn page_headers(token: Option<String>) -> ApiResult<axum::http::HeaderMap> {
     let mut headers = axum::http::HeaderMap::new();

@@ -36,11 +36,7 @@ pub async fn destroy(State(state): State<AppState>, PathId(id): PathId) -> ApiRe
 
 pub async fn list(State(state): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult<Response> {
     let q = parse_query(raw.as_deref());
-    let limit = pagination::parse_limit(query_value(&q, "limit"))?;
-    let cursor = match query_value(&q, "nextToken").filter(|t| !t.is_empty()) {
-        Some(token) => Some(pagination::decode(token, false)?),
-        None => None,
-    };
+    let (limit, cursor) = pagination::parse_page(query_value(&q, "limit"), query_value(&q, "nextToken"))?;
     let mut rows = secrets::list(state.manager.store(), cursor.as_ref(), limit)?;
     let token = pagination::finish_page(&mut rows, limit, false, |r| Cursor { ts: r.created_at, id: r.id.clone() });
     let items: Vec<SecretInfo> = rows.into_iter().map(SecretInfo::from).collect();

@@ -26,11 +26,7 @@ pub async fn create(
 
 pub async fn list(State(state): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult<Response> {
     let q = parse_query(raw.as_deref());
-    let limit = pagination::parse_limit(query_value(&q, "limit"))?;
-    let cursor = match query_value(&q, "nextToken").filter(|t| !t.is_empty()) {
-        Some(token) => Some(pagination::decode(token, false)?),
-        None => None,
-    };
+    let (limit, cursor) = pagination::parse_page(query_value(&q, "limit"), query_value(&q, "nextToken"))?;
     let sandbox_id = query_value(&q, "sandboxID").filter(|s| !s.is_empty());
     let name = query_value(&q, "name").filter(|s| !s.is_empty());
     let mut rows = state.manager.list_snapshots(sandbox_id, name, cursor.as_ref(), limit)?;
