@@ -48,6 +48,11 @@ impl ConnectionOpts {
         e2b::ConnectionConfig::resolve(&self.0).api_url
     }
 
+    /// These options resolved against the environment and defaults.
+    fn resolve(&self) -> ConnectionConfig {
+        ConnectionConfig(e2b::ConnectionConfig::resolve(&self.0))
+    }
+
     /// Whether these options resolve to the embedded local sandboxd.
     fn is_embedded(&self) -> bool {
         e2b::ConnectionConfig::resolve(&self.0).embedded.is_some()
@@ -88,6 +93,16 @@ impl ConnectionConfig {
     #[getter]
     fn headers(&self) -> HashMap<String, String> {
         self.0.headers.clone()
+    }
+    /// Base URL of a sandbox's port (E2B's `get_sandbox_url`; envd's port by default). (Named
+    /// apart: pyo3 derives the same symbol for it and the `sandbox_url` getter.)
+    #[pyo3(signature = (sandbox_id, sandbox_domain=None, port=None))]
+    fn sandbox_url_for(&self, sandbox_id: &str, sandbox_domain: Option<&str>, port: Option<u16>) -> String {
+        self.0.sandbox_url_for(sandbox_id, sandbox_domain, port.unwrap_or(e2b::config::ENVD_PORT))
+    }
+    /// `<port>-<id>.<domain>` (`localhost:<port>` in debug), E2B's `get_host`.
+    fn host_for(&self, sandbox_id: &str, sandbox_domain: Option<&str>, port: u16) -> String {
+        self.0.host(sandbox_id, sandbox_domain, port)
     }
     fn __repr__(&self) -> String {
         format!("ConnectionConfig(api_url={:?}, domain={:?}, debug={})", self.0.api_url, self.0.domain, self.0.debug)

@@ -234,6 +234,12 @@ impl PySandbox {
         self.0.traffic_access_token()
     }
 
+    /// envd's access token (sent as `X-Access-Token` to envd and guest servers that check it).
+    #[getter]
+    fn envd_access_token(&self) -> Option<&str> {
+        self.0.envd_access_token()
+    }
+
     /// The connection options this handle was made with.
     #[getter]
     fn connection_opts(&self) -> ConnectionOpts {

@@ -142,10 +142,17 @@ impl ConnectionConfig {
 
     /// Base URL of envd for a sandbox, plus whether the sandbox-routing headers are needed.
     pub fn envd_url(&self, sandbox_id: &str, sandbox_domain: Option<&str>) -> String {
+        self.sandbox_url_for(sandbox_id, sandbox_domain, ENVD_PORT)
+    }
+
+    /// Base URL of a sandbox's `port` (E2B's `get_sandbox_url`): `sandbox_url` when set (then
+    /// requests name the sandbox and port in `E2b-Sandbox-Id` / `E2b-Sandbox-Port`), else
+    /// `https://<port>-<id>.<domain>` (`http://localhost:<port>` in debug).
+    pub fn sandbox_url_for(&self, sandbox_id: &str, sandbox_domain: Option<&str>, port: u16) -> String {
         if let Some(u) = &self.sandbox_url {
             return u.clone();
         }
-        let host = self.host(sandbox_id, sandbox_domain, ENVD_PORT);
+        let host = self.host(sandbox_id, sandbox_domain, port);
         if self.debug { format!("http://{host}") } else { format!("https://{host}") }
     }
 

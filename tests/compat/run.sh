@@ -15,7 +15,7 @@ venv="${COMPAT_VENV:-$here/.venv}"
 if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
 fi
-if ! "$venv/bin/python" -c 'import e2b, pytest, schemathesis' 2>/dev/null \
+if ! "$venv/bin/python" -c 'import e2b, e2b_code_interpreter, pytest, schemathesis' 2>/dev/null \
     || [ "$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("e2b"))')" != "2.63.0" ]; then
     "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$here/requirements.txt"
 fi

@@ -44,7 +44,7 @@ from .exceptions import (
     TemplateException,
     TimeoutException,
 )
-from ._native import ConnectionConfig
+from .connection_config import ConnectionConfig
 from .files import AsyncFilesystem, Filesystem, WriteData, WriteEntry
 from .models import FilesystemEvent, FilesystemEventType, FileType, PtySize, SandboxMetrics, SandboxQuery, SandboxState
 from .git import AsyncGit, Git, GitBranches, GitFileStatus, GitResetMode, GitStatus

@@ -6,6 +6,7 @@ from typing import Any, Dict, List, Optional, Union
 from . import _native
 from ._native import SandboxInfo, SnapshotInfo
 from ._utils import ClientFactory, as_json, class_method_variant, conn, mounts as _mounts, refuse
+from .connection_config import ConnectionConfig
 from .commands import Commands
 from .git import Git
 from .pty import Pty
@@ -60,6 +61,11 @@ class Sandbox(ClientFactory):
         return self._s.traffic_access_token
 
     @property
+    def _envd_access_token(self) -> Optional[str]:
+        # E2B's SDK keeps it under this name; e2b-code-interpreter sends it to its server.
+        return self._s.envd_access_token
+
+    @property
     def commands(self) -> Commands:
         return self._commands
 
@@ -87,8 +93,8 @@ class Sandbox(ClientFactory):
         return self._s.envd_api_url
 
     @property
-    def connection_config(self) -> _native.ConnectionConfig:
-        return self._s.connection_config
+    def connection_config(self) -> ConnectionConfig:
+        return ConnectionConfig._of(self._s.connection_config)
 
     def get_mcp_url(self) -> str:
         """The MCP gateway's URL: ``https://<host of port 50005>/mcp``."""

@@ -1,0 +1,16 @@
+"""``get_transport`` for asynchronous httpx clients (E2B's ``e2b.api.client_async``)."""
+
+from typing import Any, Optional
+
+from .._utils import refuse
+
+
+def get_transport(config: Any, *, http_version: Optional[str] = None, for_streaming: bool = False,
+                  retry_connect: bool = True) -> Any:
+    """An ``httpx.AsyncHTTPTransport`` for requests to a sandbox (``config``: the sandbox's
+    ``connection_config``). HTTP/1.1 only: ``http_version`` ``"2"`` is refused."""
+    import httpx
+
+    if http_version not in (None, "1.1"):
+        refuse(http_version=http_version)
+    return httpx.AsyncHTTPTransport(retries=1 if retry_connect else 0)
