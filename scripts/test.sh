@@ -36,7 +36,11 @@ stage() {
 python_sdk() {
   local venv="$CARGO_TARGET_DIR/pyvenv"
   [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+  # e2b-code-interpreter runs on top of our package: --no-deps keeps pip from replacing ours
+  # with the official e2b it names as a dependency (its other dependencies come first).
   E2B_BUILD_SANDBOXD=0 "$venv/bin/pip" install --quiet --disable-pip-version-check "$ROOT[test]" \
+    && "$venv/bin/pip" install --quiet --disable-pip-version-check httpx attrs \
+    && "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps e2b-code-interpreter==2.11.5 \
     && "$venv/bin/python" -m pytest -ra tests/python
 }
 

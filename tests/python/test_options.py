@@ -24,7 +24,6 @@ def fake(monkeypatch: pytest.MonkeyPatch):
     [
         ({"mcp": ["github"]}, "mcp must be an object"),
         ({"iam": {"tokens": {}}}, "'iam'"),
-        ({"volume_mounts": {"/data": "vol"}}, "'volume_mounts'"),
         ({"retries": 3}, "'retries'"),
         ({"proxy": "http://p:1"}, "'proxy'"),
         ({"api_headers": {"a": "b"}}, "'api_headers'"),

@@ -3,13 +3,15 @@ against tests/python/fake_e2b.py, whose recording the wire test compares."""
 
 from datetime import datetime, timezone
 
-from e2b import Sandbox, SandboxQuery, SandboxState
+from e2b import Sandbox, SandboxQuery, SandboxState, Volume
 
 SID = "ifake0000000000000001"
 
 s = Sandbox.create()
 Sandbox.create("base", timeout=120, metadata={"k": "v"}, envs={"A": "1"})
 Sandbox.connect(SID)
+# Volume mounts go to the server as E2B sends them (names, by mount path).
+Sandbox.create("base", volume_mounts={"/mnt/data": "vol-a", "/mnt/b": Volume("vid", "vol-b", token="t")})
 Sandbox.get_info(SID)
 Sandbox.set_timeout(SID, 60)
 Sandbox.pause(SID)

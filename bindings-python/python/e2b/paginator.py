@@ -2,7 +2,7 @@
 ``next_items()``; construction is synchronous and makes no request. ``next_items()`` after the
 last page raises ``Exception("No more items to fetch")``."""
 
-from typing import List, Optional
+from typing import Any, List, Optional
 
 from . import _native
 from ._native import SandboxInfo, SnapshotInfo
@@ -10,7 +10,7 @@ from ._native import SandboxInfo, SnapshotInfo
 
 class _PaginatorBase:
     def __init__(self, native: "_native.SandboxPaginator | _native.SnapshotPaginator | _native.SecretPaginator") -> None:
-        self._p = native
+        self._p: Any = native
 
     @property
     def has_next(self) -> bool:
