@@ -109,20 +109,40 @@ for (const value of Object.values(native)) {
   if (isClass(value)) wrapClass(value)
 }
 
-// `Sandbox.create({ volumeMounts })` takes `Volume`s or names; the addon takes names.
+// `Sandbox.create` / `connect` as E2B's: called on a subclass, they use its `defaultTemplate`
+// and return an instance of it (its methods on top of the native ones); `volumeMounts` takes
+// `Volume`s or names (the addon takes names).
 {
-  const { create } = native.Sandbox
+  const { create, connect } = native.Sandbox
+  const Base = native.Sandbox
   const names = (o) => {
     if (!o || typeof o !== 'object' || !o.volumeMounts) return o
     const volumeMounts = {}
     for (const [path, v] of Object.entries(o.volumeMounts)) volumeMounts[path] = typeof v === 'string' ? v : v?.name
     return { ...o, volumeMounts }
   }
-  Object.defineProperty(native.Sandbox, 'create', {
+  const adopt = (Cls, sbx) => {
+    if (Cls !== Base && typeof Cls === 'function' && Cls.prototype instanceof Base) Object.setPrototypeOf(sbx, Cls.prototype)
+    return sbx
+  }
+  Object.defineProperty(Base, 'defaultTemplate', { value: 'base', writable: true, configurable: true })
+  Object.defineProperty(Base, 'create', {
     configurable: true,
     writable: true,
-    value: function (...args) {
-      return create.apply(this, args.map(names))
+    value: async function (...args) {
+      let a = args.map(names)
+      const opts = typeof a[0] === 'string' ? a[1] : a[0]
+      if (typeof a[0] !== 'string' && !opts?.template && !opts?.mcp && this !== Base && typeof this?.defaultTemplate === 'string') {
+        a = [this.defaultTemplate, ...a]
+      }
+      return adopt(this, await create.apply(Base, a))
+    },
+  })
+  Object.defineProperty(Base, 'connect', {
+    configurable: true,
+    writable: true,
+    value: async function (...args) {
+      return adopt(this, await connect.apply(Base, args))
     },
   })
 }

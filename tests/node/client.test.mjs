@@ -60,3 +60,29 @@ test('unsupported options are refused', () => {
   assert.equal(typeof new E2B().Template.build, 'function')
   assert.equal(new E2B().Template.toDockerfile, Template.toDockerfile)
 })
+
+test('a subclass of Sandbox gets its own instances and default template, as E2B', async () => {
+  class Mine extends Sandbox {
+    static defaultTemplate = 'base'
+    hello() {
+      return `hello from ${this.sandboxId}`
+    }
+  }
+  const sbx = await Mine.create({ timeoutMs: 60_000 })
+  try {
+    assert.ok(sbx instanceof Mine && sbx instanceof Sandbox)
+    assert.equal(sbx.hello(), `hello from ${sbx.sandboxId}`)
+    assert.equal((await sbx.commands.run('echo ok')).stdout, 'ok\n')
+    assert.ok((await Mine.connect(sbx.sandboxId)) instanceof Mine)
+  } finally {
+    await sbx.kill()
+  }
+  class Missing extends Sandbox {
+    static defaultTemplate = 'no-such-template'
+  }
+  await assert.rejects(Missing.create(), /404: template 'no-such-template' not found/)
+  // An explicit template wins over the default.
+  const other = await Missing.create('base', { timeoutMs: 60_000 })
+  assert.ok(other instanceof Missing)
+  await other.kill()
+})
