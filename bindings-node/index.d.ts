@@ -368,3 +368,56 @@ export declare class E2B {
   readonly Volume: typeof import('./native').Volume
   constructor(opts?: E2BClientOpts)
 }
+
+// ---- Network rule, egress proxy and workload identity shapes (E2B's types) ----------------------
+// Exported so that code typed against E2B's SDK compiles; sandboxd has none of these features
+// yet, so `network.rules`, `egressProxy`, `dnsServers`, `httpsPorts` and `iam` are refused (never
+// dropped) when a call uses them.
+
+/** What a network rule changes in a matching outbound request. */
+export interface SandboxNetworkTransform {
+  headers?: Record<string, string>
+}
+/** What a callable transform receives: placeholders it may put into headers. */
+export interface SandboxNetworkTransformContext {
+  readonly iam: { readonly tokens: Readonly<Record<string, string>> }
+}
+export type SandboxNetworkTransformResolver = (ctx: SandboxNetworkTransformContext) => SandboxNetworkTransform
+/** One rule for outbound requests to a host. */
+export interface SandboxNetworkRule {
+  transform?: SandboxNetworkTransform | SandboxNetworkTransformResolver
+}
+/** A rule as `getInfo` reports it (transforms resolved). */
+export interface SandboxNetworkRuleInfo {
+  transform?: SandboxNetworkTransform
+}
+export type SandboxNetworkRules = Record<string, SandboxNetworkRule[]>
+/** What a callable `allowOut` / `denyOut` receives. */
+export interface SandboxNetworkSelectorContext {
+  readonly allTraffic: string
+  readonly rules: Readonly<SandboxNetworkRules>
+}
+export type SandboxNetworkSelector = string[] | ((ctx: SandboxNetworkSelectorContext) => string[])
+/** An upstream proxy all of a sandbox's egress goes through. */
+export interface SandboxEgressProxyOpts {
+  address: string
+  username?: string
+  password?: string
+  tls?: boolean | { serverName?: string; caCert?: string }
+}
+export interface SandboxEgressProxyInfo {
+  address: string
+  username?: string
+  tls?: { serverName?: string }
+}
+/** Workload identity tokens a sandbox may present (`Secret.iamToken`). */
+export interface SandboxIamOpts {
+  tokens?: Record<string, import('./native').SandboxIamToken>
+}
+/** E2B's logger interface (this SDK refuses the `logger` option). */
+export interface Logger {
+  debug?: (...args: any[]) => void
+  info?: (...args: any[]) => void
+  warn?: (...args: any[]) => void
+  error?: (...args: any[]) => void
+}

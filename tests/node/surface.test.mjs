@@ -30,7 +30,7 @@ describe('surface', () => {
 
   test('unimplemented options are refused before any request', async () => {
     const { InvalidArgumentError } = e2b
-    for (const opts of [{ iam: { tokens: {} } }, { volumeMounts: {} }, { retries: 2 }, { logger: console }]) {
+    for (const opts of [{ iam: { tokens: {} } }, { retries: 2 }, { logger: console }]) {
       await assert.rejects(e2b.Sandbox.create(opts), (e) => {
         assert.ok(e instanceof InvalidArgumentError, `${e.name}: ${e.message}`)
         assert.match(e.message, new RegExp(`'${Object.keys(opts)[0]}'`))

@@ -2,7 +2,7 @@
 ``ALL_TRAFFIC`` and ``get_signature``. Keys this SDK does not implement are refused at run time
 (see ``core/src/options.rs``), so they are left out here."""
 
-from typing import IO, Any, AsyncIterator, Dict, List, Literal, Optional, TypedDict, Union
+from typing import IO, Any, AsyncIterator, Callable, Dict, List, Literal, Optional, TypedDict, Union
 
 from . import _native
 
@@ -99,3 +99,113 @@ class SandboxIamToken(TypedDict):
 
     audience: str
     token_type: SandboxIamTokenType
+
+
+# -- Network rule, egress proxy and workload identity shapes (E2B's types) ---------------------
+# Exported so that code typed against E2B's SDK imports; sandboxd has none of these features yet,
+# so `network.rules`, `egress_proxy`, `dns_servers`, `https_ports` and `iam` are refused (never
+# dropped) when a call uses them.
+
+
+class SandboxNetworkTransform(TypedDict, total=False):
+    """What a network rule changes in a matching outbound request."""
+
+    headers: Dict[str, str]
+
+
+class SandboxNetworkTransformContext:
+    """What a callable transform receives: placeholders it may put into headers."""
+
+    def __init__(self, iam_tokens: Optional[Dict[str, str]] = None) -> None:
+        self.iam = type("SandboxNetworkTransformIam", (), {"tokens": dict(iam_tokens or {})})()
+
+
+SandboxNetworkTransformResolver = Callable[[SandboxNetworkTransformContext], SandboxNetworkTransform]
+
+
+class SandboxNetworkRule(TypedDict, total=False):
+    """One rule for outbound requests to a host."""
+
+    transform: Union[SandboxNetworkTransform, SandboxNetworkTransformResolver]
+
+
+class SandboxNetworkRuleInfo(TypedDict, total=False):
+    """A rule as ``get_info`` reports it (transforms resolved)."""
+
+    transform: SandboxNetworkTransform
+
+
+SandboxNetworkRules = Dict[str, List[SandboxNetworkRule]]
+
+
+class SandboxNetworkSelectorContext:
+    """What a callable ``allow_out`` / ``deny_out`` receives."""
+
+    def __init__(self, rules: Optional[SandboxNetworkRules] = None) -> None:
+        self.all_traffic = ALL_TRAFFIC
+        self.rules = dict(rules or {})
+
+
+SandboxNetworkSelector = Union[List[str], Callable[[SandboxNetworkSelectorContext], List[str]]]
+
+
+class SandboxEgressProxyTLSOpts(TypedDict, total=False):
+    server_name: str
+    ca_cert: str
+
+
+class SandboxEgressProxyOpts(TypedDict, total=False):
+    """An upstream proxy all of a sandbox's egress goes through."""
+
+    address: str
+    username: str
+    password: str
+    tls: Union[bool, SandboxEgressProxyTLSOpts]
+
+
+class SandboxEgressProxyTLSInfo(TypedDict, total=False):
+    server_name: str
+
+
+class SandboxEgressProxyInfo(TypedDict, total=False):
+    address: str
+    username: str
+    tls: SandboxEgressProxyTLSInfo
+
+
+class SandboxIamOpts(TypedDict, total=False):
+    """Workload identity tokens a sandbox may present (``Secret.iam_token``)."""
+
+    tokens: Dict[str, SandboxIamToken]
+
+
+class SandboxNetworkUpdate(TypedDict, total=False):
+    """The body of ``update_network``."""
+
+    allow_out: SandboxNetworkSelector
+    deny_out: SandboxNetworkSelector
+    rules: SandboxNetworkRules
+    egress_proxy: SandboxEgressProxyOpts
+    dns_servers: List[str]
+    allow_internet_access: bool
+
+
+class SandboxNetworkInfo(TypedDict, total=False):
+    """A sandbox's network settings as ``get_info`` reports them."""
+
+    allow_out: List[str]
+    deny_out: List[str]
+    rules: Dict[str, List[SandboxNetworkRuleInfo]]
+    egress_proxy: SandboxEgressProxyInfo
+    dns_servers: List[str]
+    allow_public_traffic: bool
+    mask_request_host: str
+    https_ports: List[int]
+
+
+HttpVersion = Literal["1.1", "2"]
+"""HTTP versions E2B's SDK can be told to use (``http_version``; refused by this SDK, which speaks
+what the core negotiates)."""
+
+ProxyTypes = Union[str, Any]
+"""Forms of E2B's ``proxy`` option (refused by this SDK)."""
