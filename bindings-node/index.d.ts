@@ -42,6 +42,10 @@ declare module './native' {
     /** Write several files, in order. */
     write(files: WriteEntry[], opts?: FilesystemRequestOpts): Promise<WriteInfo[]>
   }
+  interface ConnectionConfig {
+    /** An AbortSignal for a request: its timeout (default `requestTimeoutMs`) and `signal`. */
+    getSignal(requestTimeoutMs?: number, signal?: AbortSignal): AbortSignal | undefined
+  }
   interface Volume {
     /** Read a file as text. */
     readFile(path: string, opts?: VolumeReadOpts & { format?: 'text' }): Promise<string>
@@ -421,3 +425,6 @@ export interface Logger {
   warn?: (...args: any[]) => void
   error?: (...args: any[]) => void
 }
+
+/** Options of `new ConnectionConfig(opts)`. */
+export type ConnectionConfigOpts = ConnectionOpts

@@ -126,25 +126,44 @@ for (const value of Object.values(native)) {
     return sbx
   }
   Object.defineProperty(Base, 'defaultTemplate', { value: 'base', writable: true, configurable: true })
+  // A subclass may carry options bound to it (`static boundOpts`, as E2B's client factory and
+  // packages built on it make them): per-call options win over them.
+  const bound = (Cls, opts) => {
+    if (Cls === Base || !Cls?.boundOpts) return opts
+    const merged = { ...Cls.boundOpts }
+    for (const [k, v] of Object.entries(opts ?? {})) if (v !== undefined) merged[k] = v
+    return merged
+  }
   Object.defineProperty(Base, 'create', {
     configurable: true,
     writable: true,
     value: async function (...args) {
-      let a = args.map(names)
-      const opts = typeof a[0] === 'string' ? a[1] : a[0]
-      if (typeof a[0] !== 'string' && !opts?.template && !opts?.mcp && this !== Base && typeof this?.defaultTemplate === 'string') {
-        a = [this.defaultTemplate, ...a]
+      const template = typeof args[0] === 'string' ? args[0] : undefined
+      const opts = names(bound(this, template === undefined ? args[0] : args[1]))
+      let t = template
+      if (t === undefined && !opts?.template && !opts?.mcp && this !== Base && typeof this?.defaultTemplate === 'string') {
+        t = this.defaultTemplate
       }
+      const a = t === undefined ? [opts] : [t, opts]
       return adopt(this, await create.apply(Base, a))
     },
   })
   Object.defineProperty(Base, 'connect', {
     configurable: true,
     writable: true,
-    value: async function (...args) {
-      return adopt(this, await connect.apply(Base, args))
+    value: async function (sandboxId, opts) {
+      return adopt(this, await connect.call(Base, sandboxId, bound(this, opts)))
     },
   })
+}
+
+// `ConnectionConfig.getSignal` (E2B's): an AbortSignal for a request's timeout, joined with the
+// caller's own signal. A JS platform object, so it is made here.
+native.ConnectionConfig.prototype.getSignal = function (requestTimeoutMs, signal) {
+  const ms = requestTimeoutMs ?? this.requestTimeoutMs
+  const timeout = ms ? AbortSignal.timeout(ms) : undefined
+  if (timeout && signal) return AbortSignal.any([timeout, signal])
+  return timeout ?? signal
 }
 
 // `Volume.readFile` / `writeFile` take and give the web types E2B's SDK does (Blob, streams,

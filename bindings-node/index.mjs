@@ -16,6 +16,7 @@ export const {
   Secret,
   SecretPaginator,
   E2B,
+  ConnectionConfig,
   Volume,
   VolumeFileType,
   SandboxError,

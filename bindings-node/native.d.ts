@@ -46,6 +46,31 @@ export declare class Commands {
   closeStdin(pid: number, opts?: CommandRequestOpts | undefined | null): Promise<void>
 }
 
+/** Resolved connection settings: options first, then the environment, then defaults. */
+export declare class ConnectionConfig {
+  /** Resolve `opts` against the environment (`E2B_API_KEY`, `E2B_API_URL`, ...). */
+  constructor(opts?: ConnectionOpts | undefined | null)
+  get apiKey(): string | null
+  get domain(): string
+  get apiUrl(): string
+  get sandboxUrl(): string | null
+  get debug(): boolean
+  /** Timeout of each request in milliseconds (0: none). */
+  get requestTimeoutMs(): number
+  get headers(): Record<string, string>
+  /** Where requests come from (E2B's diagnostics tag); never set by this SDK. */
+  get requestSource(): string | null
+  /**
+   * Base URL of a sandbox's port: `sandboxUrl` when set (requests then name the sandbox and
+   * port in `E2b-Sandbox-Id` / `E2b-Sandbox-Port`), else `https://<port>-<id>.<domain>`.
+   */
+  getSandboxUrl(sandboxId: string, opts: SandboxUrlOpts): string
+  /** The same as `getSandboxUrl` (sandboxd has no shared sandbox domain to route through). */
+  getSandboxDirectUrl(sandboxId: string, opts: SandboxUrlOpts): string
+  /** `<port>-<id>.<domain>` (`localhost:<port>` in debug mode). */
+  getHost(sandboxId: string, port: number, sandboxDomain?: string | null): string
+}
+
 /** The filesystem of a sandbox (`sandbox.files`). */
 export declare class Filesystem {
   /** Read a file: a string, or a `Uint8Array` with `{ format: 'bytes' }`. */
@@ -153,6 +178,10 @@ export declare class Sandbox {
   get envdVersion(): string
   /** Token for traffic to the sandbox's ports, when it is not public. */
   get trafficAccessToken(): string | null
+  /** envd's access token (sent as `X-Access-Token` to envd and guest servers that check it). */
+  get envdAccessToken(): string | null
+  /** The resolved connection settings of this sandbox handle. */
+  get connectionConfig(): ConnectionConfig
   /** Commands (processes) in the sandbox. */
   get commands(): Commands
   /** Git helpers (deprecated upstream: prefer `commands.run('git …')`). */
@@ -1268,6 +1297,13 @@ export interface SandboxSnapshotListOpts {
   logger?: unknown
   /** Not supported by this SDK yet: refused with `InvalidArgumentError` (index.js). */
   proxy?: unknown
+}
+
+/** Where a sandbox port is reached: its domain and the port. */
+export interface SandboxUrlOpts {
+  /** `null` or absent: the configured domain. */
+  sandboxDomain?: string | null
+  envdPort: number
 }
 
 /** Options of `uploadUrl` / `downloadUrl`. */

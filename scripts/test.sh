@@ -44,8 +44,17 @@ python_sdk() {
     && "$venv/bin/python" -m pytest -ra tests/python
 }
 
+# @e2b/code-interpreter (npm) runs on top of our package: it goes into its own folder with its
+# `e2b` dependency replaced by a link to this repository.
+code_interpreter_js() {
+  local dir="$CARGO_TARGET_DIR/ci-js"
+  mkdir -p "$dir" && { [ -f "$dir/package.json" ] || echo '{"private": true}' > "$dir/package.json"; } \
+    && npm install --prefix "$dir" --no-save --no-package-lock --no-audit --no-fund @e2b/code-interpreter@2.8.0 \
+    && rm -rf "$dir/node_modules/e2b" && ln -s "$ROOT" "$dir/node_modules/e2b"
+}
+
 node_sdk() {
-  E2B_BUILD_SANDBOXD=0 npm install --no-audit --no-fund && node --test tests/node/
+  E2B_BUILD_SANDBOXD=0 npm install --no-audit --no-fund && code_interpreter_js && node --test tests/node/
 }
 
 stage "Rust tests (core, sandboxd, envd)" cargo test --release --locked -p e2b -p sandboxd -p envd

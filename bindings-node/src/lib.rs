@@ -8,6 +8,7 @@
 
 mod commands;
 mod config;
+mod connection;
 mod error;
 mod files;
 mod git;

@@ -433,6 +433,18 @@ impl Sandbox {
         self.inner.traffic_access_token().map(str::to_string)
     }
 
+    /// envd's access token (sent as `X-Access-Token` to envd and guest servers that check it).
+    #[napi(getter)]
+    pub fn envd_access_token(&self) -> Option<String> {
+        self.inner.envd_access_token().map(str::to_string)
+    }
+
+    /// The resolved connection settings of this sandbox handle.
+    #[napi(getter)]
+    pub fn connection_config(&self) -> crate::connection::ConnectionConfig {
+        crate::connection::ConnectionConfig { inner: self.inner.connection_config().clone() }
+    }
+
     /// Commands (processes) in the sandbox.
     #[napi(getter)]
     pub fn commands(&self) -> Commands {
