@@ -18,7 +18,7 @@ say "official E2B SDKs (PyPI e2b, npm e2b) for the compatibility checks"
 OFFICIAL_PY="$CARGO_TARGET_DIR/official-py"
 [ -x "$OFFICIAL_PY/bin/python" ] || python3 -m venv "$OFFICIAL_PY" || exit 1
 "$OFFICIAL_PY/bin/pip" install --quiet --disable-pip-version-check -r tests/compat/requirements.txt || exit 1
-npm install --silent --no-audit --no-fund --prefix "$CARGO_TARGET_DIR/official-js" e2b@2.51.0 || exit 1
+npm install --silent --no-audit --no-fund --prefix "$CARGO_TARGET_DIR/official-js" e2b@2.51.0 @e2b/code-interpreter@2.8.0 || exit 1
 export COMPAT_VENV="$OFFICIAL_PY" E2B_SDK_PYTHON="$OFFICIAL_PY/bin/python" OFFICIAL_E2B_PYTHON="$OFFICIAL_PY/bin/python"
 export E2B_JS_SDK_DIR="$CARGO_TARGET_DIR/official-js/node_modules"
 

@@ -118,3 +118,24 @@ def test_async_sandbox(srv):
             await sbx.kill()
 
     asyncio.run(main())
+
+
+def test_the_official_js_package(srv):
+    from official_js import run_js, sdk_dir
+
+    if not (sdk_dir() / "@e2b" / "code-interpreter" / "package.json").exists():
+        if os.environ.get("CI"):
+            pytest.fail("@e2b/code-interpreter is not installed next to the official JS SDK (scripts/test.sh)")
+        pytest.skip("no @e2b/code-interpreter next to the official JS SDK")
+    out = run_js("""
+import { Sandbox } from '@e2b/code-interpreter'
+const sbx = await Sandbox.create({ timeoutMs: 120000 })
+const lines = []
+const ex = await sbx.runCode("print('from js')\\n7 * 6", { onStdout: (m) => lines.push(m.line) })
+const err = (await sbx.runCode('1/0')).error
+const ctx = await sbx.createCodeContext({ cwd: '/tmp' })
+const cwd = (await sbx.runCode('import os; os.getcwd()', { context: ctx })).text
+await sbx.kill()
+console.log(JSON.stringify({ text: ex.text, stdout: ex.logs.stdout, lines, err: err.name, cwd }))
+""", server=srv)
+    assert out == {"text": "42", "stdout": ["from js\n"], "lines": ["from js\n"], "err": "ZeroDivisionError", "cwd": "'/tmp'"}
