@@ -4,7 +4,8 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{FromRequestParts, Path, RawQuery, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
@@ -66,67 +67,48 @@ fn tree(state: &AppState, id: &str, headers: &HeaderMap) -> ApiResult<Tree> {
     state.volumes.authorize(state.manager.store(), id, headers)
 }
 
-pub async fn stat(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-) -> ApiResult<Json<EntryStat>> {
-    let q = parse_content_query(raw.as_deref())?;
-    tree(&state, &id, &headers)?.stat(&q.path).map(Json)
+/// A content request that passed the volume's token check, with its parsed query.
+pub struct Content {
+    tree: Tree,
+    q: ContentQuery,
 }
 
-pub async fn list_dir(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-) -> ApiResult<Json<Vec<EntryStat>>> {
-    let q = parse_content_query(raw.as_deref())?;
-    tree(&state, &id, &headers)?.list(&q.path, q.depth).map(Json)
+impl FromRequestParts<AppState> for Content {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Path(id) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::bad_request(e.body_text()))?;
+        let q = parse_content_query(parts.uri.query())?;
+        Ok(Content { tree: tree(state, &id, &parts.headers)?, q })
+    }
 }
 
-pub async fn make_dir(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-) -> ApiResult<Response> {
-    let q = parse_content_query(raw.as_deref())?;
-    let stat = tree(&state, &id, &headers)?.make_dir(&q.path, q.meta, q.force)?;
+pub async fn stat(Content { tree, q }: Content) -> ApiResult<Json<EntryStat>> {
+    tree.stat(&q.path).map(Json)
+}
+
+pub async fn list_dir(Content { tree, q }: Content) -> ApiResult<Json<Vec<EntryStat>>> {
+    tree.list(&q.path, q.depth).map(Json)
+}
+
+pub async fn make_dir(Content { tree, q }: Content) -> ApiResult<Response> {
+    let stat = tree.make_dir(&q.path, q.meta, q.force)?;
     Ok((StatusCode::CREATED, Json(stat)).into_response())
 }
 
-pub async fn update_metadata(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-    JsonBody(meta): JsonBody<Metadata>,
-) -> ApiResult<Json<EntryStat>> {
-    let q = parse_content_query(raw.as_deref())?;
-    tree(&state, &id, &headers)?.update_metadata(&q.path, meta).map(Json)
+pub async fn update_metadata(Content { tree, q }: Content, JsonBody(meta): JsonBody<Metadata>) -> ApiResult<Json<EntryStat>> {
+    tree.update_metadata(&q.path, meta).map(Json)
 }
 
-pub async fn remove(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-) -> ApiResult<StatusCode> {
-    let q = parse_content_query(raw.as_deref())?;
-    tree(&state, &id, &headers)?.remove(&q.path)?;
+pub async fn remove(Content { tree, q }: Content) -> ApiResult<StatusCode> {
+    tree.remove(&q.path)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn read_file(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-) -> ApiResult<Response> {
-    let q = parse_content_query(raw.as_deref())?;
-    let host = tree(&state, &id, &headers)?.file_for_read(&q.path)?;
+pub async fn read_file(Content { tree, q }: Content) -> ApiResult<Response> {
+    let host = tree.file_for_read(&q.path)?;
     let file = tokio::fs::File::open(&host).await?;
     let len = file.metadata().await?.len();
     let body = Body::from_stream(tokio_util::io::ReaderStream::new(file));
