@@ -7,12 +7,19 @@ execution timeout that interrupts the code and leaves the context usable."""
 import asyncio
 import importlib.util
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def load_template_builder(root: Path):
+    """templates/code-interpreter/build.py, under a name of its own (not `build`)."""
+    spec = importlib.util.spec_from_file_location("code_interpreter_template", root / "templates" / "code-interpreter" / "build.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +33,7 @@ def srv(tmp_path_factory):
     build_base_template()
     server = Sandboxd(tmp_path_factory.mktemp("code-interpreter"))
     server.start()
-    sys.path.insert(0, str(ROOT / "templates" / "code-interpreter"))
-    import build as ci_template
+    ci_template = load_template_builder(ROOT)
 
     ci_template.build(api_url=server.url, api_key=server.key)
     yield server

@@ -6,7 +6,6 @@ builder)."""
 import asyncio
 import importlib.util
 import os
-import sys
 
 import pytest
 
@@ -19,8 +18,9 @@ def template(sandboxd: Server) -> str:
         if os.environ.get("CI"):
             pytest.fail("e2b-code-interpreter is not installed (scripts/test.sh installs it with --no-deps)")
         pytest.skip("e2b-code-interpreter is not installed: pip install --no-deps e2b-code-interpreter==2.11.5 httpx attrs")
-    sys.path.insert(0, str(REPO / "templates" / "code-interpreter"))
-    import build as ci_template
+    spec = importlib.util.spec_from_file_location("code_interpreter_template", REPO / "templates" / "code-interpreter" / "build.py")
+    ci_template = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ci_template)
 
     ci_template.build()
     return ci_template.NAME
