@@ -132,6 +132,9 @@ class Handler(BaseHTTPRequestHandler):
     def do_PUT(self) -> None:
         self.route("PUT")
 
+    def do_PATCH(self) -> None:
+        self.route("PATCH")
+
     def route(self, method: str) -> None:
         u = urlsplit(self.path)
         path = u.path
@@ -179,6 +182,8 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(200, [DETAIL], {"x-next-token": "page2"})
         if self.template_route(method, path, q):
             return None
+        if self.secret_volume_route(method, path, q):
+            return None
         m = re.fullmatch(r"/templates/(.+)", path)
         if m and method == "DELETE":
             ident = unquote(m.group(1))
@@ -193,6 +198,43 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/process.Process/SendSignal":
             return self._send(404, {"code": "not_found", "message": "process not found"})
         return self._send(404, {"code": 404, "message": f"no route {method} {path}"})
+
+    def secret_volume_route(self, method: str, path: str, q: Dict[str, str]) -> bool:
+        """E2B's secrets and volumes APIs (REST and volume content), canned."""
+        secret = {"secretID": "sec_fake000000000000001", "name": "n", "currentVersion": 1, "metadata": {},
+                  "createdAt": "2026-01-01T00:00:00Z", "updatedAt": "2026-01-01T00:00:00Z"}
+        volume = {"volumeID": "volfake1", "name": "vol", "token": "voltoken"}
+        stat = {"name": "a.txt", "type": "file", "path": "/a.txt", "size": 2, "mode": 420, "uid": 0, "gid": 0,
+                "atime": "2026-01-01T00:00:00Z", "mtime": "2026-01-01T00:00:00Z", "ctime": "2026-01-01T00:00:00Z"}
+        if path == "/secrets":
+            if method == "POST":
+                self._send(201, secret)
+            elif q.get("nextToken") == "page2":
+                self._send(200, [secret])
+            else:
+                self._send(200, [secret], {"X-Next-Token": "page2"})
+            return True
+        if re.fullmatch(r"/secrets/[^/]+", path):
+            self._send(204) if method == "DELETE" else self._send(200, secret)
+            return True
+        if path == "/volumes":
+            self._send(201, volume) if method == "POST" else self._send(200, [{"volumeID": "volfake1", "name": "vol"}])
+            return True
+        if re.fullmatch(r"/volumes/[^/]+", path):
+            self._send(204) if method == "DELETE" else self._send(200, volume)
+            return True
+        m = re.fullmatch(r"/volumecontent/[^/]+/(file|dir|path)", path)
+        if m:
+            if m.group(1) == "file" and method == "GET":
+                self._send(200, raw=b"hi", ctype="application/octet-stream")
+            elif method == "DELETE":
+                self._send(204)
+            elif m.group(1) == "dir" and method == "GET":
+                self._send(200, [stat])
+            else:
+                self._send(201 if method in ("POST", "PUT") else 200, stat)
+            return True
+        return False
 
     def template_route(self, method: str, path: str, q: Dict[str, str]) -> bool:
         """E2B's template build API, enough for Template.build / exists / tags."""
@@ -291,5 +333,6 @@ class FakeE2B:
             "E2B_API_KEY": "e2b_" + "0" * 40,
             "E2B_API_URL": self.url,
             "E2B_SANDBOX_URL": self.url,
+            "E2B_VOLUME_API_URL": self.url,
             "E2B_HTTP_VERSION": "1.1",
         }

@@ -94,6 +94,8 @@ def test_rest_routes_exist_in_sandboxd_openapi(ours: List[Dict[str, Any]]) -> No
     spec = openapi_paths()
     patterns = [(re.compile("^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(p)) + "$"), p) for p in spec]
     for method, path, *_ in rest(ours):
+        if path.startswith("/volumecontent/"):
+            continue  # the volume content API: its own credential, documented in docs/volumes.md
         matches = [p for rx, p in patterns if rx.match(path)]
         assert matches, f"{method} {path} is not in server/openapi.yaml"
         assert any(method in spec[p] for p in matches), f"{method} {path}: methods {[spec[p] for p in matches]}"

@@ -3,7 +3,7 @@ against tests/python/fake_e2b.py, whose recording the wire test compares."""
 
 from datetime import datetime, timezone
 
-from e2b import Sandbox, SandboxQuery, SandboxState, Volume
+from e2b import Sandbox, SandboxQuery, SandboxState, Secret, Volume
 
 SID = "ifake0000000000000001"
 
@@ -62,4 +62,29 @@ assert (m[0].cpu_count, m[0].mem_cache, m[0].timestamp.year) == (2, 10, 2026), m
 s.get_metrics()
 s.commands.run("echo hi")
 assert Sandbox.kill(SID) is True
+# Secrets and volumes (REST, and the volume content API at E2B_VOLUME_API_URL).
+info = Secret.create("n", "v", metadata={"a": "b"})
+assert (info.secret_id, info.version) == ("sec_fake000000000000001", 1), info
+Secret.update("n", "v2")
+Secret.update("n", "v3", metadata={})
+Secret.get_info("n")
+assert Secret.exists("n") is True
+p = Secret.list(limit=1)
+while p.has_next:
+    p.next_items()
+assert Secret.destroy("n") is True
+vol = Volume.create("vol")
+assert (vol.volume_id, vol.token) == ("volfake1", "voltoken")
+assert [v.name for v in Volume.list()] == ["vol"]
+assert Volume.get_info("volfake1").token == "voltoken"
+vol = Volume.connect("volfake1")
+vol.write_file("/a.txt", "hi", mode=0o644)
+vol.write_file("/deep/a.txt", b"hi", force=True)
+assert vol.read_file("/a.txt") == "hi"
+assert [e.path for e in vol.list("/", depth=2)] == ["/a.txt"]
+vol.make_dir("/d", force=True, uid=1000)
+vol.get_info("/a.txt")
+vol.update_metadata("/a.txt", mode=0o600)
+vol.remove("/a.txt")
+assert Volume.destroy("volfake1") is True
 print("done")
