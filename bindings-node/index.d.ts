@@ -37,6 +37,10 @@ declare module './native' {
     read(path: string, opts?: FilesystemReadOpts & { format?: 'text' }): Promise<string>
     /** Read a file as bytes. */
     read(path: string, opts: FilesystemReadOpts & { format: 'bytes' }): Promise<Uint8Array>
+    /** Read a file as a `Blob`. */
+    read(path: string, opts: FilesystemReadOpts & { format: 'blob' }): Promise<Blob>
+    /** Read a file as a stream of chunks. */
+    read(path: string, opts: FilesystemReadOpts & { format: 'stream' }): Promise<ReadableStream<Uint8Array>>
     /** Write a file (created or overwritten, parents created). */
     write(path: string, data: string | Uint8Array, opts?: FilesystemRequestOpts): Promise<WriteInfo>
     /** Write several files, in order. */

@@ -166,22 +166,28 @@ native.ConnectionConfig.prototype.getSignal = function (requestTimeoutMs, signal
   return timeout ?? signal
 }
 
-// `Volume.readFile` / `writeFile` take and give the web types E2B's SDK does (Blob, streams,
-// ArrayBuffer); the addon moves bytes, these wrappers only convert.
+// `files.read` / `Volume.readFile` / `writeFile` take and give the web types E2B's SDK does
+// (Blob, streams, ArrayBuffer); the addon moves bytes, these wrappers only convert.
 {
+  const webFormats = (read) =>
+    async function (path, opts) {
+      const format = opts?.format
+      if (format !== 'blob' && format !== 'stream') return read.call(this, path, opts)
+      const bytes = await read.call(this, path, { ...opts, format: 'bytes' })
+      if (format === 'blob') return new Blob([bytes])
+      return new ReadableStream({
+        start(controller) {
+          for (let i = 0; i < bytes.length; i += 65536) controller.enqueue(bytes.subarray(i, i + 65536))
+          controller.close()
+        },
+      })
+    }
+  native.Filesystem.prototype.read = webFormats(native.Filesystem.prototype.read)
   const { readFile, writeFile } = native.Volume.prototype
+  const volumeRead = webFormats(readFile)
   native.Volume.prototype.readFile = async function (path, opts) {
     if (opts?.streamIdleTimeoutMs != null) throw errors.fromNative(native.unsupportedOption('streamIdleTimeoutMs'))
-    const format = opts?.format
-    if (format !== 'blob' && format !== 'stream') return readFile.call(this, path, opts)
-    const bytes = await readFile.call(this, path, { ...opts, format: 'bytes' })
-    if (format === 'blob') return new Blob([bytes])
-    return new ReadableStream({
-      start(controller) {
-        for (let i = 0; i < bytes.length; i += 65536) controller.enqueue(bytes.subarray(i, i + 65536))
-        controller.close()
-      },
-    })
+    return volumeRead.call(this, path, opts)
   }
   native.Volume.prototype.writeFile = async function (path, data, opts) {
     let body = data

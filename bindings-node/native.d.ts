@@ -527,8 +527,11 @@ export interface FilesystemListOpts {
 
 /** Options of `files.read`. */
 export interface FilesystemReadOpts {
-  /** `text` (default) returns a string, `bytes` a `Uint8Array`. */
-  format?: 'text' | 'bytes'
+  /**
+   * `text` (default) returns a string, `bytes` a `Uint8Array`, `blob` a `Blob`, `stream` a
+   * `ReadableStream`.
+   */
+  format?: 'text' | 'bytes' | 'blob' | 'stream'
   /** Linux user the operation runs as. */
   user?: string
   /** Timeout of the request in **milliseconds** (0 disables it). */

@@ -145,8 +145,9 @@ pub struct FilesystemRequestOpts {
 #[napi(object, object_to_js = false)]
 #[derive(Default)]
 pub struct FilesystemReadOpts {
-    /// `text` (default) returns a string, `bytes` a `Uint8Array`.
-    #[napi(ts_type = "'text' | 'bytes'")]
+    /// `text` (default) returns a string, `bytes` a `Uint8Array`, `blob` a `Blob`, `stream` a
+    /// `ReadableStream`.
+    #[napi(ts_type = "'text' | 'bytes' | 'blob' | 'stream'")]
     pub format: Option<String>,
     /// Linux user the operation runs as.
     pub user: Option<String>,
@@ -320,6 +321,12 @@ impl Filesystem {
             return Err(crate::error::to_js(e2b::options::unsupported("streamIdleTimeoutMs")));
         }
         let f = self.inner.with_request_timeout(opt_ms(opts.request_timeout_ms));
+        if let Some(other) = opts.format.as_deref().filter(|f| !matches!(*f, "text" | "bytes")) {
+            // `blob` and `stream` are shaped from the bytes in index.js before reaching here.
+            return Err(crate::error::to_js(e2b::Error::InvalidArgument(format!(
+                "format must be 'text', 'bytes', 'blob' or 'stream', got {other:?}"
+            ))));
+        }
         if opts.format.as_deref() == Some("bytes") {
             let b = f
                 .read_bytes(&path, opts.user.as_deref())

@@ -80,6 +80,13 @@ describe('files', () => {
     const back = await sbx.files.read('/tmp/node-files/b.bin', { format: 'bytes' })
     assert.ok(back instanceof Uint8Array)
     assert.deepEqual([...back], [0, 1, 2, 255])
+    // E2B's other formats: a Blob and a ReadableStream of the same bytes; others are refused.
+    const blob = await sbx.files.read('/tmp/node-files/b.bin', { format: 'blob' })
+    assert.ok(blob instanceof Blob)
+    assert.deepEqual([...new Uint8Array(await blob.arrayBuffer())], [0, 1, 2, 255])
+    const stream = await sbx.files.read('/tmp/node-files/b.bin', { format: 'stream' })
+    assert.deepEqual([...new Uint8Array(await new Response(stream).arrayBuffer())], [0, 1, 2, 255])
+    await assert.rejects(sbx.files.read('/tmp/node-files/b.bin', { format: 'xml' }), e2b.InvalidArgumentError)
   })
 
   test('exists, getInfo, list, makeDir, rename, remove', async () => {
