@@ -185,3 +185,31 @@ def test_a_snapshot_created_from_twice_is_pooled_and_its_memory_continues(base_t
     for clone in (first, second, third):
         assert counter(clone) >= at_snapshot
     assert third.files.exists("counter.py")
+
+
+def qemus_of(server) -> list:
+    """PIDs of QEMU processes whose command line names this server's data directory."""
+    out = []
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                cmd = (p / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if "qemu-system" in cmd and str(server.data) in cmd and alive(int(p.name)):
+                out.append(int(p.name))
+    return out
+
+
+def test_a_clean_stop_during_a_fill_leaves_no_vm(base_template, make_sandboxd):
+    server = make_sandboxd(env=POOL)
+    # Stop as soon as the first fill's QEMU runs: usually before it is warmed up and ready.
+    wait_until(lambda: qemus_of(server), WAIT_S, "the first fill's QEMU to start", interval_s=0.02)
+    mid_fill = ready_count(server) == 0
+    server.proc.send_signal(signal.SIGTERM)
+    server.proc.wait(timeout=120)
+    log = server.log_path.read_text(errors="replace")
+    # The fill in flight finished before the stop drained the pool: nothing of it runs on.
+    assert qemus_of(server) == [], log[-3000:]
+    if mid_fill:
+        assert "pooled VM ready" in log, "the stop did not wait for the fill in flight"

@@ -16,12 +16,14 @@
 //! - Only creates with default networking take from a pool (a pooled VM was started with it).
 //! - An image is pooled while it is wanted: listed in `SANDBOXD_POOL_TEMPLATES`, or created
 //!   from twice or more, the last time within `SANDBOXD_POOL_IDLE_SECS`. A rebuilt or deleted image's VMs are
-//!   evicted. Pooled VMs are killed on a clean stop; after a crash `reap_unknown` kills them
-//!   (nothing in the store knows them).
+//!   evicted. Pooled VMs are killed on a clean stop, which first lets a fill in flight finish
+//!   (≤ 60 s) and starts no new one; after a crash `reap_unknown` kills them (nothing in the
+//!   store knows them).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
@@ -118,6 +120,12 @@ pub(super) struct Pools {
     wake: Notify,
     /// Wakes creates waiting for a fill: a fill ended (ready or not).
     ready: Notify,
+    /// Set by a clean stop: no fill starts any more.
+    closing: AtomicBool,
+    /// A fill is in flight (set with the images lock held, see `next_to_fill`).
+    busy: AtomicBool,
+    /// Wakes a stop waiting for the fill in flight.
+    idle: Notify,
 }
 
 /// How often the filler looks at the pools without being woken.
@@ -126,6 +134,8 @@ const TICK: Duration = Duration::from_secs(2);
 const FILL_WAIT: Duration = Duration::from_secs(5);
 /// How long a pool waits after a failed fill before it tries again.
 const FILL_BACKOFF: Duration = Duration::from_secs(30);
+/// How long a clean stop waits for a fill in flight.
+const DRAIN_WAIT: Duration = Duration::from_secs(60);
 /// How long a pooled VM may take to answer the handout's `/init`.
 const HANDOUT_DEADLINE: Duration = Duration::from_secs(5);
 
@@ -251,6 +261,8 @@ impl Manager {
                 // tries again).
                 while let Some(image_dir) = mgr.next_to_fill() {
                     let filled = mgr.fill_one(image_dir).await;
+                    mgr.inner.pools.busy.store(false, Ordering::SeqCst);
+                    mgr.inner.pools.idle.notify_waiters();
                     mgr.prune_pools().await;
                     if !filled {
                         break;
@@ -303,12 +315,16 @@ impl Manager {
     fn next_to_fill(&self) -> Option<PathBuf> {
         let size = self.pool_settings().size;
         let mut pools = self.pools();
+        if self.inner.pools.closing.load(Ordering::SeqCst) {
+            return None;
+        }
         let (dir, pool) = pools
             .iter_mut()
             .filter(|(_, p)| p.ready.len() + p.filling < size && (p.wanted_until.is_none() || p.creates >= 2))
             .filter(|(_, p)| p.retry_at.is_none_or(|t| t <= Instant::now()))
             .min_by_key(|(_, p)| p.ready.len() + p.filling)?;
         pool.filling += 1;
+        self.inner.pools.busy.store(true, Ordering::SeqCst);
         Some(dir.clone())
     }
 
@@ -397,6 +413,23 @@ impl Manager {
 
     /// Kills every pooled VM (a clean stop; nothing else would ever hand them out).
     pub async fn drain_pools(&self) {
+        // A fill in flight finishes first: its QEMU is already running, and a process that
+        // exited under it would leave that VM behind.
+        let deadline = tokio::time::Instant::now() + DRAIN_WAIT;
+        loop {
+            let idle = self.inner.pools.idle.notified();
+            {
+                let _images = self.pools();
+                self.inner.pools.closing.store(true, Ordering::SeqCst);
+                if !self.inner.pools.busy.load(Ordering::SeqCst) {
+                    break;
+                }
+            }
+            if tokio::time::timeout_at(deadline, idle).await.is_err() {
+                warn!("a warm-pool fill did not finish within {} s of the stop", DRAIN_WAIT.as_secs());
+                break;
+            }
+        }
         let all: Vec<Pooled> = self.pools().drain().flat_map(|(_, p)| p.ready).collect();
         for pooled in all {
             self.discard_pooled(pooled).await;
