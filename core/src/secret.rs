@@ -74,10 +74,7 @@ struct SecretUpdate<'a> {
 
 /// A failed response as E2B's SDKs raise it for secrets (`handle_api_exception(res, SecretException)`).
 fn secret_error(r: ApiResponse) -> Error {
-    match Error::from_api_response(r.status, &r.body) {
-        Error::Sandbox { message, .. } => Error::Secret(message),
-        other => other,
-    }
+    r.into_error_as(Error::Secret)
 }
 
 fn path(secret: &str) -> String {

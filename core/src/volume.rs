@@ -101,10 +101,7 @@ pub struct Volume {
 }
 
 fn volume_error(r: ApiResponse) -> Error {
-    match Error::from_api_response(r.status, &r.body) {
-        Error::Sandbox { message, .. } => Error::Volume(message),
-        other => other,
-    }
+    r.into_error_as(Error::Volume)
 }
 
 fn env(k: &str) -> Option<String> {
@@ -190,11 +187,7 @@ impl Volume {
         if let Some(json) = json {
             b = b.json(&json);
         }
-        let r = b.send().await.map_err(Error::from_reqwest)?;
-        let status = r.status().as_u16();
-        let headers = r.headers().clone();
-        let body = r.bytes().await.map_err(Error::from_reqwest)?;
-        Ok(ApiResponse { status, headers, body })
+        ApiResponse::fetch(b).await
     }
 
     /// The response, or the error for a failed call about `path`.

@@ -66,6 +66,24 @@ impl ApiResponse {
         Error::from_api_response(self.status, &self.body)
     }
 
+    /// [`ApiResponse::into_error`] with a resource's own error kind in place of the generic one
+    /// (E2B's `handle_api_exception(res, SecretException)`); 401/429/503 keep their kinds.
+    pub fn into_error_as(self, kind: fn(String) -> Error) -> Error {
+        match self.into_error() {
+            Error::Sandbox { message, .. } => kind(message),
+            other => other,
+        }
+    }
+
+    /// Send `b` and read the whole answer.
+    pub(crate) async fn fetch(b: RequestBuilder) -> Result<Self> {
+        let r = b.send().await.map_err(Error::from_reqwest)?;
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let body = r.bytes().await.map_err(Error::from_reqwest)?;
+        Ok(ApiResponse { status, headers, body })
+    }
+
     /// `X-Next-Token` (header names are case-insensitive; an empty value means none).
     pub fn next_token(&self) -> Option<String> {
         next_token(&self.headers)
@@ -157,11 +175,7 @@ impl ApiClient {
         if let Some(body) = body {
             b = b.json(body);
         }
-        let r = b.send().await.map_err(Error::from_reqwest)?;
-        let status = r.status().as_u16();
-        let headers = r.headers().clone();
-        let body = r.bytes().await.map_err(Error::from_reqwest)?;
-        Ok(ApiResponse { status, headers, body })
+        ApiResponse::fetch(b).await
     }
 }
 
