@@ -4,7 +4,7 @@ import asyncio
 import functools
 import inspect
 import json
-from typing import Any, Callable, Dict, Optional, Type, TypeVar
+from typing import Any, Callable, Dict, Optional, Tuple, Type, TypeVar
 
 from . import _native
 
@@ -18,19 +18,23 @@ UNSUPPORTED_KEYS = ("retries", "api_headers", "proxy", "http_version")
 NO_OP_KEYS = ("validate_api_key",)
 
 
-def conn(opts: Dict[str, Any], fn: str = "method") -> Optional[_native.ConnectionOpts]:
-    """Native connection options from ``**opts`` (None when none of them is set). An unknown
-    keyword is a ``TypeError``, as for any Python function; an unimplemented one is refused."""
+def pick(opts: Dict[str, Any], fn: str, keys: Tuple[str, ...], unsupported: Tuple[str, ...],
+         no_op: Tuple[str, ...] = ()) -> Dict[str, Any]:
+    """The ``keys`` of ``**opts`` that are set. An unknown keyword is a ``TypeError``, as for any
+    Python function; an ``unsupported`` one that is set is refused."""
     for k, v in opts.items():
-        if k in UNSUPPORTED_KEYS:
+        if k in unsupported:
             if v is not None:
                 raise _native.unsupported_option(k)
-        elif k not in CONNECTION_KEYS and k not in NO_OP_KEYS:
+        elif k not in keys and k not in no_op:
             raise TypeError(f"{fn}() got an unexpected keyword argument '{k}'")
-    picked = {k: opts[k] for k in CONNECTION_KEYS if opts.get(k) is not None}
-    if not picked:
-        return None
-    return _native.ConnectionOpts(**picked)
+    return {k: opts[k] for k in keys if opts.get(k) is not None}
+
+
+def conn(opts: Dict[str, Any], fn: str = "method") -> Optional[_native.ConnectionOpts]:
+    """Native connection options from ``**opts`` (None when none of them is set)."""
+    picked = pick(opts, fn, CONNECTION_KEYS, UNSUPPORTED_KEYS, NO_OP_KEYS)
+    return _native.ConnectionOpts(**picked) if picked else None
 
 
 class ClientFactory:

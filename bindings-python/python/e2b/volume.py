@@ -12,7 +12,7 @@ from enum import Enum
 from typing import IO, Any, Dict, Iterator, List, Optional, TypedDict, Union
 
 from . import _native
-from ._utils import ClientFactory, class_method_variant, conn, refuse
+from ._utils import ClientFactory, class_method_variant, conn, pick, refuse
 
 
 class VolumeFileType(str, Enum):
@@ -79,13 +79,7 @@ _VOLUME_UNSUPPORTED = ("proxy", "http_version", "logger")
 
 
 def _vopts(opts: Dict[str, Any], fn: str) -> Optional["_native.VolumeApiOpts"]:
-    for k, v in opts.items():
-        if k in _VOLUME_UNSUPPORTED:
-            if v is not None:
-                raise _native.unsupported_option(k)
-        elif k not in _VOLUME_KEYS:
-            raise TypeError(f"{fn}() got an unexpected keyword argument '{k}'")
-    picked = {k: opts[k] for k in _VOLUME_KEYS if opts.get(k) is not None}
+    picked = pick(opts, fn, _VOLUME_KEYS, _VOLUME_UNSUPPORTED)
     return _native.VolumeApiOpts(**picked) if picked else None
 
 
