@@ -1,0 +1,317 @@
+//! An image from the bucket into a local image directory, for a node that has never seen it:
+//! the manifest, then the RAM chunks, device state, missing disk layers and boot files in
+//! parallel, every object checked against its hash. The directory appears (rename) only once
+//! complete, so a crash mid-download leaves a `.fetch-*` directory to delete, never a broken
+//! image.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use futures::{StreamExt, TryStreamExt};
+
+use super::Bucket;
+use super::manifest::{self, Blob, FORMAT, Manifest};
+use crate::vm::{BootSpec, ImageMeta, files};
+
+const PARALLEL: usize = 8;
+
+/// Where a node keeps what images share.
+#[derive(Debug, Clone)]
+pub struct LocalDirs {
+    /// Disk layers fetched from the bucket (the runtime's `<store>/layers`).
+    pub layers: PathBuf,
+    /// Other directories whose layers this node already has (the templates' `.layers`).
+    pub layer_sources: Vec<PathBuf>,
+    /// Kernels and initramfs files fetched from the bucket, by hash.
+    pub boot: PathBuf,
+}
+
+impl LocalDirs {
+    fn find_layer(&self, name: &str) -> Option<PathBuf> {
+        std::iter::once(&self.layers).chain(&self.layer_sources).map(|d| d.join(name)).find(|p| p.is_file())
+    }
+}
+
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct DownloadStats {
+    /// Bytes received (compressed), all objects.
+    pub fetched_bytes: u64,
+    /// Non-zero RAM bytes of the image (what a full copy would move, uncompressed).
+    pub ram_data_bytes: u64,
+    pub fetched_chunks: usize,
+    pub fetched_layers: usize,
+    pub ms: u64,
+}
+
+/// `None`: the bucket has no manifest for `image_id` (not uploaded yet, or never).
+pub async fn fetch_manifest(bucket: &Bucket, image_id: &str) -> anyhow::Result<Option<Manifest>> {
+    let Some(raw) = bucket.get(&manifest::manifest_key(image_id)).await? else { return Ok(None) };
+    let m: Manifest = serde_json::from_slice(&raw).with_context(|| format!("manifest of image {image_id}"))?;
+    validate(&m)?;
+    Ok(Some(m))
+}
+
+fn validate(m: &Manifest) -> anyhow::Result<()> {
+    if m.format != FORMAT {
+        bail!("image {} has manifest format {}, this sandboxd reads {FORMAT}", m.image_id, m.format);
+    }
+    let hashes = m.ram.iter().flat_map(|r| r.chunks.iter().flatten());
+    let blobs = m.state.iter().chain(m.boot.iter().flat_map(|b| [&b.kernel, &b.initrd])).map(|b| &b.hash);
+    if let Some(bad) = hashes.chain(blobs).find(|h| !manifest::is_hash(h)) {
+        bail!("image {}: malformed hash {bad:?} in its manifest", m.image_id);
+    }
+    if let Some(bad) = m.layers.iter().find(|l| !manifest::safe_name(&l.name) || !manifest::is_hash(&l.hash)) {
+        bail!("image {}: malformed layer {:?} in its manifest", m.image_id, bad.name);
+    }
+    if m.layers.is_empty() {
+        bail!("image {}: no disk layers in its manifest", m.image_id);
+    }
+    if let Some(r) = &m.ram
+        && (r.chunk_size == 0 || r.size.div_ceil(r.chunk_size) != r.chunks.len() as u64)
+    {
+        bail!("image {}: RAM size and chunk list disagree", m.image_id);
+    }
+    Ok(())
+}
+
+/// Rebuilds image `image_id` as directory `dest` (which must not exist yet).
+pub async fn download_image(bucket: &Bucket, image_id: &str, dest: &Path, dirs: &LocalDirs) -> anyhow::Result<DownloadStats> {
+    let started = Instant::now();
+    let m = fetch_manifest(bucket, image_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("image {image_id} is not in the object store {}", bucket.url()))?;
+    let parent = dest.parent().context("image directory has no parent")?;
+    std::fs::create_dir_all(parent)?;
+    let tmp = parent.join(format!(".fetch-{image_id}-{}", crate::vm::random_id()));
+    std::fs::create_dir_all(&tmp)?;
+    let result = fill(bucket, &m, &tmp, dirs).await;
+    let mut stats = match result {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+    };
+    files::fsync_path(&tmp)?;
+    if let Err(e) = std::fs::rename(&tmp, dest) {
+        let _ = std::fs::remove_dir_all(&tmp);
+        // Another download of the same image won the race: its copy is as good as ours.
+        if !dest.join("meta.json").is_file() {
+            return Err(e).with_context(|| format!("publish {}", dest.display()));
+        }
+    }
+    files::fsync_path(parent)?;
+    stats.ms = started.elapsed().as_millis() as u64;
+    tracing::info!(
+        image = image_id,
+        ms = stats.ms,
+        fetched_mib = stats.fetched_bytes >> 20,
+        chunks = stats.fetched_chunks,
+        layers = stats.fetched_layers,
+        "image fetched from {}",
+        bucket.url()
+    );
+    Ok(stats)
+}
+
+async fn fill(bucket: &Bucket, m: &Manifest, tmp: &Path, dirs: &LocalDirs) -> anyhow::Result<DownloadStats> {
+    let mut stats = DownloadStats::default();
+    if let Some(ram) = &m.ram {
+        fetch_ram(bucket, ram, &tmp.join("mem.ram"), &mut stats).await?;
+    }
+    if let Some(state) = &m.state {
+        let data = fetch_blob(bucket, &manifest::state_key(&state.hash), state, &mut stats).await?;
+        std::fs::write(tmp.join("state.bin"), data)?;
+        files::fsync_path(&tmp.join("state.bin"))?;
+    }
+    // Base first: each layer's backing file must be local before the layer above is rebased.
+    let mut below: Option<PathBuf> = None;
+    for layer in m.layers.iter().rev() {
+        let path = match dirs.find_layer(&layer.name) {
+            Some(p) => p,
+            None => {
+                stats.fetched_layers += 1;
+                fetch_layer(bucket, layer, below.as_deref(), &dirs.layers, &mut stats).await?
+            }
+        };
+        below = Some(path);
+    }
+    let boot = match &m.boot {
+        Some(b) => Some(BootSpec {
+            kernel: fetch_boot_file(bucket, &b.kernel, &dirs.boot, &mut stats).await?,
+            initrd: fetch_boot_file(bucket, &b.initrd, &dirs.boot, &mut stats).await?,
+            cmdline: b.cmdline.clone(),
+        }),
+        None => None,
+    };
+    let meta = ImageMeta {
+        memory_mb: m.memory_mb,
+        vcpus: m.vcpus,
+        disk_size_mb: m.disk_size_mb,
+        disk_layer: below.expect("validated: at least one layer"),
+        envd_version: m.envd_version.clone(),
+        size_bytes: m.size_bytes,
+        frozen_ms: m.frozen_ms,
+        capture_ms: m.capture_ms,
+        memory: m.ram.is_some(),
+        boot,
+    };
+    files::write_atomic(&tmp.join("meta.json"), &serde_json::to_vec_pretty(&meta)?)?;
+    Ok(stats)
+}
+
+async fn fetch_ram(bucket: &Bucket, ram: &manifest::Ram, path: &Path, stats: &mut DownloadStats) -> anyhow::Result<()> {
+    let file = std::sync::Arc::new(OpenOptions::new().write(true).create_new(true).open(path)?);
+    file.set_len(ram.size)?;
+    // A chunk stored once may sit at several offsets: fetch it once, write it everywhere.
+    let mut offsets: HashMap<&str, Vec<u64>> = HashMap::new();
+    for (i, hash) in ram.chunks.iter().enumerate() {
+        if let Some(h) = hash {
+            offsets.entry(h.as_str()).or_default().push(i as u64 * ram.chunk_size);
+        }
+    }
+    let results: Vec<anyhow::Result<u64>> = futures::stream::iter(offsets)
+        .map(|(hash, offs)| {
+            let file = file.clone();
+            let size = ram.size;
+            let chunk = ram.chunk_size;
+            async move {
+                let packed = bucket
+                    .get(&manifest::chunk_key(hash))
+                    .await?
+                    .ok_or_else(|| anyhow::anyhow!("RAM chunk {hash} is missing from the object store"))?;
+                let fetched = packed.len() as u64;
+                let hash = hash.to_string();
+                tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+                    let data = zstd::bulk::decompress(&packed, chunk as usize)?;
+                    anyhow::ensure!(blake3::hash(&data).to_hex().as_str() == hash, "RAM chunk {hash} is corrupt");
+                    for off in offs {
+                        let want = chunk.min(size - off) as usize;
+                        anyhow::ensure!(data.len() == want, "RAM chunk {hash} has {} bytes, expected {want}", data.len());
+                        file.write_all_at(&data, off)?;
+                    }
+                    Ok(())
+                })
+                .await??;
+                Ok(fetched)
+            }
+        })
+        .buffer_unordered(PARALLEL)
+        .collect()
+        .await;
+    for r in results {
+        stats.fetched_bytes += r?;
+        stats.fetched_chunks += 1;
+    }
+    stats.ram_data_bytes = ram.chunks.iter().enumerate().filter(|(_, h)| h.is_some()).map(|(i, _)| ram.chunk_size.min(ram.size - i as u64 * ram.chunk_size)).sum();
+    file.sync_all()?;
+    Ok(())
+}
+
+async fn fetch_blob(bucket: &Bucket, key: &str, blob: &Blob, stats: &mut DownloadStats) -> anyhow::Result<Vec<u8>> {
+    let packed = bucket.get(key).await?.ok_or_else(|| anyhow::anyhow!("{key} is missing from the object store"))?;
+    stats.fetched_bytes += packed.len() as u64;
+    let (hash, size) = (blob.hash.clone(), blob.size as usize);
+    tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<u8>> {
+        let data = zstd::bulk::decompress(&packed, size)?;
+        anyhow::ensure!(data.len() == size && blake3::hash(&data).to_hex().as_str() == hash, "object {hash} is corrupt");
+        Ok(data)
+    })
+    .await?
+}
+
+async fn fetch_boot_file(bucket: &Bucket, blob: &Blob, dir: &Path, stats: &mut DownloadStats) -> anyhow::Result<PathBuf> {
+    let path = dir.join(&blob.hash);
+    if path.is_file() {
+        return Ok(path);
+    }
+    let data = fetch_blob(bucket, &manifest::boot_key(&blob.hash), blob, stats).await?;
+    std::fs::create_dir_all(dir)?;
+    files::write_atomic(&path, &data)?;
+    Ok(path)
+}
+
+/// Streams a layer into `dir`, checks its hash, points its backing file at the local copy of
+/// the layer below, and only then gives it its name.
+async fn fetch_layer(
+    bucket: &Bucket,
+    layer: &manifest::Layer,
+    below: Option<&Path>,
+    dir: &Path,
+    stats: &mut DownloadStats,
+) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let dest = dir.join(&layer.name);
+    let tmp = dir.join(format!(".fetch-{}-{}", layer.name, crate::vm::random_id()));
+    let result = async {
+        let out = HashingFile { file: File::create(&tmp)?, hasher: blake3::Hasher::new(), len: 0 };
+        let mut decoder = zstd::stream::write::Decoder::new(out)?;
+        let mut stream = bucket.get_stream(&manifest::layer_key(&layer.name)).await.map_err(|e| match e {
+            object_store::Error::NotFound { .. } => {
+                anyhow::anyhow!("disk layer {} is missing from the object store", layer.name)
+            }
+            e => e.into(),
+        })?;
+        while let Some(part) = stream.try_next().await? {
+            stats.fetched_bytes += part.len() as u64;
+            std::io::Write::write_all(&mut decoder, &part)?;
+        }
+        std::io::Write::flush(&mut decoder)?;
+        let out = decoder.into_inner();
+        let hash = out.hasher.finalize().to_hex().to_string();
+        anyhow::ensure!(
+            out.len == layer.size && hash == layer.hash,
+            "disk layer {} is corrupt in the object store",
+            layer.name
+        );
+        out.file.sync_all()?;
+        if let Some(below) = below {
+            // The header names the layer below by the path it had on the node that froze it.
+            let status = tokio::process::Command::new("qemu-img")
+                .args(["rebase", "-u", "-f", "qcow2", "-F", "qcow2", "-b"])
+                .arg(below)
+                .arg(&tmp)
+                .status()
+                .await?;
+            anyhow::ensure!(status.success(), "qemu-img rebase of layer {} failed", layer.name);
+            files::fsync_path(&tmp)?;
+        }
+        if dest.is_file() {
+            // Fetched meanwhile by another restore: the same immutable layer.
+            let _ = std::fs::remove_file(&tmp);
+        } else {
+            std::fs::rename(&tmp, &dest)?;
+            files::fsync_path(dir)?;
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    Ok(dest)
+}
+
+/// Writes a decompressed layer to its file while hashing it.
+struct HashingFile {
+    file: File,
+    hasher: blake3::Hasher,
+    len: u64,
+}
+
+impl std::io::Write for HashingFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}

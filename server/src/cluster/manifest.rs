@@ -1,0 +1,110 @@
+//! The manifest of an image in the bucket (`images/<id>.json`): what a node needs to rebuild
+//! the image directory ([`crate::vm::ImageMeta`]'s files) from objects.
+//!
+//! Bucket layout (under the configured prefix):
+//! - `chunks/<blake3>`: one chunk of guest RAM, zstd-compressed; the name is the hash of the
+//!   plaintext, so equal chunks of any images are stored once. All-zero chunks are not stored.
+//! - `state/<blake3>`: QEMU's device state, zstd-compressed.
+//! - `layers/<file name>`: a frozen qcow2 disk layer, zstd-compressed (multipart upload). Layer
+//!   file names are unique and layers never change once frozen.
+//! - `boot/<blake3>`: a kernel or initramfs for cold boots, zstd-compressed.
+//! - `images/<id>.json`: this manifest, written after everything it names.
+
+use serde::{Deserialize, Serialize};
+
+/// Bumped when the layout changes incompatibly; a node refuses manifests it does not know.
+pub const FORMAT: u32 = 1;
+
+/// Guest RAM is cut into chunks of this size. Small enough that a guest dirtying scattered
+/// pages re-uploads little, large enough that a 512 MiB guest is a few thousand objects.
+pub const CHUNK_SIZE: u64 = 256 << 10;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Manifest {
+    pub format: u32,
+    pub image_id: String,
+    pub memory_mb: u32,
+    pub vcpus: u32,
+    pub disk_size_mb: u32,
+    pub envd_version: String,
+    pub size_bytes: u64,
+    #[serde(default)]
+    pub frozen_ms: u64,
+    #[serde(default)]
+    pub capture_ms: u64,
+    /// `None` for a filesystem-only image.
+    pub ram: Option<Ram>,
+    /// Object key of the device state (`state/<hash>`); `None` for a filesystem-only image.
+    pub state: Option<Blob>,
+    /// The disk's qcow2 chain, top layer first; each layer's backing file is the next one.
+    pub layers: Vec<Layer>,
+    pub boot: Option<Boot>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Ram {
+    /// Length of `mem.ram` in bytes.
+    pub size: u64,
+    pub chunk_size: u64,
+    /// One entry per chunk: the BLAKE3 hash of its plaintext, `None` when it is all zero.
+    pub chunks: Vec<Option<String>>,
+}
+
+impl Ram {
+    /// Distinct stored chunks.
+    pub fn distinct(&self) -> std::collections::BTreeSet<&str> {
+        self.chunks.iter().flatten().map(String::as_str).collect()
+    }
+}
+
+/// A content-addressed object with its plaintext size.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Blob {
+    pub hash: String,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Layer {
+    /// File name, unique across the cluster (`<random>.qcow2`, `rootfs-<hash>.qcow2`).
+    pub name: String,
+    pub size: u64,
+    /// BLAKE3 of the file's plaintext, checked after a download.
+    pub hash: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Boot {
+    pub kernel: Blob,
+    pub initrd: Blob,
+    pub cmdline: String,
+}
+
+pub fn manifest_key(image_id: &str) -> String {
+    format!("images/{image_id}.json")
+}
+pub fn chunk_key(hash: &str) -> String {
+    format!("chunks/{hash}")
+}
+pub fn state_key(hash: &str) -> String {
+    format!("state/{hash}")
+}
+pub fn layer_key(name: &str) -> String {
+    format!("layers/{name}")
+}
+pub fn boot_key(hash: &str) -> String {
+    format!("boot/{hash}")
+}
+
+/// Rejects names that would escape the directory a file is written to.
+pub fn safe_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 200
+        && name != "."
+        && name != ".."
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
+pub fn is_hash(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}

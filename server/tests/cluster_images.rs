@@ -1,0 +1,287 @@
+//! Images to S3-compatible object storage and back (`sandboxd::cluster`), against a real S3
+//! server (s3s-fs, started here on a loopback port; `tests/cluster/s3s.sh path` builds it) and
+//! real qcow2 chains made with `qemu-img` / `qemu-io`. No VMs: the images are synthesized, so
+//! every byte can be checked.
+
+use std::collections::HashMap;
+use std::fs;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sandboxd::cluster::download::{LocalDirs, download_image};
+use sandboxd::cluster::manifest::CHUNK_SIZE;
+use sandboxd::cluster::upload::upload_image;
+use sandboxd::cluster::Bucket;
+use sandboxd::vm::{BootSpec, ImageMeta, Runtime};
+
+const MIB: u64 = 1 << 20;
+
+/// A throwaway s3s-fs; killed on drop.
+struct S3 {
+    child: Child,
+    root: tempfile::TempDir,
+    endpoint: String,
+}
+
+impl Drop for S3 {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn s3s_fs_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("S3S_FS_BIN") {
+        return PathBuf::from(p);
+    }
+    let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/cluster/s3s.sh"))
+        .arg("path")
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run tests/cluster/s3s.sh");
+    assert!(out.status.success(), "tests/cluster/s3s.sh could not provide s3s-fs");
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+}
+
+fn start_s3(bucket: &str) -> S3 {
+    let root = tempfile::tempdir().unwrap();
+    fs::create_dir(root.path().join(bucket)).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new(s3s_fs_bin())
+        .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--access-key", "test", "--secret-key", "testsecret"])
+        .arg(root.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start s3s-fs");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "s3s-fs did not listen on port {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    S3 { child, root, endpoint: format!("http://127.0.0.1:{port}") }
+}
+
+fn bucket(s3: &S3, url: &str) -> Bucket {
+    let settings = [
+        ("AWS_ENDPOINT_URL", s3.endpoint.as_str()),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "testsecret"),
+        ("AWS_REGION", "us-east-1"),
+    ];
+    Bucket::open(url, settings.map(|(k, v)| (k.to_string(), v.to_string()))).unwrap()
+}
+
+fn run(cmd: &mut Command) {
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Deterministic bytes for chunk `seed`.
+fn pattern(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// One node's directories.
+struct Node {
+    dir: tempfile::TempDir,
+}
+
+impl Node {
+    fn new() -> Self {
+        Self { dir: tempfile::tempdir().unwrap() }
+    }
+    fn layers(&self) -> PathBuf {
+        self.dir.path().join("layers")
+    }
+    fn images(&self) -> PathBuf {
+        self.dir.path().join("snapshots")
+    }
+    fn local(&self) -> LocalDirs {
+        LocalDirs { layers: self.layers(), layer_sources: vec![], boot: self.dir.path().join("boot") }
+    }
+}
+
+/// A synthetic image on `node`: `ram_mib` of sparse RAM with `data` chunks (index → seed),
+/// a device state, a qcow2 layer over `below` (or a new base) with `disk_writes` and boot files.
+fn make_image(node: &Node, id: &str, ram_mib: u64, data: &HashMap<u64, u64>, below: Option<&Path>, disk_seed: u8) -> PathBuf {
+    let dir = node.images().join(id);
+    fs::create_dir_all(&dir).unwrap();
+    fs::create_dir_all(node.layers()).unwrap();
+    let ram = fs::File::create(dir.join("mem.ram")).unwrap();
+    ram.set_len(ram_mib * MIB).unwrap();
+    for (&chunk, &seed) in data {
+        ram.write_all_at(&pattern(seed, CHUNK_SIZE as usize), chunk * CHUNK_SIZE).unwrap();
+    }
+    fs::write(dir.join("state.bin"), pattern(1000 + disk_seed as u64, 300_000)).unwrap();
+    let layer = node.layers().join(format!("{id}-disk.qcow2"));
+    match below {
+        Some(b) => run(Command::new("qemu-img").args(["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b"]).arg(b).arg(&layer)),
+        None => run(Command::new("qemu-img").args(["create", "-q", "-f", "qcow2"]).arg(&layer).arg("64M")),
+    }
+    let write = format!("write -P {disk_seed} {}M 2M", disk_seed as u64 % 32);
+    run(Command::new("qemu-io").args(["-f", "qcow2", "-c", &write]).arg(&layer));
+    let boot = node.dir.path().join("kernel-src");
+    fs::create_dir_all(&boot).unwrap();
+    fs::write(boot.join("vmlinuz"), pattern(7, 100_000)).unwrap();
+    fs::write(boot.join("initrd.img"), pattern(8, 50_000)).unwrap();
+    let meta = ImageMeta {
+        memory_mb: ram_mib as u32,
+        vcpus: 1,
+        disk_size_mb: 64,
+        disk_layer: layer,
+        envd_version: "0.6.4".into(),
+        size_bytes: 1,
+        frozen_ms: 5,
+        capture_ms: 9,
+        memory: true,
+        boot: Some(BootSpec { kernel: boot.join("vmlinuz"), initrd: boot.join("initrd.img"), cmdline: "console=ttyS0".into() }),
+    };
+    fs::write(dir.join("meta.json"), serde_json::to_vec(&meta).unwrap()).unwrap();
+    dir
+}
+
+fn same_disk(a: &Path, b: &Path) {
+    run(Command::new("qemu-img").args(["compare", "-q", "-f", "qcow2", "-F", "qcow2"]).arg(a).arg(b));
+}
+
+#[tokio::test]
+async fn an_image_restored_on_another_node_is_byte_for_byte_the_original() {
+    let s3 = start_s3("images");
+    let bucket = bucket(&s3, "s3://images/cluster-a");
+    let (a, b) = (Node::new(), Node::new());
+    // 16 MiB of RAM = 64 chunks: 10 with data, two of them equal, the rest zero.
+    let mut data: HashMap<u64, u64> = (0..9).map(|i| (i * 7, i)).collect();
+    data.insert(63, 3); // the same bytes as chunk 21
+    let base = make_image(&a, "base", 16, &data, None, 1);
+    let base_meta = Runtime::read_meta(&base).unwrap();
+    let src = make_image(&a, "snap1", 16, &data, Some(&base_meta.disk_layer), 2);
+
+    let (manifest, up) = upload_image(&bucket, "snap1", &src).await.unwrap();
+    assert_eq!(up.chunks, 64);
+    assert_eq!(up.zero_chunks, 54);
+    assert_eq!(up.uploaded_chunks, 9, "equal chunks are stored once");
+    assert_eq!(manifest.layers.len(), 2);
+    let stored: Vec<_> = bucket.list("chunks").await.unwrap();
+    assert_eq!(stored.len(), 9, "{stored:?}");
+
+    let dest = b.images().join("snap1");
+    let down = download_image(&bucket, "snap1", &dest, &b.local()).await.unwrap();
+    assert_eq!(down.fetched_chunks, 9);
+    assert_eq!(down.fetched_layers, 2);
+    assert_eq!(down.ram_data_bytes, 10 * CHUNK_SIZE);
+    assert_eq!(fs::read(dest.join("mem.ram")).unwrap(), fs::read(src.join("mem.ram")).unwrap());
+    assert_eq!(fs::read(dest.join("state.bin")).unwrap(), fs::read(src.join("state.bin")).unwrap());
+    // Zero chunks stay holes on the new node.
+    assert!(fs::metadata(dest.join("mem.ram")).map(|m| std::os::unix::fs::MetadataExt::blocks(&m) * 512).unwrap() <= 11 * CHUNK_SIZE);
+
+    let meta = Runtime::read_meta(&dest).unwrap();
+    assert!(meta.disk_layer.starts_with(b.layers()), "{}", meta.disk_layer.display());
+    // The fetched top layer now sits on B's copy of the base layer, and the disks read the same.
+    let backing = sandboxd::vm::files::qcow2_backing(&meta.disk_layer).unwrap().unwrap();
+    assert_eq!(backing, b.layers().join("base-disk.qcow2"));
+    same_disk(&Runtime::read_meta(&src).unwrap().disk_layer, &meta.disk_layer);
+    let boot = meta.boot.unwrap();
+    assert_eq!(fs::read(boot.kernel).unwrap(), pattern(7, 100_000));
+    assert_eq!(fs::read(boot.initrd).unwrap(), pattern(8, 50_000));
+    assert_eq!((meta.memory_mb, meta.frozen_ms, meta.capture_ms), (16, 5, 9));
+    // Nothing half-written is left next to the image.
+    let leftovers: Vec<_> = fs::read_dir(b.images()).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert_eq!(leftovers, vec![std::ffi::OsString::from("snap1")]);
+}
+
+#[tokio::test]
+async fn a_second_snapshot_uploads_only_what_changed() {
+    let s3 = start_s3("images");
+    let bucket = bucket(&s3, "s3://images");
+    let a = Node::new();
+    // 64 MiB, all of it data.
+    let first: HashMap<u64, u64> = (0..256).map(|i| (i, i)).collect();
+    let snap1 = make_image(&a, "snap1", 64, &first, None, 1);
+    let (_, up1) = upload_image(&bucket, "snap1", &snap1).await.unwrap();
+    assert_eq!(up1.uploaded_chunks, 256);
+
+    // The guest then changes 16 MiB (64 chunks) and the next snapshot freezes a new top layer.
+    let mut second = first.clone();
+    for i in (0..256).step_by(4) {
+        second.insert(i, 10_000 + i);
+    }
+    let layer1 = Runtime::read_meta(&snap1).unwrap().disk_layer;
+    let snap2 = make_image(&a, "snap2", 64, &second, Some(&layer1), 3);
+    let (_, up2) = upload_image(&bucket, "snap2", &snap2).await.unwrap();
+    assert_eq!(up2.uploaded_chunks, 64);
+    assert_eq!(up2.uploaded_layers, 1, "the frozen layer below is in the bucket already");
+    let changed = 16 * MIB;
+    let top = fs::metadata(Runtime::read_meta(&snap2).unwrap().disk_layer).unwrap().len();
+    let state = 300_000;
+    let ram_sent = up2.uploaded_plain_bytes - top - state;
+    assert_eq!(ram_sent, changed);
+    assert!(up2.uploaded_bytes <= changed + changed / 10 + top + state, "{up2:?}");
+
+    // Uploading again (a retry after a crash) sends nothing but the manifest.
+    let (_, again) = upload_image(&bucket, "snap2", &snap2).await.unwrap();
+    assert_eq!((again.uploaded_chunks, again.uploaded_layers), (0, 0));
+    assert!(again.uploaded_bytes < 64 << 10, "{again:?}");
+}
+
+#[tokio::test]
+async fn a_corrupt_or_missing_object_fails_the_download_and_leaves_nothing() {
+    let s3 = start_s3("images");
+    let bucket = bucket(&s3, "s3://images/p");
+    let (a, b) = (Node::new(), Node::new());
+    let data: HashMap<u64, u64> = (0..4).map(|i| (i, i + 50)).collect();
+    let src = make_image(&a, "snap", 4, &data, None, 4);
+    let (manifest, _) = upload_image(&bucket, "snap", &src).await.unwrap();
+
+    let missing = download_image(&bucket, "nope", &b.images().join("nope"), &b.local()).await.unwrap_err();
+    assert!(missing.to_string().contains("not in the object store"), "{missing}");
+
+    // Replace one chunk object with other (valid, compressed) bytes.
+    let hash = manifest.ram.as_ref().unwrap().chunks[2].clone().unwrap();
+    let object = s3.root.path().join("images/p/chunks").join(&hash);
+    let other = zstd::bulk::compress(&pattern(99, CHUNK_SIZE as usize), 1).unwrap();
+    fs::write(&object, other).unwrap();
+    let dest = b.images().join("snap");
+    let err = download_image(&bucket, "snap", &dest, &b.local()).await.unwrap_err();
+    assert!(err.to_string().contains("corrupt"), "{err}");
+    assert!(!dest.exists());
+    assert_eq!(fs::read_dir(b.images()).unwrap().count(), 0, "no half-fetched directory is left");
+
+    // A chunk that is gone is named.
+    fs::remove_file(&object).unwrap();
+    let err = download_image(&bucket, "snap", &dest, &b.local()).await.unwrap_err();
+    assert!(err.to_string().contains("missing"), "{err}");
+    assert!(!dest.exists());
+}
+
+#[tokio::test]
+async fn a_layer_the_node_already_has_is_not_fetched() {
+    let s3 = start_s3("images");
+    let bucket = bucket(&s3, "s3://images");
+    let (a, b) = (Node::new(), Node::new());
+    let data: HashMap<u64, u64> = [(0, 1)].into();
+    let base = make_image(&a, "tpl", 4, &data, None, 5);
+    let base_layer = Runtime::read_meta(&base).unwrap().disk_layer;
+    let snap = make_image(&a, "snap", 4, &data, Some(&base_layer), 6);
+    upload_image(&bucket, "snap", &snap).await.unwrap();
+    // B has the template's layer in its templates directory (built there too).
+    let templates = b.dir.path().join("templates-layers");
+    fs::create_dir_all(&templates).unwrap();
+    fs::copy(&base_layer, templates.join("tpl-disk.qcow2")).unwrap();
+    let mut local = b.local();
+    local.layer_sources.push(templates.clone());
+    let down = download_image(&bucket, "snap", &b.images().join("snap"), &local).await.unwrap();
+    assert_eq!(down.fetched_layers, 1);
+    let top = Runtime::read_meta(&b.images().join("snap")).unwrap().disk_layer;
+    assert_eq!(sandboxd::vm::files::qcow2_backing(&top).unwrap().unwrap(), templates.join("tpl-disk.qcow2"));
+}
