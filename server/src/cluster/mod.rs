@@ -17,6 +17,8 @@
 pub mod bucket;
 pub mod download;
 pub mod manifest;
+pub mod node;
+pub mod route;
 pub mod upload;
 
 pub use bucket::Bucket;
