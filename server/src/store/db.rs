@@ -29,7 +29,7 @@ use super::postgres::PgConn;
 pub enum Error {
     #[error("sqlite: {0}")]
     Sqlite(rusqlite::Error),
-    #[error("postgres: {0}")]
+    #[error("postgres: {}", pg_message(.0))]
     Postgres(postgres::Error),
     /// A unique or primary-key constraint refused the write.
     #[error("conflict: {0}")]
@@ -46,6 +46,16 @@ pub enum Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// The client's message and its cause (some kinds, e.g. a parameter that failed to encode,
+/// leave the cause out of their own message).
+fn pg_message(e: &postgres::Error) -> String {
+    let message = e.to_string();
+    match std::error::Error::source(e).map(ToString::to_string) {
+        Some(cause) if !message.contains(&cause) => format!("{message}: {cause}"),
+        _ => message,
+    }
+}
 
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Self {

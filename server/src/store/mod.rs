@@ -19,6 +19,8 @@ mod schema;
 mod secrets;
 mod templates;
 #[cfg(test)]
+mod tests;
+#[cfg(test)]
 pub(crate) mod testing;
 mod volumes;
 
