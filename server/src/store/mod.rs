@@ -35,6 +35,19 @@ use std::path::Path;
 
 use db::{Db, Exec, params};
 
+/// Refuses a `--database` URL that is not PostgreSQL's, naming only its scheme (a URL may
+/// carry a password).
+pub fn check_database_url(url: &str) -> anyhow::Result<()> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "unsupported --database URL (scheme {:?}): expected postgres://… or postgresql://…, or no --database \
+         for SQLite in the data directory",
+        url.split_once("://").map_or("none", |(scheme, _)| scheme)
+    )
+}
+
 pub struct Store {
     db: Db,
 }
@@ -58,21 +71,20 @@ impl Store {
     }
 
     /// The store `--database` names: a `postgres://` or `postgresql://` URL, or, when absent,
-    /// SQLite at `sqlite_path`. Any other URL is refused.
+    /// SQLite at `sqlite_path`. Any other URL is refused (see [`check_database_url`]).
     pub fn open_url(database: Option<&str>, sqlite_path: &Path) -> anyhow::Result<Self> {
         match database {
             None => Self::open(sqlite_path),
-            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Some(url) => {
+                check_database_url(url)?;
                 Self::connect_postgres(url)
             }
-            // Not echoed whole: a URL may carry a password.
-            Some(url) => anyhow::bail!(
-                "unsupported --database URL (scheme {:?}): expected postgres://… or postgresql://…, \
-                 or no --database for SQLite at {}",
-                url.split_once("://").map_or("none", |(scheme, _)| scheme),
-                sqlite_path.display()
-            ),
         }
+    }
+
+    /// Which backend this store runs on, for logs ("sqlite" or "postgres").
+    pub fn backend(&self) -> &'static str {
+        if self.db.is_postgres() { "postgres" } else { "sqlite" }
     }
 
     pub(crate) fn db(&self) -> &Db {
