@@ -182,9 +182,9 @@ impl<T: Into<Value>> From<Option<T>> for Value {
     }
 }
 
-/// `params![a, b, …]`: the arguments of one statement as `Vec<Value>`.
+/// `params![a, b, …]`: the arguments of one statement, as an array of [`Value`]s.
 macro_rules! params {
-    ($($v:expr),* $(,)?) => { vec![$($crate::store::db::Value::from($v)),*] };
+    ($($v:expr),* $(,)?) => { [$($crate::store::db::Value::from($v)),*] };
 }
 pub(crate) use params;
 
