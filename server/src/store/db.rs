@@ -7,7 +7,8 @@
 //!   a statement never contains `?` inside a string literal (the rewrite refuses it).
 //!   Not in the subset, so never used: `INSERT OR IGNORE/REPLACE` (use `ON CONFLICT`), `IFNULL`
 //!   (use `COALESCE`), a bare `SUM` (NUMERIC in Postgres: `CAST(SUM(x) AS BIGINT)`), ordering
-//!   by a nullable comparison (NULLs sort first in SQLite, last in Postgres: use `CASE`).
+//!   by a nullable comparison (ascending, NULLs sort first in SQLite but last in Postgres:
+//!   use `CASE`).
 //!   Postgres infers each parameter's type from where it is used: one used only as
 //!   `?N IS NULL` needs a `CAST(?N AS …)`.
 //! - Values are dynamically typed like SQLite's: integers (booleans too) are `Int`, and a
