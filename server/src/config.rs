@@ -31,6 +31,10 @@ pub struct Config {
     pub telemetry: crate::telemetry::Settings,
     /// Warm pools (`SANDBOXD_POOL_*`, see `manager::pool`).
     pub pool: crate::manager::PoolSettings,
+    /// `--database` / `SANDBOXD_DATABASE_URL`: a `postgres://` or `postgresql://` URL (a
+    /// database several nodes can share), or `None` for SQLite at [`Config::db_path`].
+    /// May hold a password: never log it.
+    pub database: Option<String>,
 }
 
 impl Config {

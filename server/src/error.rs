@@ -112,8 +112,8 @@ impl From<VmError> for ApiError {
     }
 }
 
-impl From<rusqlite::Error> for ApiError {
-    fn from(e: rusqlite::Error) -> Self {
+impl From<crate::store::Error> for ApiError {
+    fn from(e: crate::store::Error) -> Self {
         Self::internal(format!("database error: {e}"))
     }
 }

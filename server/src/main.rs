@@ -48,6 +48,11 @@ struct ServeArgs {
     /// of sandboxd, see docs/e2b-features.md). Unset: the SDK's E2B_DOMAIN decides.
     #[arg(long, env = "SANDBOXD_DOMAIN")]
     domain: Option<String>,
+    /// Database: a PostgreSQL URL (postgres://user[:password]@host[:port]/dbname, also
+    /// postgresql://), which several sandboxd nodes may share.
+    /// [default: SQLite at <data-dir>/sandboxd.db]
+    #[arg(long, env = "SANDBOXD_DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    database: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -163,6 +168,9 @@ async fn main() -> anyhow::Result<()> {
                 }
                 tracing::warn!(listen = %args.listen, "listening on a non-loopback address: anyone who can reach it and holds the API key can run code");
             }
+            if let Some(url) = &args.database {
+                sandboxd::store::check_database_url(url)?;
+            }
             let (data_dir, templates_dir) = args.dirs.resolve();
             sandboxd::server::serve(Config {
                 listen: args.listen,
@@ -173,6 +181,7 @@ async fn main() -> anyhow::Result<()> {
                 domain: args.domain,
                 telemetry: sandboxd::telemetry::Settings::from_env()?,
                 pool: sandboxd::manager::PoolSettings::from_env()?,
+                database: args.database,
             }).await
         }
         Command::Template { command } => template(command).await,

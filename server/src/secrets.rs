@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{ApiError, ApiResult};
 use crate::ids;
 use crate::pagination::Cursor;
-use crate::store::{SecretInsertError, SecretRow, Store};
+use crate::store::{self, SecretRow, Store};
 
 /// Prefix of secret IDs; names may not start with it.
 pub const ID_PREFIX: &str = "sec_";
@@ -142,10 +142,10 @@ pub fn create(store: &Store, req: NewSecret) -> ApiResult<SecretInfo> {
     };
     match store.insert_secret(&row, &value) {
         Ok(()) => Ok(row.into()),
-        Err(SecretInsertError::NameTaken) => {
+        Err(store::Error::Conflict(_)) => {
             Err(ApiError::conflict(format!("a secret named \"{}\" already exists", row.name)))
         }
-        Err(SecretInsertError::Db(e)) => Err(e.into()),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -46,7 +46,8 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     // The runtime first: it may mount the store (which must still be empty) under the data dir.
     let runtime = Runtime::new(&cfg.data_dir).await?;
     std::fs::create_dir_all(cfg.snapshots_dir())?;
-    let store = Arc::new(Store::open(&cfg.db_path())?);
+    let store = Arc::new(Store::open_url(cfg.database.as_deref(), &cfg.db_path())?);
+    info!(backend = store.backend(), "store open");
     let keys = Keys::ensure(&store, &cfg.api_key_path())?;
     let volumes = crate::volumes::Volumes::open(&cfg.data_dir, &store)?;
     info!(accelerator = runtime.accel(), data_dir = %cfg.data_dir.display(), templates_dir = %cfg.templates_dir.display(), "runtime ready");

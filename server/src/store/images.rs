@@ -10,9 +10,8 @@
 
 use std::path::{Path, PathBuf};
 
-use rusqlite::{OptionalExtension, Row, params};
-
 use super::Store;
+use super::db::{DbRow, Exec, Result, Value, params};
 use crate::pagination::Cursor;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,17 +79,17 @@ impl ImageRow {
 
 const COLUMNS: &str = "id, kind, name, tag, source_sandbox_id, dir, disk_layer, created_at, size_bytes, deleted";
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<ImageRow> {
+fn from_row(r: &DbRow) -> Result<ImageRow> {
     Ok(ImageRow {
         id: r.get(0)?,
-        kind: ImageKind::parse(&r.get::<_, String>(1)?),
+        kind: ImageKind::parse(&r.get::<String>(1)?),
         name: r.get(2)?,
         tag: r.get(3)?,
         source_sandbox_id: r.get(4)?,
-        dir: PathBuf::from(r.get::<_, String>(5)?),
-        disk_layer: PathBuf::from(r.get::<_, String>(6)?),
+        dir: PathBuf::from(r.get::<String>(5)?),
+        disk_layer: PathBuf::from(r.get::<String>(6)?),
         created_at: r.get(7)?,
-        size_bytes: r.get::<_, i64>(8)? as u64,
+        size_bytes: r.get(8)?,
         deleted: r.get(9)?,
     })
 }
@@ -101,63 +100,69 @@ fn path_str(p: &Path) -> String {
 
 impl Store {
     /// Inserts the row; a name already in use moves to this row in the same transaction.
-    pub fn insert_image(&self, img: &ImageRow) -> rusqlite::Result<()> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        if let Some(name) = &img.name {
-            tx.execute("UPDATE snapshots SET name = NULL WHERE name = ?1", [name])?;
-        }
-        tx.execute(
-            &format!("INSERT INTO snapshots ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"),
-            params![
-                img.id,
-                img.kind.as_str(),
-                img.name,
-                img.tag,
-                img.source_sandbox_id,
-                path_str(&img.dir),
-                path_str(&img.disk_layer),
-                img.created_at,
-                img.size_bytes as i64,
-                img.deleted
-            ],
-        )?;
-        tx.commit()
+    pub fn insert_image(&self, img: &ImageRow) -> Result<()> {
+        self.db().transaction(|tx| {
+            if let Some(name) = &img.name {
+                tx.execute("UPDATE snapshots SET name = NULL WHERE name = ?1", &params![name])?;
+            }
+            tx.execute(
+                &format!("INSERT INTO snapshots ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"),
+                &params![
+                    &img.id,
+                    img.kind.as_str(),
+                    img.name.as_deref(),
+                    &img.tag,
+                    img.source_sandbox_id.as_deref(),
+                    path_str(&img.dir),
+                    path_str(&img.disk_layer),
+                    img.created_at,
+                    img.size_bytes,
+                    img.deleted
+                ],
+            )?;
+            Ok(())
+        })
     }
 
-    pub fn image(&self, id: &str) -> rusqlite::Result<Option<ImageRow>> {
-        self.conn()
-            .query_row(&format!("SELECT {COLUMNS} FROM snapshots WHERE id = ?1"), [id], from_row)
-            .optional()
+    pub fn image(&self, id: &str) -> Result<Option<ImageRow>> {
+        self.db()
+            .query_opt(&format!("SELECT {COLUMNS} FROM snapshots WHERE id = ?1"), &params![id])?
+            .as_ref()
+            .map(from_row)
+            .transpose()
     }
 
     /// A visible snapshot by name (without namespace) or by raw ID.
-    pub fn find_snapshot(&self, name_or_id: &str) -> rusqlite::Result<Option<ImageRow>> {
-        self.conn()
-            .query_row(
+    pub fn find_snapshot(&self, name_or_id: &str) -> Result<Option<ImageRow>> {
+        // CASE, not `ORDER BY name = ?1 DESC`: a NULL name sorts last in SQLite but first in
+        // Postgres, which would pick an unnamed row matched by ID over the named one.
+        self.db()
+            .query_opt(
                 &format!(
                     "SELECT {COLUMNS} FROM snapshots WHERE kind = 'snapshot' AND deleted = 0 \
-                     AND (name = ?1 OR id = ?1) ORDER BY name = ?1 DESC LIMIT 1"
+                     AND (name = ?1 OR id = ?1) ORDER BY CASE WHEN name = ?1 THEN 0 ELSE 1 END LIMIT 1"
                 ),
-                [name_or_id],
-                from_row,
-            )
-            .optional()
+                &params![name_or_id],
+            )?
+            .as_ref()
+            .map(from_row)
+            .transpose()
     }
 
-    pub fn all_images(&self) -> rusqlite::Result<Vec<ImageRow>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM snapshots"))?;
-        stmt.query_map([], from_row)?.collect()
+    pub fn all_images(&self) -> Result<Vec<ImageRow>> {
+        self.db().query(&format!("SELECT {COLUMNS} FROM snapshots"), &[])?.iter().map(from_row).collect()
     }
 
     /// Hides the image and releases its name. False when there was no live row.
-    pub fn soft_delete_image(&self, id: &str) -> rusqlite::Result<bool> {
-        Ok(self.conn().execute("UPDATE snapshots SET deleted = 1, name = NULL WHERE id = ?1 AND deleted = 0", [id])? > 0)
+    pub fn soft_delete_image(&self, id: &str) -> Result<bool> {
+        Ok(self
+            .db()
+            .execute("UPDATE snapshots SET deleted = 1, name = NULL WHERE id = ?1 AND deleted = 0", &params![id])?
+            > 0)
     }
 
-    pub fn hard_delete_image(&self, id: &str) -> rusqlite::Result<()> {
-        self.conn().execute("DELETE FROM snapshots WHERE id = ?1", [id])?;
+    pub fn hard_delete_image(&self, id: &str) -> Result<()> {
+        self.db().execute("DELETE FROM snapshots WHERE id = ?1", &params![id])?;
         Ok(())
     }
 
@@ -168,9 +173,9 @@ impl Store {
         name_or_id: Option<&str>,
         cursor: Option<&Cursor>,
         limit: usize,
-    ) -> rusqlite::Result<Vec<ImageRow>> {
+    ) -> Result<Vec<ImageRow>> {
         let mut sql = format!("SELECT {COLUMNS} FROM snapshots WHERE kind = 'snapshot' AND deleted = 0");
-        let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        let mut args: Vec<Value> = Vec::new();
         if let Some(s) = source_sandbox_id {
             args.push(s.to_string().into());
             sql.push_str(&format!(" AND source_sandbox_id = ?{}", args.len()));
@@ -185,10 +190,8 @@ impl Store {
             let (t, i) = (args.len() - 1, args.len());
             sql.push_str(&format!(" AND (created_at < ?{t} OR (created_at = ?{t} AND id < ?{i}))"));
         }
-        args.push(((limit + 1) as i64).into());
+        args.push((limit + 1).into());
         sql.push_str(&format!(" ORDER BY created_at DESC, id DESC LIMIT ?{}", args.len()));
-        let conn = self.conn();
-        let mut stmt = conn.prepare(&sql)?;
-        stmt.query_map(rusqlite::params_from_iter(args), from_row)?.collect()
+        self.db().query(&sql, &args)?.iter().map(from_row).collect()
     }
 }

@@ -8,9 +8,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
-use rusqlite::{OptionalExtension, Row, params};
-
 use super::Store;
+use super::db::{DbRow, Exec, Result, Value, params};
 use crate::pagination::Cursor;
 use crate::vm::VmInfo;
 
@@ -100,14 +99,14 @@ fn json_col<T: serde::de::DeserializeOwned + Default>(s: Option<String>) -> T {
     s.and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default()
 }
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<SandboxRow> {
+fn from_row(r: &DbRow) -> Result<SandboxRow> {
     let vm: Option<String> = r.get(13)?;
     Ok(SandboxRow {
         id: r.get(0)?,
         template_id: r.get(1)?,
         alias: r.get(2)?,
-        image_dir: PathBuf::from(r.get::<_, String>(3)?),
-        state: SandboxState::parse(&r.get::<_, String>(4)?),
+        image_dir: PathBuf::from(r.get::<String>(3)?),
+        state: SandboxState::parse(&r.get::<String>(4)?),
         started_at: r.get(5)?,
         end_at: r.get(6)?,
         metadata: json_col(r.get(7)?),
@@ -118,12 +117,12 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<SandboxRow> {
         auto_resume: r.get(12)?,
         vm: vm.and_then(|s| serde_json::from_str(&s).ok()),
         paused_image: r.get(14)?,
-        disk_layer: r.get::<_, Option<String>>(15)?.map(PathBuf::from),
+        disk_layer: r.get::<Option<String>>(15)?.map(PathBuf::from),
         cpu_count: r.get(16)?,
         memory_mb: r.get(17)?,
         disk_size_mb: r.get(18)?,
         envd_version: r.get(19)?,
-        network: r.get::<_, Option<String>>(20)?.and_then(|s| serde_json::from_str(&s).ok()),
+        network: r.get::<Option<String>>(20)?.and_then(|s| serde_json::from_str(&s).ok()),
         traffic_access_token: r.get(21)?,
         auto_pause_memory: r.get(22)?,
     })
@@ -142,32 +141,32 @@ fn vm_json(vm: &Option<VmInfo>) -> Option<String> {
 }
 
 impl Store {
-    pub fn insert_sandbox(&self, s: &SandboxRow) -> rusqlite::Result<()> {
-        self.conn().execute(
+    pub fn insert_sandbox(&self, s: &SandboxRow) -> Result<()> {
+        self.db().execute(
             &format!("INSERT INTO sandboxes ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)"),
-            params![
-                s.id,
-                s.template_id,
-                s.alias,
+            &params![
+                &s.id,
+                &s.template_id,
+                s.alias.as_deref(),
                 path_str(&s.image_dir),
                 s.state.as_str(),
                 s.started_at,
                 s.end_at,
                 serde_json::to_string(&s.metadata).unwrap_or_default(),
                 serde_json::to_string(&s.env_vars).unwrap_or_default(),
-                s.access_token,
+                s.access_token.as_deref(),
                 s.allow_internet,
                 s.auto_pause,
                 s.auto_resume,
                 vm_json(&s.vm),
-                s.paused_image,
+                s.paused_image.as_deref(),
                 s.disk_layer.as_deref().map(path_str),
                 s.cpu_count,
                 s.memory_mb,
                 s.disk_size_mb,
-                s.envd_version,
+                &s.envd_version,
                 network_json(&s.network),
-                s.traffic_access_token,
+                s.traffic_access_token.as_deref(),
                 s.auto_pause_memory,
             ],
         )?;
@@ -180,79 +179,76 @@ impl Store {
         id: &str,
         network: &Option<crate::network::NetworkConfig>,
         allow_internet: bool,
-    ) -> rusqlite::Result<bool> {
-        let n = self.conn().execute(
+    ) -> Result<bool> {
+        let n = self.db().execute(
             "UPDATE sandboxes SET network = ?2, allow_internet = ?3 WHERE id = ?1",
-            params![id, network_json(network), allow_internet],
+            &params![id, network_json(network), allow_internet],
         )?;
         Ok(n == 1)
     }
 
-    pub fn sandbox(&self, id: &str) -> rusqlite::Result<Option<SandboxRow>> {
-        self.conn()
-            .query_row(&format!("SELECT {COLUMNS} FROM sandboxes WHERE id = ?1"), [id], from_row)
-            .optional()
+    pub fn sandbox(&self, id: &str) -> Result<Option<SandboxRow>> {
+        self.db()
+            .query_opt(&format!("SELECT {COLUMNS} FROM sandboxes WHERE id = ?1"), &params![id])?
+            .as_ref()
+            .map(from_row)
+            .transpose()
     }
 
-    pub fn all_sandboxes(&self) -> rusqlite::Result<Vec<SandboxRow>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM sandboxes"))?;
-        stmt.query_map([], from_row)?.collect()
+    pub fn all_sandboxes(&self) -> Result<Vec<SandboxRow>> {
+        self.db().query(&format!("SELECT {COLUMNS} FROM sandboxes"), &[])?.iter().map(from_row).collect()
     }
 
     /// `(id, envd access token)` of every sandbox that has one (created with `secure`).
-    pub fn access_tokens(&self) -> rusqlite::Result<Vec<(String, String)>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT id, access_token FROM sandboxes WHERE access_token IS NOT NULL")?;
-        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
+    pub fn access_tokens(&self) -> Result<Vec<(String, String)>> {
+        let rows = self.db().query("SELECT id, access_token FROM sandboxes WHERE access_token IS NOT NULL", &[])?;
+        rows.iter().map(|r| Ok((r.get(0)?, r.get(1)?))).collect()
     }
 
-    pub fn delete_sandbox(&self, id: &str) -> rusqlite::Result<bool> {
-        Ok(self.conn().execute("DELETE FROM sandboxes WHERE id = ?1", [id])? > 0)
+    pub fn delete_sandbox(&self, id: &str) -> Result<bool> {
+        Ok(self.db().execute("DELETE FROM sandboxes WHERE id = ?1", &params![id])? > 0)
     }
 
-    pub fn set_state(&self, id: &str, state: SandboxState) -> rusqlite::Result<()> {
-        self.conn().execute("UPDATE sandboxes SET state = ?2 WHERE id = ?1", params![id, state.as_str()])?;
+    pub fn set_state(&self, id: &str, state: SandboxState) -> Result<()> {
+        self.db().execute("UPDATE sandboxes SET state = ?2 WHERE id = ?1", &params![id, state.as_str()])?;
         Ok(())
     }
 
-    pub fn set_end_at(&self, id: &str, end_at: i64) -> rusqlite::Result<bool> {
-        Ok(self.conn().execute("UPDATE sandboxes SET end_at = ?2 WHERE id = ?1", params![id, end_at])? > 0)
+    pub fn set_end_at(&self, id: &str, end_at: i64) -> Result<bool> {
+        Ok(self.db().execute("UPDATE sandboxes SET end_at = ?2 WHERE id = ?1", &params![id, end_at])? > 0)
     }
 
     /// Back to `running` after a snapshot, on top of the layer that snapshot froze.
-    pub fn finish_snapshot(&self, id: &str, disk_layer: Option<&std::path::Path>) -> rusqlite::Result<()> {
-        self.conn().execute(
+    pub fn finish_snapshot(&self, id: &str, disk_layer: Option<&std::path::Path>) -> Result<()> {
+        self.db().execute(
             "UPDATE sandboxes SET state = 'running', disk_layer = COALESCE(?2, disk_layer) WHERE id = ?1",
-            params![id, disk_layer.map(path_str)],
+            &params![id, disk_layer.map(path_str)],
         )?;
         Ok(())
     }
 
     /// Paused into `image`; the old VM is still recorded until [`Store::clear_vm`].
-    pub fn set_paused(&self, id: &str, image: &str) -> rusqlite::Result<()> {
-        self.conn().execute(
-            "UPDATE sandboxes SET state = 'paused', paused_image = ?2 WHERE id = ?1",
-            params![id, image],
-        )?;
+    pub fn set_paused(&self, id: &str, image: &str) -> Result<()> {
+        self.db()
+            .execute("UPDATE sandboxes SET state = 'paused', paused_image = ?2 WHERE id = ?1", &params![id, image])?;
         Ok(())
     }
 
-    pub fn clear_vm(&self, id: &str) -> rusqlite::Result<()> {
-        self.conn().execute("UPDATE sandboxes SET vm = NULL, disk_layer = NULL WHERE id = ?1", [id])?;
+    pub fn clear_vm(&self, id: &str) -> Result<()> {
+        self.db().execute("UPDATE sandboxes SET vm = NULL, disk_layer = NULL WHERE id = ?1", &params![id])?;
         Ok(())
     }
 
     /// Resumed (or recovered) into a new VM.
-    pub fn set_running(&self, s: &SandboxRow) -> rusqlite::Result<()> {
-        self.conn().execute(
+    pub fn set_running(&self, s: &SandboxRow) -> Result<()> {
+        self.db().execute(
             "UPDATE sandboxes SET state = 'running', vm = ?2, image_dir = ?3, access_token = ?4, end_at = ?5, \
              disk_layer = ?6, paused_image = NULL WHERE id = ?1",
-            params![
-                s.id,
+            &params![
+                &s.id,
                 vm_json(&s.vm),
                 path_str(&s.image_dir),
-                s.access_token,
+                s.access_token.as_deref(),
                 s.end_at,
                 s.disk_layer.as_deref().map(path_str)
             ],
@@ -261,21 +257,23 @@ impl Store {
     }
 
     /// Earliest expiry among sandboxes that have a VM.
-    pub fn next_deadline(&self) -> rusqlite::Result<Option<i64>> {
-        self.conn().query_row("SELECT MIN(end_at) FROM sandboxes WHERE state != 'paused'", [], |r| r.get(0))
+    pub fn next_deadline(&self) -> Result<Option<i64>> {
+        self.db().query_one("SELECT MIN(end_at) FROM sandboxes WHERE state != 'paused'", &[])?.get(0)
     }
 
-    pub fn expired_sandboxes(&self, now: i64) -> rusqlite::Result<Vec<String>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT id FROM sandboxes WHERE state != 'paused' AND end_at <= ?1 ORDER BY end_at")?;
-        stmt.query_map([now], |r| r.get(0))?.collect()
+    pub fn expired_sandboxes(&self, now: i64) -> Result<Vec<String>> {
+        let rows = self.db().query(
+            "SELECT id FROM sandboxes WHERE state != 'paused' AND end_at <= ?1 ORDER BY end_at",
+            &params![now],
+        )?;
+        rows.iter().map(|r| r.get(0)).collect()
     }
 
     /// One page (`limit + 1` rows) in `(started_at, id)` order after the cursor.
-    pub fn list_sandboxes(&self, f: &SandboxFilter, limit: usize) -> rusqlite::Result<Vec<SandboxRow>> {
+    pub fn list_sandboxes(&self, f: &SandboxFilter, limit: usize) -> Result<Vec<SandboxRow>> {
         let (cmp, order) = if f.ascending { (">", "ASC") } else { ("<", "DESC") };
         let mut sql = format!("SELECT {COLUMNS} FROM sandboxes WHERE 1 = 1");
-        let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        let mut args: Vec<Value> = Vec::new();
         match (f.running, f.paused) {
             (true, false) => sql.push_str(" AND state != 'paused'"),
             (false, true) => sql.push_str(" AND state = 'paused'"),
@@ -296,12 +294,15 @@ impl Store {
             sql.push_str(&format!(" AND (started_at {cmp} ?{t} OR (started_at = ?{t} AND id {cmp} ?{i}))"));
         }
         sql.push_str(&format!(" ORDER BY started_at {order}, id {order}"));
-        let conn = self.conn();
-        let mut stmt = conn.prepare(&sql)?;
-        let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
+        // The metadata filter is applied here (JSON column), so with one the page is cut
+        // here too.
+        if f.metadata.is_empty() {
+            args.push((limit + 1).into());
+            sql.push_str(&format!(" LIMIT ?{}", args.len()));
+        }
         let mut out = Vec::new();
-        while let Some(r) = rows.next()? {
-            let row = from_row(r)?;
+        for r in self.db().query(&sql, &args)? {
+            let row = from_row(&r)?;
             if f.metadata.iter().all(|(k, v)| row.metadata.get(k) == Some(v)) {
                 out.push(row);
                 if out.len() > limit {

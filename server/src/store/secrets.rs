@@ -6,12 +6,13 @@
 //!   creating or updating a secret writes the row and the version in one transaction.
 //! - Values are write-only: nothing in this module returns one.
 //! - Destroying a secret deletes it and all its versions at once.
+//! - A taken name is [`Error::Conflict`], whether seen before inserting or refused by the
+//!   unique index (another node inserted it first).
 
 use std::collections::BTreeMap;
 
-use rusqlite::{OptionalExtension, Row, params};
-
 use super::Store;
+use super::db::{DbRow, Error, Exec, Result, params};
 use crate::pagination::Cursor;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -26,7 +27,7 @@ pub struct SecretRow {
 
 const COLUMNS: &str = "id, name, current_version, metadata, created_at, updated_at";
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<SecretRow> {
+fn from_row(r: &DbRow) -> Result<SecretRow> {
     let metadata: String = r.get(3)?;
     Ok(SecretRow {
         id: r.get(0)?,
@@ -42,48 +43,47 @@ fn metadata_json(m: &BTreeMap<String, String>) -> String {
     serde_json::to_string(m).unwrap_or_else(|_| "{}".into())
 }
 
-/// Why an insert did not happen.
-#[derive(Debug)]
-pub enum InsertError {
-    NameTaken,
-    Db(rusqlite::Error),
-}
-
 impl Store {
-    /// Insert a new secret with `value` as version 1.
-    pub fn insert_secret(&self, row: &SecretRow, value: &str) -> Result<(), InsertError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction().map_err(InsertError::Db)?;
-        let taken: bool = tx
-            .query_row("SELECT 1 FROM secrets WHERE name = ?1", [&row.name], |_| Ok(true))
-            .optional()
-            .map_err(InsertError::Db)?
-            .unwrap_or(false);
-        if taken {
-            return Err(InsertError::NameTaken);
-        }
-        tx.execute(
-            &format!("INSERT INTO secrets ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
-            params![row.id, row.name, row.current_version, metadata_json(&row.metadata), row.created_at, row.updated_at],
-        )
-        .map_err(InsertError::Db)?;
-        tx.execute(
-            "INSERT INTO secret_versions (secret_id, version, value, created_at) VALUES (?1, ?2, ?3, ?4)",
-            params![row.id, row.current_version, value, row.created_at],
-        )
-        .map_err(InsertError::Db)?;
-        tx.commit().map_err(InsertError::Db)
+    /// Insert a new secret with `value` as version 1; [`Error::Conflict`] when the name is
+    /// taken.
+    pub fn insert_secret(&self, row: &SecretRow, value: &str) -> Result<()> {
+        self.db().transaction(|tx| {
+            if tx.query_opt("SELECT 1 FROM secrets WHERE name = ?1", &params![&row.name])?.is_some() {
+                return Err(Error::Conflict(format!("secret name {:?} is taken", row.name)));
+            }
+            tx.execute(
+                &format!("INSERT INTO secrets ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
+                &params![
+                    &row.id,
+                    &row.name,
+                    row.current_version,
+                    metadata_json(&row.metadata),
+                    row.created_at,
+                    row.updated_at
+                ],
+            )?;
+            tx.execute(
+                "INSERT INTO secret_versions (secret_id, version, value, created_at) VALUES (?1, ?2, ?3, ?4)",
+                &params![&row.id, row.current_version, value, row.created_at],
+            )?;
+            Ok(())
+        })
     }
 
     /// A secret by ID or (lower-cased) name.
-    pub fn find_secret(&self, id_or_name: &str) -> rusqlite::Result<Option<SecretRow>> {
-        self.conn()
-            .query_row(
-                &format!("SELECT {COLUMNS} FROM secrets WHERE id = ?1 OR name = ?1 ORDER BY id = ?1 DESC LIMIT 1"),
-                [id_or_name],
-                from_row,
-            )
-            .optional()
+    pub fn find_secret(&self, id_or_name: &str) -> Result<Option<SecretRow>> {
+        // CASE, not `ORDER BY id = ?1 DESC`: the two dialects sort NULL differently.
+        self.db()
+            .query_opt(
+                &format!(
+                    "SELECT {COLUMNS} FROM secrets WHERE id = ?1 OR name = ?1 \
+                     ORDER BY CASE WHEN id = ?1 THEN 0 ELSE 1 END LIMIT 1"
+                ),
+                &params![id_or_name],
+            )?
+            .as_ref()
+            .map(from_row)
+            .transpose()
     }
 
     /// Append `value` as the next version (and replace the metadata when given); the updated
@@ -94,54 +94,49 @@ impl Store {
         value: &str,
         metadata: Option<&BTreeMap<String, String>>,
         now: i64,
-    ) -> rusqlite::Result<Option<SecretRow>> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let changed = tx.execute(
-            "UPDATE secrets SET current_version = current_version + 1, updated_at = ?2,
-                metadata = COALESCE(?3, metadata) WHERE id = ?1",
-            params![id, now, metadata.map(metadata_json)],
-        )?;
-        if changed == 0 {
-            return Ok(None);
-        }
-        let row = tx.query_row(&format!("SELECT {COLUMNS} FROM secrets WHERE id = ?1"), [id], from_row)?;
-        tx.execute(
-            "INSERT INTO secret_versions (secret_id, version, value, created_at) VALUES (?1, ?2, ?3, ?4)",
-            params![id, row.current_version, value, now],
-        )?;
-        tx.commit()?;
-        Ok(Some(row))
+    ) -> Result<Option<SecretRow>> {
+        self.db().transaction(|tx| {
+            let changed = tx.execute(
+                "UPDATE secrets SET current_version = current_version + 1, updated_at = ?2,
+                    metadata = COALESCE(?3, metadata) WHERE id = ?1",
+                &params![id, now, metadata.map(metadata_json)],
+            )?;
+            if changed == 0 {
+                return Ok(None);
+            }
+            let row = from_row(&tx.query_one(&format!("SELECT {COLUMNS} FROM secrets WHERE id = ?1"), &params![id])?)?;
+            tx.execute(
+                "INSERT INTO secret_versions (secret_id, version, value, created_at) VALUES (?1, ?2, ?3, ?4)",
+                &params![id, row.current_version, value, now],
+            )?;
+            Ok(Some(row))
+        })
     }
 
     /// Delete a secret and every version of it; false when there was none.
-    pub fn delete_secret(&self, id: &str) -> rusqlite::Result<bool> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        tx.execute("DELETE FROM secret_versions WHERE secret_id = ?1", [id])?;
-        let n = tx.execute("DELETE FROM secrets WHERE id = ?1", [id])?;
-        tx.commit()?;
-        Ok(n > 0)
+    pub fn delete_secret(&self, id: &str) -> Result<bool> {
+        self.db().transaction(|tx| {
+            tx.execute("DELETE FROM secret_versions WHERE secret_id = ?1", &params![id])?;
+            Ok(tx.execute("DELETE FROM secrets WHERE id = ?1", &params![id])? > 0)
+        })
     }
 
     /// One page (`limit + 1` rows), newest first, strictly after `cursor`.
-    pub fn list_secrets(&self, cursor: Option<&Cursor>, limit: usize) -> rusqlite::Result<Vec<SecretRow>> {
-        let conn = self.conn();
+    pub fn list_secrets(&self, cursor: Option<&Cursor>, limit: usize) -> Result<Vec<SecretRow>> {
         let rows = match cursor {
-            Some(c) => {
-                let mut stmt = conn.prepare(&format!(
+            Some(c) => self.db().query(
+                &format!(
                     "SELECT {COLUMNS} FROM secrets WHERE created_at < ?1 OR (created_at = ?1 AND id < ?2)
                      ORDER BY created_at DESC, id DESC LIMIT ?3"
-                ))?;
-                stmt.query_map(params![c.ts, c.id, (limit + 1) as i64], from_row)?.collect()
-            }
-            None => {
-                let mut stmt =
-                    conn.prepare(&format!("SELECT {COLUMNS} FROM secrets ORDER BY created_at DESC, id DESC LIMIT ?1"))?;
-                stmt.query_map(params![(limit + 1) as i64], from_row)?.collect()
-            }
+                ),
+                &params![c.ts, &c.id, limit + 1],
+            )?,
+            None => self.db().query(
+                &format!("SELECT {COLUMNS} FROM secrets ORDER BY created_at DESC, id DESC LIMIT ?1"),
+                &params![limit + 1],
+            )?,
         };
-        rows
+        rows.iter().map(from_row).collect()
     }
 }
 
@@ -162,10 +157,15 @@ mod tests {
 
     #[test]
     fn versions_names_and_pages() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db")).unwrap();
+        for t in crate::store::testing::test_stores() {
+            eprintln!("backend: {}", t.name);
+            versions_names_and_pages_on(&t.store);
+        }
+    }
+
+    fn versions_names_and_pages_on(store: &Store) {
         store.insert_secret(&row("sec_a", "one", 10), "v1").unwrap();
-        assert!(matches!(store.insert_secret(&row("sec_b", "one", 11), "x"), Err(InsertError::NameTaken)));
+        assert!(matches!(store.insert_secret(&row("sec_b", "one", 11), "x"), Err(Error::Conflict(_))));
         store.insert_secret(&row("sec_b", "two", 20), "w1").unwrap();
 
         assert_eq!(store.find_secret("one").unwrap().unwrap().id, "sec_a");
@@ -187,7 +187,7 @@ mod tests {
 
         assert!(store.delete_secret("sec_a").unwrap());
         assert!(!store.delete_secret("sec_a").unwrap());
-        let versions: i64 = store.conn().query_row("SELECT COUNT(*) FROM secret_versions", [], |r| r.get(0)).unwrap();
+        let versions: i64 = store.db().query_one("SELECT COUNT(*) FROM secret_versions", &[]).unwrap().get(0).unwrap();
         assert_eq!(versions, 1, "only two's version is left");
     }
 }

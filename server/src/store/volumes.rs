@@ -4,9 +4,8 @@
 //! Invariants: names are unique; a row exists for every volume directory the API reported
 //! (the row is inserted after the directory is made, and deleted before it is removed).
 
-use rusqlite::{OptionalExtension, Row, params};
-
 use super::Store;
+use super::db::{DbRow, Exec, Result, params};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct VolumeRow {
@@ -19,34 +18,38 @@ pub struct VolumeRow {
 
 const COLUMNS: &str = "id, name, token, created_at";
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<VolumeRow> {
+fn from_row(r: &DbRow) -> Result<VolumeRow> {
     Ok(VolumeRow { id: r.get(0)?, name: r.get(1)?, token: r.get(2)?, created_at: r.get(3)? })
 }
 
 impl Store {
     /// Insert a volume; false when the name is taken.
-    pub fn insert_volume(&self, row: &VolumeRow) -> rusqlite::Result<bool> {
-        let n = self.conn().execute(
-            &format!("INSERT OR IGNORE INTO volumes ({COLUMNS}) VALUES (?1, ?2, ?3, ?4)"),
-            params![row.id, row.name, row.token, row.created_at],
+    pub fn insert_volume(&self, row: &VolumeRow) -> Result<bool> {
+        let n = self.db().execute(
+            &format!("INSERT INTO volumes ({COLUMNS}) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING"),
+            &params![&row.id, &row.name, &row.token, row.created_at],
         )?;
         Ok(n == 1)
     }
 
-    pub fn find_volume(&self, id: &str) -> rusqlite::Result<Option<VolumeRow>> {
-        self.conn()
-            .query_row(&format!("SELECT {COLUMNS} FROM volumes WHERE id = ?1"), [id], from_row)
-            .optional()
+    pub fn find_volume(&self, id: &str) -> Result<Option<VolumeRow>> {
+        self.db()
+            .query_opt(&format!("SELECT {COLUMNS} FROM volumes WHERE id = ?1"), &params![id])?
+            .as_ref()
+            .map(from_row)
+            .transpose()
     }
 
-    pub fn list_volumes(&self) -> rusqlite::Result<Vec<VolumeRow>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM volumes ORDER BY created_at, id"))?;
-        stmt.query_map([], from_row)?.collect()
+    pub fn list_volumes(&self) -> Result<Vec<VolumeRow>> {
+        self.db()
+            .query(&format!("SELECT {COLUMNS} FROM volumes ORDER BY created_at, id"), &[])?
+            .iter()
+            .map(from_row)
+            .collect()
     }
 
-    pub fn delete_volume(&self, id: &str) -> rusqlite::Result<bool> {
-        Ok(self.conn().execute("DELETE FROM volumes WHERE id = ?1", [id])? > 0)
+    pub fn delete_volume(&self, id: &str) -> Result<bool> {
+        Ok(self.db().execute("DELETE FROM volumes WHERE id = ?1", &params![id])? > 0)
     }
 }
 
@@ -56,8 +59,13 @@ mod tests {
 
     #[test]
     fn unique_names() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db")).unwrap();
+        for t in crate::store::testing::test_stores() {
+            eprintln!("backend: {}", t.name);
+            unique_names_on(&t.store);
+        }
+    }
+
+    fn unique_names_on(store: &Store) {
         let row = VolumeRow { id: "v1".into(), name: "data".into(), token: "t".into(), created_at: 1 };
         assert!(store.insert_volume(&row).unwrap());
         assert!(!store.insert_volume(&VolumeRow { id: "v2".into(), ..row.clone() }).unwrap());

@@ -242,7 +242,7 @@ impl Telemetry {
     }
 
     /// Whether metrics or logs of `id` are still kept (a live or recently killed sandbox).
-    pub fn known(&self, id: &str) -> rusqlite::Result<bool> {
+    pub fn known(&self, id: &str) -> crate::store::Result<bool> {
         self.store().telemetry_known(id, now_ms() - self.retention_ms())
     }
 
@@ -269,19 +269,19 @@ impl Telemetry {
         start_ms: i64,
         end_ms: i64,
         step_secs: i64,
-    ) -> rusqlite::Result<Vec<(i64, Sample)>> {
+    ) -> crate::store::Result<Vec<(i64, Sample)>> {
         self.store().metrics(id, start_ms, end_ms, step_secs)
     }
 
-    pub fn metrics_range(&self, id: &str) -> rusqlite::Result<Option<(i64, i64)>> {
+    pub fn metrics_range(&self, id: &str) -> crate::store::Result<Option<(i64, i64)>> {
         self.store().metrics_range(id)
     }
 
-    pub fn latest_metric(&self, id: &str) -> rusqlite::Result<Option<(i64, Sample)>> {
+    pub fn latest_metric(&self, id: &str) -> crate::store::Result<Option<(i64, Sample)>> {
         self.store().latest_metric(id)
     }
 
-    pub fn logs(&self, id: &str, q: &LogQuery) -> rusqlite::Result<Vec<LogRecord>> {
+    pub fn logs(&self, id: &str, q: &LogQuery) -> crate::store::Result<Vec<LogRecord>> {
         self.store().logs(id, q)
     }
 }

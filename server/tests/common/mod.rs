@@ -1,5 +1,9 @@
 //! A real `sandboxd serve` process on a free port with a fresh data directory, and a tiny
 //! HTTP client for talking to it. The process is killed when the [`TestServer`] drops.
+//!
+//! With `SANDBOXD_TEST_POSTGRES_URL` set (e.g. from `tests/cluster/postgres.sh start <dir>`),
+//! each server gets a fresh PostgreSQL database on that server (`--database`) instead of
+//! SQLite in its data directory.
 
 #![allow(dead_code)]
 
@@ -21,6 +25,8 @@ pub struct TestServer {
     pub key: String,
     pub data_dir: PathBuf,
     pub templates_dir: PathBuf,
+    /// `--database`, when the server runs on PostgreSQL.
+    pub database: Option<String>,
     _dir: tempfile::TempDir,
     client: Client<HttpConnector, Full<Bytes>>,
 }
@@ -50,8 +56,34 @@ fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-fn spawn(port: u16, data_dir: &std::path::Path, templates_dir: &std::path::Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_sandboxd"))
+/// A new database on the test PostgreSQL server, when `SANDBOXD_TEST_POSTGRES_URL` names one.
+fn fresh_postgres_database() -> Option<String> {
+    let admin = std::env::var("SANDBOXD_TEST_POSTGRES_URL").ok()?;
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = format!("sbx_it_{}_{n}_{nanos}", std::process::id());
+    let (base, query) = admin.split_once('?').map_or((admin.as_str(), None), |(u, q)| (u, Some(q)));
+    let authority = base.find("://").map_or(0, |i| i + 3);
+    let base = base[authority..].find('/').map_or(base, |i| &base[..authority + i]);
+    let url = format!("{base}/{name}{}", query.map(|q| format!("?{q}")).unwrap_or_default());
+    // The client blocks on a runtime of its own: not on the test's.
+    std::thread::spawn(move || {
+        let mut client = postgres::Client::connect(&admin, postgres::NoTls).expect("connect to the test PostgreSQL");
+        client.batch_execute(&format!("CREATE DATABASE \"{name}\"")).expect("create a test database");
+    })
+    .join()
+    .unwrap();
+    Some(url)
+}
+
+fn spawn(port: u16, data_dir: &std::path::Path, templates_dir: &std::path::Path, database: Option<&str>) -> Child {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sandboxd"));
+    match database {
+        Some(url) => command.env("SANDBOXD_DATABASE_URL", url),
+        None => command.env_remove("SANDBOXD_DATABASE_URL"),
+    };
+    command
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .arg("--data-dir")
         .arg(data_dir)
@@ -72,9 +104,10 @@ impl TestServer {
         let data_dir = dir.path().join("data");
         let port = free_port();
         let templates_dir = dir.path().join("templates");
-        let child = spawn(port, &data_dir, &templates_dir);
+        let database = fresh_postgres_database();
+        let child = spawn(port, &data_dir, &templates_dir, database.as_deref());
         let client = Client::builder(TokioExecutor::new()).build_http();
-        let mut server = Self { child, port, key: String::new(), data_dir, templates_dir, _dir: dir, client };
+        let mut server = Self { child, port, key: String::new(), data_dir, templates_dir, database, _dir: dir, client };
         server.wait_healthy().await;
         server.key = std::fs::read_to_string(server.data_dir.join("api_key")).unwrap().trim().to_string();
         server
@@ -92,13 +125,14 @@ impl TestServer {
             domain: None,
             telemetry: Default::default(),
             pool: sandboxd::manager::PoolSettings { size: 0, ..Default::default() },
+            database: self.database.clone(),
         }
     }
 
     pub async fn kill_and_restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        self.child = spawn(self.port, &self.data_dir, &self.templates_dir);
+        self.child = spawn(self.port, &self.data_dir, &self.templates_dir, self.database.as_deref());
         self.wait_healthy().await;
     }
 
