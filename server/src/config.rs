@@ -35,6 +35,8 @@ pub struct Config {
     /// database several nodes can share), or `None` for SQLite at [`Config::db_path`].
     /// May hold a password: never log it.
     pub database: Option<String>,
+    /// Cluster mode (see `cluster/`): `None` for a single machine.
+    pub cluster: Option<crate::cluster::ClusterConfig>,
 }
 
 impl Config {

@@ -53,6 +53,44 @@ struct ServeArgs {
     /// [default: SQLite at <data-dir>/sandboxd.db]
     #[arg(long, env = "SANDBOXD_DATABASE_URL", value_name = "URL", hide_env_values = true)]
     database: Option<String>,
+    #[command(flatten)]
+    cluster: ClusterArgs,
+}
+
+/// Cluster mode (docs/cluster.md): all three together, with a PostgreSQL --database.
+#[derive(clap::Args)]
+struct ClusterArgs {
+    /// S3-compatible object storage for images, s3://bucket[/prefix]; endpoint and credentials
+    /// from AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION.
+    #[arg(long, env = "SANDBOXD_OBJECT_STORE", value_name = "URL")]
+    object_store: Option<String>,
+    /// This node's unique name in the cluster. [default: the host name]
+    #[arg(long, env = "SANDBOXD_NODE_ID")]
+    node_id: Option<String>,
+    /// Where the other nodes reach this node's API. [default: http://<listen>]
+    #[arg(long, env = "SANDBOXD_ADVERTISE_URL", value_name = "URL")]
+    advertise_url: Option<String>,
+}
+
+impl ClusterArgs {
+    /// `None` on a single machine; an error for half a cluster configuration.
+    fn resolve(self, database: Option<&str>, listen: SocketAddr) -> anyhow::Result<Option<sandboxd::cluster::ClusterConfig>> {
+        let Some(object_store) = self.object_store else {
+            if self.node_id.is_some() || self.advertise_url.is_some() {
+                anyhow::bail!("--node-id and --advertise-url need --object-store (cluster mode, see docs/cluster.md)");
+            }
+            return Ok(None);
+        };
+        if database.is_none() {
+            anyhow::bail!("--object-store (cluster mode) needs a shared PostgreSQL --database");
+        }
+        let node_id = match self.node_id {
+            Some(id) => id,
+            None => nix::unistd::gethostname()?.to_string_lossy().into_owned(),
+        };
+        let advertise_url = self.advertise_url.unwrap_or_else(|| format!("http://{listen}"));
+        Ok(Some(sandboxd::cluster::ClusterConfig { node_id, advertise_url, object_store }))
+    }
 }
 
 #[derive(clap::Args)]
@@ -172,6 +210,7 @@ async fn main() -> anyhow::Result<()> {
                 sandboxd::store::check_database_url(url)?;
             }
             let (data_dir, templates_dir) = args.dirs.resolve();
+            let cluster = args.cluster.resolve(args.database.as_deref(), args.listen)?;
             sandboxd::server::serve(Config {
                 listen: args.listen,
                 data_dir,
@@ -182,6 +221,7 @@ async fn main() -> anyhow::Result<()> {
                 telemetry: sandboxd::telemetry::Settings::from_env()?,
                 pool: sandboxd::manager::PoolSettings::from_env()?,
                 database: args.database,
+                cluster,
             }).await
         }
         Command::Template { command } => template(command).await,

@@ -13,6 +13,7 @@ use tracing::{info, warn};
 
 use crate::api::{self, AppState};
 use crate::auth::Keys;
+use crate::cluster::front::{self, Routed};
 use crate::config::Config;
 use crate::manager::Manager;
 use crate::proxy::{self, EnvdProxy};
@@ -28,13 +29,38 @@ pub fn app(state: AppState) -> Router {
     Router::new().fallback_service(tower::service_fn(move |req: Request| {
         let (rest, envd, manager) = (rest.clone(), envd.clone(), manager.clone());
         async move {
+            // In a cluster, requests about a sandbox on another node go there (see `cluster::front`).
             if let Some((id, port)) = proxy::target(&req) {
-                return Ok::<_, Infallible>(envd.forward(id, port, req).await);
+                let req = match front::to_owner(&manager, &id, req).await {
+                    Routed::Done(resp) => return Ok::<_, Infallible>(resp),
+                    Routed::Local(req) => req,
+                };
+                return Ok(envd.forward(id, port, req).await);
             }
             match signed_url::route(&req, manager.store()) {
-                Some(Ok(id)) => Ok(envd.forward(id, proxy::ENVD_PORT, req).await),
+                Some(Ok(id)) => match front::to_owner(&manager, &id, req).await {
+                    Routed::Done(resp) => Ok(resp),
+                    Routed::Local(req) => Ok(envd.forward(id, proxy::ENVD_PORT, req).await),
+                },
                 Some(Err(refused)) => Ok(refused),
-                None => rest.oneshot(req).await,
+                None if manager.cluster().is_none() => rest.oneshot(req).await,
+                None => {
+                    let req = match crate::cluster::route::rest_sandbox_id(req.uri().path()).map(str::to_string) {
+                        Some(id) => front::to_owner(&manager, &id, req).await,
+                        None if front::is_create(&req) => {
+                            let local = |req: Request| {
+                                let rest = rest.clone();
+                                async move { rest.oneshot(req).await.unwrap_or_else(|never| match never {}) }
+                            };
+                            front::place_create(&manager, req, local).await
+                        }
+                        None => Routed::Local(req),
+                    };
+                    match req {
+                        Routed::Done(resp) => Ok(resp),
+                        Routed::Local(req) => rest.oneshot(req).await,
+                    }
+                }
             }
         }
     }))
@@ -46,7 +72,17 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     // The runtime first: it may mount the store (which must still be empty) under the data dir.
     let runtime = Runtime::new(&cfg.data_dir).await?;
     std::fs::create_dir_all(cfg.snapshots_dir())?;
-    let store = Arc::new(Store::open_url(cfg.database.as_deref(), &cfg.db_path())?);
+    let mut store = Store::open_url(cfg.database.as_deref(), &cfg.db_path())?;
+    let cluster = match &cfg.cluster {
+        Some(c) => {
+            store = store.with_node_id(&c.node_id);
+            let cluster = crate::cluster::Cluster::new(c.clone(), runtime.accel())?;
+            info!(node = %c.node_id, advertise = %c.advertise_url, object_store = %c.object_store, "cluster mode");
+            Some(Arc::new(cluster))
+        }
+        None => None,
+    };
+    let store = Arc::new(store);
     info!(backend = store.backend(), "store open");
     let keys = Keys::ensure(&store, &cfg.api_key_path())?;
     let volumes = crate::volumes::Volumes::open(&cfg.data_dir, &store)?;
@@ -59,8 +95,9 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
             warn!("the base template is not available: {e:#} (build it with `sandboxd template build base`)");
         }
     });
-    let manager = Manager::new(cfg.clone(), store, runtime);
+    let manager = Manager::new(cfg.clone(), store, runtime, cluster);
     manager.recover().await?;
+    manager.spawn_heartbeat()?;
     manager.spawn_reaper();
     manager.spawn_space_watch();
     manager.telemetry().spawn();

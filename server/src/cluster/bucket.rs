@@ -152,4 +152,25 @@ impl Bucket {
         let metas: Vec<_> = self.store.list(Some(&base)).try_collect().await?;
         Ok(metas.into_iter().map(|m| m.location.as_ref().strip_prefix(strip.as_str()).unwrap_or(m.location.as_ref()).to_string()).collect())
     }
+
+    /// Objects under `dir` with their size and last-modified time, as the listing pages arrive
+    /// (a bucket may hold millions of chunks).
+    pub fn list_meta(&self, dir: &str) -> impl futures::Stream<Item = object_store::Result<Listed>> + use<> {
+        let strip = if self.prefix.is_empty() { String::new() } else { format!("{}/", self.prefix) };
+        self.store.list(Some(&self.path(dir))).map_ok(move |m| Listed {
+            key: m.location.as_ref().strip_prefix(strip.as_str()).unwrap_or(m.location.as_ref()).to_string(),
+            size: m.size,
+            last_modified: m.last_modified,
+        })
+    }
+}
+
+/// One object of a [`Bucket::list_meta`] listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// Relative to the bucket's prefix, as the other methods take it (`chunks/<hash>`).
+    pub key: String,
+    /// Bytes stored (compressed).
+    pub size: u64,
+    pub last_modified: chrono::DateTime<chrono::Utc>,
 }

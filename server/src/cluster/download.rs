@@ -168,10 +168,12 @@ async fn fetch_ram(bucket: &Bucket, ram: &manifest::Ram, path: &Path, stats: &mu
     let file = std::sync::Arc::new(OpenOptions::new().write(true).create_new(true).open(path)?);
     file.set_len(ram.size)?;
     // A chunk stored once may sit at several offsets: fetch it once, write it everywhere.
-    let mut offsets: HashMap<&str, Vec<u64>> = HashMap::new();
+    // Owned keys: the futures below must be `Send` for any caller (a borrowed key makes the
+    // closure's lifetime too specific for that).
+    let mut offsets: HashMap<String, Vec<u64>> = HashMap::new();
     for (i, hash) in ram.chunks.iter().enumerate() {
         if let Some(h) = hash {
-            offsets.entry(h.as_str()).or_default().push(i as u64 * ram.chunk_size);
+            offsets.entry(h.clone()).or_default().push(i as u64 * ram.chunk_size);
         }
     }
     let results: Vec<anyhow::Result<u64>> = futures::stream::iter(offsets)
@@ -181,11 +183,10 @@ async fn fetch_ram(bucket: &Bucket, ram: &manifest::Ram, path: &Path, stats: &mu
             let chunk = ram.chunk_size;
             async move {
                 let packed = bucket
-                    .get(&manifest::chunk_key(hash))
+                    .get(&manifest::chunk_key(&hash))
                     .await?
                     .ok_or_else(|| anyhow::anyhow!("RAM chunk {hash} is missing from the object store"))?;
                 let fetched = packed.len() as u64;
-                let hash = hash.to_string();
                 tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
                     let data = zstd::bulk::decompress(&packed, chunk as usize)?;
                     anyhow::ensure!(blake3::hash(&data).to_hex().as_str() == hash, "RAM chunk {hash} is corrupt");

@@ -6,6 +6,7 @@
 //! - [`bucket`]: the object store (`--object-store s3://bucket/prefix`, `AWS_*` variables).
 //! - [`manifest`]: how an image is laid out in the bucket.
 //! - [`upload`] / [`download`]: an image directory to the bucket and back.
+//! - [`objects_gc`]: deletes what no wanted image's manifest names any more.
 //!
 //! Invariants:
 //! - Objects are immutable. RAM chunks are named by the BLAKE3 hash of their plaintext, disk
@@ -16,10 +17,55 @@
 
 pub mod bucket;
 pub mod download;
+pub mod front;
 pub mod manifest;
 pub mod node;
+pub mod objects_gc;
 pub mod route;
 pub mod upload;
 
 pub use bucket::Bucket;
 pub use manifest::Manifest;
+
+/// `--node-id`, `--advertise-url`, `--object-store`: given together with a PostgreSQL
+/// `--database`, they make this sandboxd a node of a cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// Unique among the nodes (`SANDBOXD_NODE_ID`).
+    pub node_id: String,
+    /// Where the other nodes reach this one's API, `http://host:port` (`SANDBOXD_ADVERTISE_URL`).
+    pub advertise_url: String,
+    /// `s3://bucket/prefix` (`SANDBOXD_OBJECT_STORE`).
+    pub object_store: String,
+}
+
+/// What a node holds to act as part of the cluster.
+pub struct Cluster {
+    pub cfg: ClusterConfig,
+    pub bucket: Bucket,
+    pub forwarder: route::Forwarder,
+    /// See [`node::compat_key`].
+    pub compat: String,
+}
+
+impl Cluster {
+    pub fn new(cfg: ClusterConfig, accel: &str) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            manifest::safe_name(&cfg.node_id),
+            "--node-id {:?}: use letters, digits, '-', '_' and '.'",
+            cfg.node_id
+        );
+        anyhow::ensure!(
+            cfg.advertise_url.starts_with("http://") || cfg.advertise_url.starts_with("https://"),
+            "--advertise-url {:?} must be an http:// or https:// URL",
+            cfg.advertise_url
+        );
+        let bucket = Bucket::from_url(&cfg.object_store)?;
+        let forwarder = route::Forwarder::new(&cfg.node_id);
+        Ok(Self { bucket, forwarder, compat: node::compat_key(accel), cfg })
+    }
+
+    pub fn node_id(&self) -> &str {
+        &self.cfg.node_id
+    }
+}

@@ -58,20 +58,25 @@ impl Manager {
         self.capacity().memory_limit_mb = limit;
         info!(max_sandboxes = self.inner.cfg.max_sandboxes, max_memory_mb = limit, "capacity");
         self.recover_builds()?;
-        self.sweep_image_dirs()?;
+        self.sweep_image_dirs(true)?;
         self.collect_garbage().await;
         self.deadlines_changed();
         Ok(())
     }
 
-    fn sweep_image_dirs(&self) -> anyhow::Result<()> {
+    /// Removes image directories of `<data>/store/snapshots` that no row wants: half-written
+    /// ones (`.tmp-*` from a capture, `.fetch-*` from a download) only at start-up
+    /// (`unfinished`), unlisted ones always. Directories are named by image ID on every node
+    /// (a copy fetched from the cluster's object store too).
+    fn sweep_image_dirs(&self, unfinished: bool) -> anyhow::Result<()> {
         let root = self.inner.cfg.snapshots_dir();
         std::fs::create_dir_all(&root)?;
-        let known: HashSet<PathBuf> = self.store().all_images()?.into_iter().map(|i| i.dir).collect();
+        let known: HashSet<String> = self.store().all_images()?.into_iter().map(|i| i.id).collect();
         for entry in std::fs::read_dir(&root)? {
             let path = entry?.path();
-            let tmp = path.file_name().is_some_and(|n| n.to_string_lossy().starts_with(".tmp-"));
-            if tmp || !known.contains(&path) {
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let half_written = name.starts_with('.');
+            if (half_written && unfinished) || (!half_written && !known.contains(&name)) {
                 info!(path = %path.display(), "removing an unfinished or unlisted image");
                 if let Err(e) = std::fs::remove_dir_all(&path) {
                     warn!(path = %path.display(), error = %e, "could not remove");
@@ -97,17 +102,23 @@ impl Manager {
     }
 
     fn collect_blocking(&self) -> anyhow::Result<()> {
-        let sandboxes = self.store().all_sandboxes()?;
-        let used_dirs: HashSet<&PathBuf> = sandboxes.iter().map(|s| &s.image_dir).collect();
-        let used_ids: HashSet<&String> = sandboxes.iter().filter_map(|s| s.paused_image.as_ref()).collect();
+        // Every node's sandboxes: in a cluster an image another node restores from stays.
+        let sandboxes = self.store().sandboxes_everywhere()?;
+        let dir_id = |p: &PathBuf| p.file_name().map(|n| n.to_string_lossy().into_owned());
+        let mut used: HashSet<String> = sandboxes.iter().filter_map(|s| dir_id(&s.image_dir)).collect();
+        used.extend(sandboxes.iter().filter_map(|s| s.paused_image.clone()));
         let mut live: Vec<PathBuf> = sandboxes.iter().filter_map(|s| s.disk_layer.clone()).collect();
+        let me = self.store().node_id().to_string();
+        let local_root = self.inner.cfg.snapshots_dir();
         for img in self.store().all_images()? {
             let wanted = !img.deleted && matches!(img.kind, ImageKind::Snapshot | ImageKind::Build);
-            if wanted || used_dirs.contains(&img.dir) || used_ids.contains(&img.id) {
+            if wanted || used.contains(&img.id) {
                 live.push(img.disk_layer);
                 continue;
             }
-            match std::fs::remove_dir_all(&img.dir) {
+            // This node's directory of the image: the original or a fetched copy.
+            let dir = local_root.join(&img.id);
+            match std::fs::remove_dir_all(&dir) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => {
@@ -117,13 +128,22 @@ impl Manager {
                 }
             }
             crate::fault::point("gc.image_dir_removed");
-            self.store().hard_delete_image(&img.id)?;
-            info!(image = %img.id, size_bytes = img.size_bytes, "image freed");
+            let _ = self.store().remove_node_image(&img.id);
+            // The row goes with the node that made the image (the others only drop their copies).
+            if img.node_id == me || !self.node_alive(&img.node_id) {
+                self.store().hard_delete_image(&img.id)?;
+                info!(image = %img.id, size_bytes = img.size_bytes, "image freed");
+            }
         }
-        if let Ok(entries) = std::fs::read_dir(&self.inner.cfg.templates_dir) {
-            for entry in entries.flatten() {
-                if let Ok(meta) = Runtime::read_meta(&entry.path()) {
-                    live.push(meta.disk_layer);
+        // Copies of images whose rows another node removed.
+        self.sweep_image_dirs(false)?;
+        // Layers of the images this node holds (fetched layers sit in its own store).
+        for dir in [local_root, self.inner.cfg.templates_dir.clone()] {
+            if let Ok(entries) = std::fs::read_dir(dir) {
+                for entry in entries.flatten() {
+                    if let Ok(meta) = Runtime::read_meta(&entry.path()) {
+                        live.push(meta.disk_layer);
+                    }
                 }
             }
         }

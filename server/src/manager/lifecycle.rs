@@ -100,6 +100,8 @@ impl Manager {
         validate_lifetime(p.timeout_secs)?;
         validate_lifecycle(&p)?;
         let (dir, template_id, alias) = self.resolve_template(&p.template)?;
+        // An image captured on another node of the cluster is fetched here first.
+        let dir = self.local_image(dir).await?;
         // Refused now rather than degraded to a full pause at the timeout (as E2B does).
         if !p.auto_pause_memory && !Runtime::read_meta(&dir)?.boot.is_some_and(|b| b.usable()) {
             return Err(ApiError::bad_request(format!(
@@ -179,6 +181,7 @@ impl Manager {
             vm: Some(vm.clone()),
             network: p.network.clone(),
             traffic_access_token,
+            node_id: self.store().node_id().to_string(),
         };
         if let Err(e) = self.store().insert_sandbox(&row) {
             let _ = self.inner.runtime.kill(&vm).await;
@@ -392,7 +395,9 @@ impl Manager {
         cold_boot: bool,
     ) -> ApiResult<SandboxRow> {
         let image_id = row.paused_image.clone().ok_or_else(|| ApiError::internal("paused sandbox without an image"))?;
-        let img = self.store().image(&image_id)?.ok_or_else(|| ApiError::internal("pause image missing"))?;
+        let mut img = self.store().image(&image_id)?.ok_or_else(|| ApiError::internal("pause image missing"))?;
+        // Paused on a node that died since: its pause image comes from the object store.
+        img.dir = self.local_image(img.dir).await?;
         let meta = Runtime::read_meta(&img.dir)?;
         let egress = super::network::egress_spec(row.network.as_ref(), row.allow_internet)?;
         let slot = self.reserve_slot(meta.memory_mb)?;

@@ -14,6 +14,7 @@
 //!   `gc_guard` for writing; captures and launches hold it for reading.
 
 mod builds;
+mod cluster;
 mod gc;
 mod lifecycle;
 mod network;
@@ -54,6 +55,8 @@ struct Inner {
     gc_guard: tokio::sync::RwLock<()>,
     telemetry: crate::telemetry::Telemetry,
     pools: pool::Pools,
+    /// `Some` when this sandboxd is a node of a cluster (see `cluster.rs`).
+    cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 /// What admission control counts: launches in flight, and running VMs by sandbox ID.
@@ -124,7 +127,7 @@ pub(crate) fn parse_ref(r: &str) -> TemplateRef<'_> {
 }
 
 impl Manager {
-    pub fn new(cfg: Config, store: Arc<Store>, runtime: Runtime) -> Self {
+    pub fn new(cfg: Config, store: Arc<Store>, runtime: Runtime, cluster: Option<Arc<crate::cluster::Cluster>>) -> Self {
         // Until `recover` counts the VMs that survived a restart.
         let memory_limit_mb = cfg.memory_limit_mb(0);
         let telemetry = crate::telemetry::Telemetry::new(store.clone(), cfg.telemetry.clone());
@@ -140,6 +143,7 @@ impl Manager {
                 gc_guard: tokio::sync::RwLock::new(()),
                 telemetry,
                 pools: pool::Pools::default(),
+                cluster,
             }),
         }
     }

@@ -105,11 +105,14 @@ impl Manager {
             created_at: ids::now_ns(),
             size_bytes: meta.size_bytes,
             deleted: false,
+            node_id: self.store().node_id().to_string(),
+            upload: self.upload_plan(kind),
         };
         if let Err(e) = self.store().insert_image(&row) {
             let _ = std::fs::remove_dir_all(&row.dir);
             return Err(e.into());
         }
+        self.spawn_upload(&row);
         info!(
             image = %row.snapshot_id(), kind = ?kind, sandbox = %source, size_bytes = row.size_bytes,
             elapsed_ms = started.elapsed().as_millis() as u64, "image captured"

@@ -58,6 +58,40 @@ pub struct ImageRow {
     pub created_at: i64,
     pub size_bytes: u64,
     pub deleted: bool,
+    /// The node that captured it (its directory is there); set by the store on insert.
+    pub node_id: String,
+    pub upload: Upload,
+}
+
+/// Whether an image is in the cluster's object store (`Durable`: restorable on any node).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upload {
+    /// Not uploaded and not meant to be (outside a cluster; fork images).
+    None,
+    /// Durable on its node, upload in progress.
+    Pending,
+    Durable,
+    /// The upload failed, or its node died before finishing it.
+    Failed,
+}
+
+impl Upload {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Pending => "pending",
+            Self::Durable => "durable",
+            Self::Failed => "failed",
+        }
+    }
+    fn parse(s: &str) -> Self {
+        match s {
+            "pending" => Self::Pending,
+            "durable" => Self::Durable,
+            "failed" => Self::Failed,
+            _ => Self::None,
+        }
+    }
 }
 
 /// The team slug every name lives under (sandboxd has a single team).
@@ -77,7 +111,8 @@ impl ImageRow {
     }
 }
 
-const COLUMNS: &str = "id, kind, name, tag, source_sandbox_id, dir, disk_layer, created_at, size_bytes, deleted";
+const COLUMNS: &str =
+    "id, kind, name, tag, source_sandbox_id, dir, disk_layer, created_at, size_bytes, deleted, node_id, upload";
 
 fn from_row(r: &DbRow) -> Result<ImageRow> {
     Ok(ImageRow {
@@ -91,6 +126,8 @@ fn from_row(r: &DbRow) -> Result<ImageRow> {
         created_at: r.get(7)?,
         size_bytes: r.get(8)?,
         deleted: r.get(9)?,
+        node_id: r.get(10)?,
+        upload: Upload::parse(&r.get::<String>(11)?),
     })
 }
 
@@ -106,7 +143,7 @@ impl Store {
                 tx.execute("UPDATE snapshots SET name = NULL WHERE name = ?1", &params![name])?;
             }
             tx.execute(
-                &format!("INSERT INTO snapshots ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"),
+                &format!("INSERT INTO snapshots ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"),
                 &params![
                     &img.id,
                     img.kind.as_str(),
@@ -117,7 +154,9 @@ impl Store {
                     path_str(&img.disk_layer),
                     img.created_at,
                     img.size_bytes,
-                    img.deleted
+                    img.deleted,
+                    self.node_id(),
+                    img.upload.as_str()
                 ],
             )?;
             Ok(())
@@ -159,6 +198,12 @@ impl Store {
             .db()
             .execute("UPDATE snapshots SET deleted = 1, name = NULL WHERE id = ?1 AND deleted = 0", &params![id])?
             > 0)
+    }
+
+    /// Where the upload of image `id` to the object store stands (cluster mode).
+    pub fn set_image_upload(&self, id: &str, upload: Upload) -> Result<()> {
+        self.db().execute("UPDATE snapshots SET upload = ?2 WHERE id = ?1", &params![id, upload.as_str()])?;
+        Ok(())
     }
 
     pub fn hard_delete_image(&self, id: &str) -> Result<()> {

@@ -13,6 +13,7 @@
 
 pub mod db;
 mod images;
+mod nodes;
 mod postgres;
 mod sandboxes;
 mod schema;
@@ -21,11 +22,14 @@ mod templates;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod cluster_tests;
+#[cfg(test)]
 pub(crate) mod testing;
 mod volumes;
 
 pub use db::{Error, Result};
-pub use images::{ImageKind, ImageRow, NAMESPACE};
+pub use images::{ImageKind, ImageRow, NAMESPACE, Upload};
+pub use nodes::{NodeRow, Placement};
 pub use sandboxes::{SandboxFilter, SandboxRow, SandboxState};
 pub use secrets::SecretRow;
 pub use templates::{BuildRow, LayerRow, LogRow, TemplateRow};
@@ -50,7 +54,13 @@ pub fn check_database_url(url: &str) -> anyhow::Result<()> {
 
 pub struct Store {
     db: Db,
+    /// This node's ID: rows it creates carry it, and what only the node that runs a VM may do
+    /// (recovery, expiry) reads only its rows. `local` outside a cluster.
+    node_id: String,
 }
+
+/// The node ID of the embedded default (and of every row made before cluster mode existed).
+pub const LOCAL_NODE: &str = "local";
 
 impl Store {
     /// Opens (creating and migrating) the SQLite database at `path`.
@@ -60,14 +70,14 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         schema::migrate_sqlite(&mut conn)?;
-        Ok(Self { db: Db::from_sqlite(conn) })
+        Ok(Self { db: Db::from_sqlite(conn), node_id: LOCAL_NODE.into() })
     }
 
     /// Connects to (and migrates) the PostgreSQL database at `url` (`postgres://…`).
     pub fn connect_postgres(url: &str) -> anyhow::Result<Self> {
         let db = Db::connect_postgres(url)?;
         schema::migrate_postgres(&db)?;
-        Ok(Self { db })
+        Ok(Self { db, node_id: LOCAL_NODE.into() })
     }
 
     /// The store `--database` names: a `postgres://` or `postgresql://` URL, or, when absent,
@@ -85,6 +95,16 @@ impl Store {
     /// Which backend this store runs on, for logs ("sqlite" or "postgres").
     pub fn backend(&self) -> &'static str {
         if self.db.is_postgres() { "postgres" } else { "sqlite" }
+    }
+
+    /// Makes this store act for node `id` (cluster mode), before it is shared.
+    pub fn with_node_id(mut self, id: &str) -> Self {
+        self.node_id = id.to_string();
+        self
+    }
+
+    pub fn node_id(&self) -> &str {
+        &self.node_id
     }
 
     pub(crate) fn db(&self) -> &Db {

@@ -77,6 +77,9 @@ pub struct SandboxRow {
     pub network: Option<crate::network::NetworkConfig>,
     /// Required on non-envd ports when `network.allowPublicTraffic` is false.
     pub traffic_access_token: Option<String>,
+    /// The node whose VM this is (or whose store holds its pause image); set by the store on
+    /// insert and resume to its own node (`local` outside a cluster).
+    pub node_id: String,
 }
 
 /// `GET /v2/sandboxes` filters (metadata is applied in Rust, see [`Store::list_sandboxes`]).
@@ -93,7 +96,7 @@ pub struct SandboxFilter {
 
 const COLUMNS: &str = "id, template_id, alias, image_dir, state, started_at, end_at, metadata, env_vars, \
     access_token, allow_internet, auto_pause, auto_resume, vm, paused_image, disk_layer, cpu_count, memory_mb, \
-    disk_size_mb, envd_version, network, traffic_access_token, auto_pause_memory";
+    disk_size_mb, envd_version, network, traffic_access_token, auto_pause_memory, node_id";
 
 fn json_col<T: serde::de::DeserializeOwned + Default>(s: Option<String>) -> T {
     s.and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default()
@@ -125,6 +128,7 @@ fn from_row(r: &DbRow) -> Result<SandboxRow> {
         network: r.get::<Option<String>>(20)?.and_then(|s| serde_json::from_str(&s).ok()),
         traffic_access_token: r.get(21)?,
         auto_pause_memory: r.get(22)?,
+        node_id: r.get(23)?,
     })
 }
 
@@ -143,7 +147,7 @@ fn vm_json(vm: &Option<VmInfo>) -> Option<String> {
 impl Store {
     pub fn insert_sandbox(&self, s: &SandboxRow) -> Result<()> {
         self.db().execute(
-            &format!("INSERT INTO sandboxes ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)"),
+            &format!("INSERT INTO sandboxes ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)"),
             &params![
                 &s.id,
                 &s.template_id,
@@ -168,6 +172,7 @@ impl Store {
                 network_json(&s.network),
                 s.traffic_access_token.as_deref(),
                 s.auto_pause_memory,
+                self.node_id(),
             ],
         )?;
         Ok(())
@@ -195,7 +200,17 @@ impl Store {
             .transpose()
     }
 
+    /// This node's sandboxes (every sandbox outside a cluster).
     pub fn all_sandboxes(&self) -> Result<Vec<SandboxRow>> {
+        self.db()
+            .query(&format!("SELECT {COLUMNS} FROM sandboxes WHERE node_id = ?1"), &params![self.node_id()])?
+            .iter()
+            .map(from_row)
+            .collect()
+    }
+
+    /// Every node's sandboxes (what images and layers are still in use, cluster-wide).
+    pub fn sandboxes_everywhere(&self) -> Result<Vec<SandboxRow>> {
         self.db().query(&format!("SELECT {COLUMNS} FROM sandboxes"), &[])?.iter().map(from_row).collect()
     }
 
@@ -243,28 +258,32 @@ impl Store {
     pub fn set_running(&self, s: &SandboxRow) -> Result<()> {
         self.db().execute(
             "UPDATE sandboxes SET state = 'running', vm = ?2, image_dir = ?3, access_token = ?4, end_at = ?5, \
-             disk_layer = ?6, paused_image = NULL WHERE id = ?1",
+             disk_layer = ?6, paused_image = NULL, node_id = ?7 WHERE id = ?1",
             &params![
                 &s.id,
                 vm_json(&s.vm),
                 path_str(&s.image_dir),
                 s.access_token.as_deref(),
                 s.end_at,
-                s.disk_layer.as_deref().map(path_str)
+                s.disk_layer.as_deref().map(path_str),
+                self.node_id()
             ],
         )?;
         Ok(())
     }
 
-    /// Earliest expiry among sandboxes that have a VM.
+    /// Earliest expiry among this node's sandboxes that have a VM.
     pub fn next_deadline(&self) -> Result<Option<i64>> {
-        self.db().query_one("SELECT MIN(end_at) FROM sandboxes WHERE state != 'paused'", &[])?.get(0)
+        self.db()
+            .query_one("SELECT MIN(end_at) FROM sandboxes WHERE state != 'paused' AND node_id = ?1", &params![self.node_id()])?
+            .get(0)
     }
 
+    /// This node's sandboxes past their end (each node expires the VMs it runs).
     pub fn expired_sandboxes(&self, now: i64) -> Result<Vec<String>> {
         let rows = self.db().query(
-            "SELECT id FROM sandboxes WHERE state != 'paused' AND end_at <= ?1 ORDER BY end_at",
-            &params![now],
+            "SELECT id FROM sandboxes WHERE state != 'paused' AND end_at <= ?1 AND node_id = ?2 ORDER BY end_at",
+            &params![now, self.node_id()],
         )?;
         rows.iter().map(|r| r.get(0)).collect()
     }

@@ -170,6 +170,36 @@ pub(super) const MIGRATIONS: &[&str] = &[
         token TEXT NOT NULL,
         created_at INTEGER NOT NULL
     );",
+    // v8: cluster mode (see `cluster/`): which node runs a sandbox and made an image (`local`
+    // in the embedded default), whether an image is in the object store, the nodes, their
+    // placement reservations and which images each keeps a local copy of.
+    "ALTER TABLE sandboxes ADD COLUMN node_id TEXT NOT NULL DEFAULT 'local';
+    CREATE INDEX sandboxes_node ON sandboxes (node_id);
+    ALTER TABLE snapshots ADD COLUMN node_id TEXT NOT NULL DEFAULT 'local';
+    ALTER TABLE snapshots ADD COLUMN upload TEXT NOT NULL DEFAULT 'none';
+    CREATE TABLE nodes (
+        id TEXT PRIMARY KEY,
+        advertise_url TEXT NOT NULL,
+        compat TEXT NOT NULL,
+        vcpus INTEGER NOT NULL,
+        memory_mb INTEGER NOT NULL,
+        disk_mb INTEGER NOT NULL,
+        max_sandboxes INTEGER NOT NULL,
+        alive INTEGER NOT NULL,
+        started_at INTEGER NOT NULL,
+        heartbeat_at INTEGER NOT NULL
+    );
+    CREATE TABLE placements (
+        id TEXT PRIMARY KEY,
+        node_id TEXT NOT NULL,
+        memory_mb INTEGER NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE node_images (
+        node_id TEXT NOT NULL,
+        image_id TEXT NOT NULL,
+        PRIMARY KEY (node_id, image_id)
+    );",
 ];
 
 /// `PG_MIGRATIONS[0]` is SQLite's v1..v7 combined; entry `i` is Postgres schema version `i + 1`.
@@ -325,6 +355,34 @@ pub(super) const PG_MIGRATIONS: &[&str] = &[
     -- SQLite's instr() (telemetry's log search), so that query is written once.
     CREATE FUNCTION instr(haystack TEXT, needle TEXT) RETURNS INTEGER
         LANGUAGE SQL IMMUTABLE RETURN strpos(haystack, needle);",
+    // v2 = SQLite v8 (cluster mode).
+    "ALTER TABLE sandboxes ADD COLUMN node_id TEXT NOT NULL DEFAULT 'local';
+    CREATE INDEX sandboxes_node ON sandboxes (node_id);
+    ALTER TABLE snapshots ADD COLUMN node_id TEXT NOT NULL DEFAULT 'local';
+    ALTER TABLE snapshots ADD COLUMN upload TEXT NOT NULL DEFAULT 'none';
+    CREATE TABLE nodes (
+        id TEXT PRIMARY KEY,
+        advertise_url TEXT NOT NULL,
+        compat TEXT NOT NULL,
+        vcpus BIGINT NOT NULL,
+        memory_mb BIGINT NOT NULL,
+        disk_mb BIGINT NOT NULL,
+        max_sandboxes BIGINT NOT NULL,
+        alive BIGINT NOT NULL,
+        started_at BIGINT NOT NULL,
+        heartbeat_at BIGINT NOT NULL
+    );
+    CREATE TABLE placements (
+        id TEXT PRIMARY KEY,
+        node_id TEXT NOT NULL,
+        memory_mb BIGINT NOT NULL,
+        created_at BIGINT NOT NULL
+    );
+    CREATE TABLE node_images (
+        node_id TEXT NOT NULL,
+        image_id TEXT NOT NULL,
+        PRIMARY KEY (node_id, image_id)
+    );",
 ];
 
 /// Applies the SQLite migrations past `PRAGMA user_version`, each in its own transaction.

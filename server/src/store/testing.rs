@@ -73,3 +73,18 @@ fn database_names_are_replaced_in_urls() {
     assert_eq!(with_database("postgres://u@h:1", "x"), "postgres://u@h:1/x");
     assert_eq!(with_database("postgresql://u@h/db?sslmode=disable", "x"), "postgresql://u@h/x?sslmode=disable");
 }
+
+/// Two stores on one database acting as nodes `a` and `b` (the cluster tests), per backend.
+pub(crate) fn test_node_pairs() -> Vec<(&'static str, Store, Store, Option<tempfile::TempDir>)> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let a = Store::open(&path).unwrap().with_node_id("a");
+    let b = Store::open(&path).unwrap().with_node_id("b");
+    let mut pairs = vec![("sqlite", a, b, Some(dir))];
+    if let Some(url) = fresh_postgres_database() {
+        let a = Store::connect_postgres(&url).unwrap().with_node_id("a");
+        let b = Store::connect_postgres(&url).unwrap().with_node_id("b");
+        pairs.push(("postgres", a, b, None));
+    }
+    pairs
+}

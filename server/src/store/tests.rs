@@ -110,7 +110,7 @@ fn booleans_and_counts_read_as_integers() {
     }
 }
 
-fn sandbox(id: &str, started_at: i64) -> SandboxRow {
+pub(super) fn sandbox(id: &str, started_at: i64) -> SandboxRow {
     SandboxRow {
         id: id.into(),
         template_id: "base".into(),
@@ -135,6 +135,7 @@ fn sandbox(id: &str, started_at: i64) -> SandboxRow {
         envd_version: "0.2.0".into(),
         network: None,
         traffic_access_token: Some("tok".into()),
+        node_id: "ignored: the store writes its own".into(),
     }
 }
 
@@ -186,6 +187,8 @@ fn a_snapshot_name_wins_over_an_id_match() {
             created_at: 1,
             size_bytes: 10,
             deleted: false,
+            node_id: String::new(),
+            upload: crate::store::Upload::None,
         };
         // The unnamed row matches by ID; its NULL name must not sort it first.
         t.store.insert_image(&image("x", None)).unwrap();

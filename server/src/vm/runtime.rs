@@ -92,7 +92,7 @@ impl Runtime {
         serde_json::from_slice(&raw).map_err(|e| VmError::BadImage(e.to_string()))
     }
 
-    fn layers_dir(&self) -> PathBuf {
+    pub fn layers_dir(&self) -> PathBuf {
         self.inner.store.join("layers")
     }
 
@@ -528,6 +528,12 @@ impl Runtime {
             reaped += 1;
         }
         reaped
+    }
+
+    /// The VM launched for `sandbox_id`, as its run directory records it (`vm.json`).
+    pub fn recorded_vm(&self, sandbox_id: &str) -> Option<VmInfo> {
+        let raw = std::fs::read(self.run_dir(sandbox_id).join("vm.json")).ok()?;
+        serde_json::from_slice(&raw).ok()
     }
 
     /// Free bytes in the store.

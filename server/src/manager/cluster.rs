@@ -1,0 +1,265 @@
+//! What the manager does as a node of a cluster (see `cluster/`): uploads the images it
+//! captures, fetches images captured elsewhere before restoring them, keeps its heartbeat and
+//! reports dead nodes. Outside a cluster every function here is a no-op.
+//!
+//! Invariants:
+//! - An image is restorable on another node only once its row says `durable`; a restore that
+//!   arrives earlier waits for the upload (or fails if it fails or its node dies), never
+//!   restores a partial image.
+//! - A node fetches an image once at a time (per-image lock); the directory appears complete
+//!   or not at all (`cluster::download`).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::{info, warn};
+
+use super::Manager;
+use crate::cluster::Cluster;
+use crate::cluster::download::LocalDirs;
+use crate::error::{ApiError, ApiResult};
+use crate::store::{ImageKind, ImageRow, NodeRow, Upload};
+
+/// How often a node proves it is alive (`SANDBOXD_HEARTBEAT_MS`, default 1000).
+fn heartbeat_every() -> Duration {
+    Duration::from_millis(env_u64("SANDBOXD_HEARTBEAT_MS", 1000))
+}
+
+/// A node silent for this long is dead (`SANDBOXD_NODE_GRACE_MS`, default 10000).
+pub(crate) fn node_grace() -> Duration {
+    Duration::from_millis(env_u64("SANDBOXD_NODE_GRACE_MS", 10_000))
+}
+
+/// The longest a restore waits for another node's upload (`SANDBOXD_UPLOAD_WAIT_SECS`, 600).
+fn upload_wait() -> Duration {
+    Duration::from_secs(env_u64("SANDBOXD_UPLOAD_WAIT_SECS", 600))
+}
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+pub(crate) fn now_ms() -> i64 {
+    crate::ids::now_ns() / 1_000_000
+}
+
+impl Manager {
+    pub fn cluster(&self) -> Option<&Arc<Cluster>> {
+        self.inner.cluster.as_ref()
+    }
+
+    /// Whether an image of `kind` goes to the object store: everything but fork images
+    /// (their clones start on the node that captured them) when in a cluster.
+    pub(super) fn upload_plan(&self, kind: ImageKind) -> Upload {
+        match (&self.inner.cluster, kind) {
+            (Some(_), ImageKind::Fork) | (None, _) => Upload::None,
+            (Some(_), _) => Upload::Pending,
+        }
+    }
+
+    /// Uploads a just-published image in the background (after the source VM resumed: the
+    /// freeze is not made longer by it), then marks it durable (or failed).
+    pub(super) fn spawn_upload(&self, img: &ImageRow) {
+        let Some(cluster) = self.inner.cluster.clone() else { return };
+        if img.upload != Upload::Pending {
+            return;
+        }
+        let _ = self.store().add_node_image(&img.id);
+        let (mgr, id, dir) = (self.clone(), img.id.clone(), img.dir.clone());
+        tokio::spawn(async move {
+            let mut attempt = 0;
+            let outcome = loop {
+                attempt += 1;
+                match crate::cluster::upload::upload_image(&cluster.bucket, &id, &dir).await {
+                    Ok(_) => break Upload::Durable,
+                    Err(e) if attempt < 3 => {
+                        warn!(image = %id, attempt, error = %format!("{e:#}"), "image upload failed; retrying");
+                        tokio::time::sleep(Duration::from_secs(attempt)).await;
+                    }
+                    Err(e) => {
+                        warn!(image = %id, error = %format!("{e:#}"), "image upload failed; the image stays on this node only");
+                        break Upload::Failed;
+                    }
+                }
+            };
+            if let Err(e) = mgr.store().set_image_upload(&id, outcome) {
+                warn!(image = %id, error = %e, "could not record the upload");
+            }
+        });
+    }
+
+    fn local_dirs(&self) -> LocalDirs {
+        let store = self.inner.runtime.layers_dir();
+        LocalDirs {
+            layers: store.clone(),
+            layer_sources: vec![self.inner.cfg.templates_dir.join(".layers")],
+            boot: store.with_file_name("boot"),
+        }
+    }
+
+    /// The local directory of image `dir` (a path as recorded by whichever node made it):
+    /// itself when it is here, else this node's copy, fetched from the object store first if
+    /// needed. Outside a cluster, `dir` unchanged.
+    pub(super) async fn local_image(&self, dir: PathBuf) -> ApiResult<PathBuf> {
+        let Some(cluster) = self.inner.cluster.clone() else { return Ok(dir) };
+        if dir.join("meta.json").is_file() {
+            return Ok(dir);
+        }
+        let id = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let local = self.inner.cfg.snapshots_dir().join(&id);
+        if local.join("meta.json").is_file() {
+            return Ok(local);
+        }
+        let Some(row) = self.store().image(&id)? else {
+            return Err(ApiError::not_found(format!(
+                "image {} is not on this node (templates built with `sandboxd template build` are per node)",
+                dir.display()
+            )));
+        };
+        self.wait_durable(&row).await?;
+        let lock = self.op_lock(&format!("fetch:{id}"));
+        let _held = lock.lock().await;
+        if !local.join("meta.json").is_file() {
+            let _gc = self.inner.gc_guard.read().await;
+            let stats = crate::cluster::download::download_image(&cluster.bucket, &id, &local, &self.local_dirs())
+                .await
+                .map_err(|e| ApiError::internal(format!("fetching image {id} from the object store: {e:#}")))?;
+            info!(image = %id, ms = stats.ms, fetched_bytes = stats.fetched_bytes, "image fetched for a restore");
+            let _ = self.store().add_node_image(&id);
+        }
+        Ok(local)
+    }
+
+    /// Waits until another node's upload of `row` is durable.
+    async fn wait_durable(&self, row: &ImageRow) -> ApiResult<()> {
+        let deadline = tokio::time::Instant::now() + upload_wait();
+        let mut row = row.clone();
+        loop {
+            match row.upload {
+                Upload::Durable => return Ok(()),
+                Upload::Pending => {}
+                Upload::Failed | Upload::None => {
+                    return Err(ApiError::new(
+                        axum::http::StatusCode::CONFLICT,
+                        format!("image {} is on node {} only (not in the object store)", row.id, row.node_id),
+                    ));
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ApiError::internal(format!("image {} is still being uploaded by node {}", row.id, row.node_id)));
+            }
+            // Polled: the upload finishes on another node, which has no way to notify this one.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            row = self.store().image(&row.id)?.ok_or_else(|| ApiError::not_found(format!("image {} was deleted", row.id)))?;
+        }
+    }
+
+    /// Whether node `id` is alive (outside a cluster only `local` exists, and is).
+    pub(super) fn node_alive(&self, id: &str) -> bool {
+        if self.inner.cluster.is_none() {
+            return true;
+        }
+        matches!(self.store().node(id), Ok(Some(n)) if n.alive)
+    }
+
+    pub fn node_grace_ms(&self) -> i64 {
+        node_grace().as_millis() as i64
+    }
+
+    /// What placing a sandbox of `template` needs: its guest memory and the image ID nodes
+    /// may keep a copy of. `None` when the template is unknown (the create then fails as usual).
+    pub async fn placement_need(&self, template: &str) -> Option<(u64, Option<String>)> {
+        let (dir, _, _) = self.resolve_template(template).ok()?;
+        let image_id = dir.file_name().map(|n| n.to_string_lossy().into_owned());
+        if let Ok(meta) = crate::vm::Runtime::read_meta(&dir) {
+            return Some((u64::from(meta.memory_mb), image_id));
+        }
+        let local = self.inner.cfg.snapshots_dir().join(image_id.as_deref()?);
+        if let Ok(meta) = crate::vm::Runtime::read_meta(&local) {
+            return Some((u64::from(meta.memory_mb), image_id));
+        }
+        let cluster = self.inner.cluster.as_ref()?;
+        let manifest = crate::cluster::download::fetch_manifest(&cluster.bucket, image_id.as_deref()?).await.ok()??;
+        Some((u64::from(manifest.memory_mb), image_id))
+    }
+
+    /// Registers this node, then keeps its heartbeat and reaps nodes that stopped theirs.
+    pub fn spawn_heartbeat(&self) -> anyhow::Result<()> {
+        let Some(cluster) = self.inner.cluster.clone() else { return Ok(()) };
+        self.register_node(&cluster)?;
+        let mgr = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(heartbeat_every());
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                mgr.beat(&cluster).await;
+            }
+        });
+        Ok(())
+    }
+
+    fn register_node(&self, cluster: &Cluster) -> anyhow::Result<()> {
+        let now = now_ms();
+        let disk_mb = self.inner.runtime.store_free_bytes() >> 20;
+        self.store().register_node(&NodeRow {
+            id: cluster.node_id().to_string(),
+            advertise_url: cluster.cfg.advertise_url.clone(),
+            compat: cluster.compat.clone(),
+            vcpus: crate::cluster::node::host_vcpus(),
+            memory_mb: self.capacity().memory_limit_mb,
+            disk_mb,
+            max_sandboxes: self.inner.cfg.max_sandboxes as u64,
+            alive: true,
+            started_at: now,
+            heartbeat_at: now,
+        })?;
+        info!(node = cluster.node_id(), compat = %cluster.compat, "node registered");
+        Ok(())
+    }
+
+    async fn beat(&self, cluster: &Cluster) {
+        match self.store().heartbeat(now_ms()) {
+            Ok(true) => {}
+            Ok(false) => {
+                // Declared dead while alive (a long stall): our sandboxes were reported gone,
+                // so their VMs go too, and the node joins again.
+                warn!(node = cluster.node_id(), "this node was declared dead by the others; rejoining");
+                self.drop_orphaned_vms().await;
+                if let Err(e) = self.register_node(cluster) {
+                    warn!(error = %e, "could not register the node again");
+                }
+            }
+            Err(e) => warn!(error = %e, "heartbeat failed"),
+        }
+        let cutoff = now_ms() - node_grace().as_millis() as i64;
+        match self.store().reap_dead_nodes(cutoff) {
+            Ok(dead) => {
+                for (node, sandboxes) in dead {
+                    warn!(node = %node, sandboxes = sandboxes.len(), "node declared dead: its sandboxes are gone");
+                    for id in sandboxes {
+                        self.telemetry().sandbox_ended(&id);
+                    }
+                }
+            }
+            Err(e) => warn!(error = %e, "could not check for dead nodes"),
+        }
+        let _ = self.store().expire_placements(now_ms() - 300_000);
+    }
+
+    /// Kills local VMs whose sandbox rows are gone.
+    async fn drop_orphaned_vms(&self) {
+        let routed: Vec<String> = self.inner.routes.read().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect();
+        for id in routed {
+            if matches!(self.store().sandbox(&id), Ok(None)) {
+                if let Some(vm) = self.inner.runtime.recorded_vm(&id) {
+                    let _ = self.inner.runtime.kill(&vm).await;
+                }
+                self.drop_route(&id);
+                self.telemetry().sandbox_ended(&id);
+                warn!(sandbox = %id, "VM stopped: its sandbox was reported gone while this node was unreachable");
+            }
+        }
+    }
+}
