@@ -126,6 +126,7 @@ impl TestServer {
             telemetry: Default::default(),
             pool: sandboxd::manager::PoolSettings { size: 0, ..Default::default() },
             database: self.database.clone(),
+            cluster: None,
         }
     }
 
