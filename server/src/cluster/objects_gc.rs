@@ -112,7 +112,6 @@ pub async fn collect(bucket: &Bucket, live: &HashSet<String>, grace: Duration) -
             }
         }
     }
-    drop(reads);
     let (n, bytes) = delete_all(bucket, futures::stream::iter(corrupt.into_iter().map(Ok))).await.context("delete manifests")?;
     stats.manifests_deleted += n;
     stats.bytes_freed += bytes;
