@@ -124,6 +124,11 @@ impl Bucket {
         Ok(WriteMultipart::new_with_chunk_size(upload, PART_SIZE))
     }
 
+    /// Forgets which keys exist: a garbage collection on any node may have deleted some.
+    pub fn forget_known(&self) {
+        self.known.lock().unwrap().clear();
+    }
+
     pub(crate) fn layer_hash(&self, name: &str) -> Option<(u64, String)> {
         self.layer_hashes.lock().unwrap().get(name).cloned()
     }

@@ -46,6 +46,10 @@ pub struct Cluster {
     pub forwarder: route::Forwarder,
     /// See [`node::compat_key`].
     pub compat: String,
+    /// Held shared by this node's uploads, exclusively by its collection of the bucket: the
+    /// cluster-wide advisory lock cannot separate them, as a Postgres session never conflicts
+    /// with itself and a node has one.
+    pub uploads: tokio::sync::RwLock<()>,
 }
 
 impl Cluster {
@@ -62,7 +66,7 @@ impl Cluster {
         );
         let bucket = Bucket::from_url(&cfg.object_store)?;
         let forwarder = route::Forwarder::new(&cfg.node_id);
-        Ok(Self { bucket, forwarder, compat: node::compat_key(accel), cfg })
+        Ok(Self { bucket, forwarder, compat: node::compat_key(accel), cfg, uploads: Default::default() })
     }
 
     pub fn node_id(&self) -> &str {

@@ -31,6 +31,22 @@ pub(crate) fn node_grace() -> Duration {
     Duration::from_millis(env_u64("SANDBOXD_NODE_GRACE_MS", 10_000))
 }
 
+/// Objects no manifest names are deleted only this old (`SANDBOXD_OBJECTS_GC_GRACE_SECS`,
+/// default 3600): a second line of defence behind [`OBJECTS_LOCK`].
+fn objects_grace() -> Duration {
+    Duration::from_secs(env_u64("SANDBOXD_OBJECTS_GC_GRACE_SECS", 3600))
+}
+
+/// How often a node tries to collect the bucket (`SANDBOXD_OBJECTS_GC_SECS`, default 600).
+fn objects_gc_every() -> Duration {
+    Duration::from_secs(env_u64("SANDBOXD_OBJECTS_GC_SECS", 600))
+}
+
+/// The cluster-wide lock between uploads (shared) and the bucket's garbage collection
+/// (exclusive): an upload may reuse an object that no manifest names yet, so no collection
+/// runs while any upload does.
+const OBJECTS_LOCK: i64 = 0x7362_786f_626a_6563;
+
 /// The longest a restore waits for another node's upload (`SANDBOXD_UPLOAD_WAIT_SECS`, 600).
 fn upload_wait() -> Duration {
     Duration::from_secs(env_u64("SANDBOXD_UPLOAD_WAIT_SECS", 600))
@@ -68,6 +84,20 @@ impl Manager {
         let _ = self.store().add_node_image(&img.id);
         let (mgr, id, dir) = (self.clone(), img.id.clone(), img.dir.clone());
         tokio::spawn(async move {
+            // Shared with every other upload, exclusive of a collection of the bucket, on this
+            // node and on the others.
+            let _local = cluster.uploads.read().await;
+            loop {
+                match mgr.store().try_cluster_lock(OBJECTS_LOCK, true) {
+                    Ok(true) => break,
+                    Ok(false) => tokio::time::sleep(Duration::from_millis(200)).await,
+                    Err(e) => {
+                        warn!(image = %id, error = %e, "could not take the upload lock; uploading anyway");
+                        break;
+                    }
+                }
+            }
+            cluster.bucket.forget_known();
             let mut attempt = 0;
             let outcome = loop {
                 attempt += 1;
@@ -86,7 +116,36 @@ impl Manager {
             if let Err(e) = mgr.store().set_image_upload(&id, outcome) {
                 warn!(image = %id, error = %e, "could not record the upload");
             }
+            let _ = mgr.store().cluster_unlock(OBJECTS_LOCK, true);
         });
+    }
+
+    /// Deletes from the bucket what no image in the database needs (see `cluster::objects_gc`),
+    /// unless another node is collecting or any node is uploading.
+    pub(super) async fn collect_objects(&self) {
+        let Some(cluster) = self.inner.cluster.clone() else { return };
+        let Ok(_local) = cluster.uploads.try_write() else { return };
+        match self.store().try_cluster_lock(OBJECTS_LOCK, false) {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => return warn!(error = %e, "could not take the object collection lock"),
+        }
+        let live = self.store().all_images().map(|imgs| imgs.into_iter().map(|i| i.id).collect());
+        let result = match live {
+            Ok(live) => crate::cluster::objects_gc::collect(&cluster.bucket, &live, objects_grace()).await,
+            Err(e) => Err(e.into()),
+        };
+        let _ = self.store().cluster_unlock(OBJECTS_LOCK, false);
+        match result {
+            Ok(stats) if stats.objects_deleted + stats.manifests_deleted > 0 => info!(
+                manifests = stats.manifests_deleted,
+                objects = stats.objects_deleted,
+                bytes = stats.bytes_freed,
+                "object store collected"
+            ),
+            Ok(_) => {}
+            Err(e) => warn!(error = %format!("{e:#}"), "object store collection failed"),
+        }
     }
 
     fn local_dirs(&self) -> LocalDirs {
@@ -103,11 +162,15 @@ impl Manager {
     /// needed. Outside a cluster, `dir` unchanged.
     pub(super) async fn local_image(&self, dir: PathBuf) -> ApiResult<PathBuf> {
         let Some(cluster) = self.inner.cluster.clone() else { return Ok(dir) };
-        if dir.join("meta.json").is_file() {
+        let snapshots = self.inner.cfg.snapshots_dir();
+        // Only this node's own directories count: another node's path may well be readable
+        // here (nodes sharing a host), but its files belong to that node.
+        let ours = dir.starts_with(&snapshots) || dir.starts_with(&self.inner.cfg.templates_dir);
+        if ours && dir.join("meta.json").is_file() {
             return Ok(dir);
         }
         let id = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let local = self.inner.cfg.snapshots_dir().join(&id);
+        let local = snapshots.join(&id);
         if local.join("meta.json").is_file() {
             return Ok(local);
         }
@@ -155,14 +218,6 @@ impl Manager {
         }
     }
 
-    /// Whether node `id` is alive (outside a cluster only `local` exists, and is).
-    pub(super) fn node_alive(&self, id: &str) -> bool {
-        if self.inner.cluster.is_none() {
-            return true;
-        }
-        matches!(self.store().node(id), Ok(Some(n)) if n.alive)
-    }
-
     pub fn node_grace_ms(&self) -> i64 {
         node_grace().as_millis() as i64
     }
@@ -188,6 +243,14 @@ impl Manager {
     pub fn spawn_heartbeat(&self) -> anyhow::Result<()> {
         let Some(cluster) = self.inner.cluster.clone() else { return Ok(()) };
         self.register_node(&cluster)?;
+        let mgr = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(objects_gc_every());
+            loop {
+                tick.tick().await;
+                mgr.collect_objects().await;
+            }
+        });
         let mgr = self.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(heartbeat_every());

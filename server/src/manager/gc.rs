@@ -99,6 +99,9 @@ impl Manager {
             Ok(Err(e)) => warn!(error = %e, "garbage collection failed"),
             Err(e) => warn!(error = %e, "garbage collection panicked"),
         }
+        drop(_gc);
+        // Images this node just freed may leave objects nothing names in the cluster's bucket.
+        self.collect_objects().await;
     }
 
     fn collect_blocking(&self) -> anyhow::Result<()> {
@@ -108,7 +111,6 @@ impl Manager {
         let mut used: HashSet<String> = sandboxes.iter().filter_map(|s| dir_id(&s.image_dir)).collect();
         used.extend(sandboxes.iter().filter_map(|s| s.paused_image.clone()));
         let mut live: Vec<PathBuf> = sandboxes.iter().filter_map(|s| s.disk_layer.clone()).collect();
-        let me = self.store().node_id().to_string();
         let local_root = self.inner.cfg.snapshots_dir();
         for img in self.store().all_images()? {
             let wanted = !img.deleted && matches!(img.kind, ImageKind::Snapshot | ImageKind::Build);
@@ -129,11 +131,11 @@ impl Manager {
             }
             crate::fault::point("gc.image_dir_removed");
             let _ = self.store().remove_node_image(&img.id);
-            // The row goes with the node that made the image (the others only drop their copies).
-            if img.node_id == me || !self.node_alive(&img.node_id) {
-                self.store().hard_delete_image(&img.id)?;
-                info!(image = %img.id, size_bytes = img.size_bytes, "image freed");
-            }
+            // Unused anywhere: the row goes (any node may do it); the other nodes' copies go at
+            // their next collection (`sweep_image_dirs`), the bucket's objects with the next
+            // collection of the bucket.
+            self.store().hard_delete_image(&img.id)?;
+            info!(image = %img.id, size_bytes = img.size_bytes, "image freed");
         }
         // Copies of images whose rows another node removed.
         self.sweep_image_dirs(false)?;

@@ -193,6 +193,26 @@ impl Store {
         self.db().execute("DELETE FROM placements WHERE created_at < ?1", &params![before_ms])
     }
 
+    /// Takes cluster-wide lock `key` (a Postgres session advisory lock, `shared` or exclusive)
+    /// without waiting; false when it is held the other way. Outside Postgres there is one
+    /// process, so it is always granted. A lost connection drops the locks it held (logged by
+    /// the connection), so holders keep their critical sections short.
+    pub fn try_cluster_lock(&self, key: i64, shared: bool) -> Result<bool> {
+        if !self.db().is_postgres() {
+            return Ok(true);
+        }
+        let f = if shared { "pg_try_advisory_lock_shared" } else { "pg_try_advisory_lock" };
+        self.db().query_one(&format!("SELECT {f}(?1)"), &params![key])?.get(0)
+    }
+
+    pub fn cluster_unlock(&self, key: i64, shared: bool) -> Result<()> {
+        if self.db().is_postgres() {
+            let f = if shared { "pg_advisory_unlock_shared" } else { "pg_advisory_unlock" };
+            self.db().query_one(&format!("SELECT {f}(?1)"), &params![key])?;
+        }
+        Ok(())
+    }
+
     /// This node keeps a local copy of image `image_id` (placement prefers it).
     pub fn add_node_image(&self, image_id: &str) -> Result<()> {
         self.db().execute(

@@ -1,0 +1,282 @@
+"""Issue 13: a sandboxd cluster, three nodes on this machine sharing one PostgreSQL database
+(tests/cluster/postgres.sh) and one S3 bucket (s3s-fs, tests/cluster/s3s.sh), driven through
+the official SDK as a user would: each node is an E2B API of its own.
+
+The nodes share the templates directory (one `base` build on this machine); snapshots are
+restored on nodes that never saw them, from the object store. Each node may run one sandbox
+(`--max-sandboxes 1`), which makes placement observable: where a sandbox runs is checked in the
+nodes' run directories.
+"""
+
+import concurrent.futures
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from e2b import Sandbox
+from e2b.exceptions import NotFoundException, SandboxException, ServiceBusyException
+
+from conftest import ROOT, Sandboxd, wait_until
+from test_snapshots import counter, start_counter
+
+HERE = Path(__file__).resolve().parent
+CLUSTER_SCRIPTS = ROOT / "tests" / "cluster"
+KEY = "e2b_" + "c1" * 20
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    """A throwaway PostgreSQL server; yields its admin URL."""
+    root = Path(tempfile.mkdtemp(prefix="sandboxd-pg-"))
+    root.chmod(0o755)  # the server runs as the unprivileged `postgres` user
+    url = subprocess.run([str(CLUSTER_SCRIPTS / "postgres.sh"), "start", str(root / "pg")],
+                         check=True, capture_output=True, text=True).stdout.strip()
+    try:
+        yield url
+    finally:
+        subprocess.run([str(CLUSTER_SCRIPTS / "postgres.sh"), "stop", str(root / "pg")], check=False)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def s3():
+    """A throwaway s3s-fs; yields (endpoint, its root directory)."""
+    binary = subprocess.run([str(CLUSTER_SCRIPTS / "s3s.sh"), "path"], check=True, capture_output=True,
+                            text=True).stdout.strip()
+    root = Path(tempfile.mkdtemp(prefix="sandboxd-s3-"))
+    (root / "images").mkdir()
+    port = _free_port()
+    proc = subprocess.Popen([binary, "--host", "127.0.0.1", "--port", str(port), "--access-key", "test",
+                             "--secret-key", "testsecret", str(root)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_until(lambda: _listening(port), 30, "s3s-fs to listen")
+    try:
+        yield f"http://127.0.0.1:{port}", root
+    finally:
+        proc.kill()
+        proc.wait()
+        if not os.environ.get("COMPAT_KEEP_DATA"):
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
+
+
+class Node(Sandboxd):
+    def runs(self, sandbox_id: str) -> bool:
+        return (self.data / "store" / "run" / sandbox_id).is_dir()
+
+
+@pytest.fixture
+def cluster(postgres, s3, base_template, request):
+    """Three nodes a, b, c on a fresh database and bucket prefix."""
+    name = f"c{os.getpid()}_{int(time.monotonic() * 1000) % 10**9}"
+    subprocess.run(["psql", postgres, "-q", "-c", f"CREATE DATABASE {name}"], check=True,
+                   capture_output=True)
+    database = postgres.rsplit("/", 1)[0] + f"/{name}"
+    endpoint, _ = s3
+    env = {
+        "SANDBOXD_POOL_SIZE": "0",
+        "SANDBOXD_HEARTBEAT_MS": "300",
+        "SANDBOXD_NODE_GRACE_MS": "3000",
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "testsecret",
+        "AWS_REGION": "us-east-1",
+        # Uploads and collections exclude each other (an advisory lock): no grace is needed.
+        "SANDBOXD_OBJECTS_GC_GRACE_SECS": "0",
+    }
+    nodes = []
+    for node_id in ("a", "b", "c"):
+        node = Node(Path(tempfile.mkdtemp(prefix=f"sandboxd-node-{node_id}-")), env=env)
+        node.args = ["--database", database, "--object-store", f"s3://images/{name}", "--node-id", node_id,
+                     "--advertise-url", node.url, "--max-sandboxes", "1"]
+        node.data.mkdir(parents=True)
+        # One key for the whole cluster (it lives in the shared database).
+        (node.data / "api_key").write_text(KEY)
+        nodes.append(node)
+    try:
+        for node in nodes:
+            node.start()
+        yield nodes
+    finally:
+        for node in nodes:
+            node.stop()
+            if not os.environ.get("COMPAT_KEEP_DATA"):
+                shutil.rmtree(node.root, ignore_errors=True)
+
+
+def where(nodes, sandbox_id: str) -> list:
+    return [n for n in nodes if n.runs(sandbox_id)]
+
+
+def test_a_snapshot_taken_on_one_node_restores_on_the_others(cluster):
+    a, b, c = cluster
+    src = Sandbox.create("base", timeout=600, **a.opts)
+    assert where(cluster, src.sandbox_id) == [a]
+    start_counter(src)
+    src.files.write("/home/user/state.txt", "made on a")
+    snap = src.create_snapshot()
+    at_snapshot = counter(src)
+
+    # a is full (one sandbox each): the clones land on b, then c, neither of which has seen the
+    # image. They are created through a and b's APIs: any node accepts a create.
+    clone_b = Sandbox.create(snap.snapshot_id, timeout=600, **a.opts)
+    clone_c = Sandbox.create(snap.snapshot_id, timeout=600, **b.opts)
+    assert where(cluster, clone_b.sandbox_id) == [b]
+    assert where(cluster, clone_c.sandbox_id) == [c]
+    for clone in (clone_b, clone_c):
+        # Memory: the in-memory counter goes on from where the snapshot caught it.
+        assert counter(clone) >= at_snapshot
+        assert clone.files.read("/home/user/state.txt") == "made on a"
+    # b and c fetched the image from the object store into their own stores.
+    for node in (b, c):
+        fetched = [d for d in (node.data / "store" / "snapshots").iterdir() if (d / "meta.json").is_file()]
+        assert len(fetched) == 1, fetched
+    # The source kept running on a.
+    assert counter(src) >= at_snapshot
+
+    # Every node answers for every sandbox: c's sandbox through a's API and proxy.
+    via_a = Sandbox.connect(clone_c.sandbox_id, **a.opts)
+    assert via_a.commands.run("cat /home/user/state.txt").stdout == "made on a"
+    listed = {s.sandbox_id for s in Sandbox.list(**c.opts).next_items()}
+    assert {src.sandbox_id, clone_b.sandbox_id, clone_c.sandbox_id} <= listed
+    assert Sandbox.get_info(clone_b.sandbox_id, **c.opts).sandbox_id == clone_b.sandbox_id
+    # A kill through another node's API reaches the node that runs it.
+    Sandbox.kill(clone_b.sandbox_id, **c.opts)
+    assert not b.runs(clone_b.sandbox_id)
+    with pytest.raises(NotFoundException):
+        Sandbox.get_info(clone_b.sandbox_id, **a.opts)
+
+
+def test_concurrent_creates_never_overcommit_a_node(cluster):
+    def create(node):
+        try:
+            return Sandbox.create("base", timeout=300, **node.opts).sandbox_id
+        except (SandboxException, ServiceBusyException) as e:
+            return e
+
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(create, [cluster[i % 3] for i in range(6)]))
+    started = [r for r in results if isinstance(r, str)]
+    refused = [r for r in results if not isinstance(r, str)]
+    assert len(started) == 3, results
+    assert len(refused) == 3, results
+    # One sandbox per node: placement never put two on one.
+    assert sorted(len(where(cluster, s)) for s in started) == [1, 1, 1]
+    assert {where(cluster, s)[0].url for s in started} == {n.url for n in cluster}
+
+
+def test_a_dead_node_loses_its_sandboxes_and_leaves_the_others_running(cluster):
+    a, b, c = cluster
+    src = Sandbox.create("base", timeout=600, **a.opts)
+    start_counter(src)
+    snap = src.create_snapshot()
+    clone = Sandbox.create(snap.snapshot_id, timeout=600, **b.opts)
+    holder = where(cluster, clone.sandbox_id)
+    assert len(holder) == 1 and holder[0] is not a
+    a.kill9()
+    # After the grace period the others report a's sandbox gone...
+    wait_until(lambda: src.sandbox_id not in {s.sandbox_id for s in Sandbox.list(**b.opts).next_items()},
+               30, "a's sandbox to be reported gone")
+    with pytest.raises(NotFoundException):
+        Sandbox.get_info(src.sandbox_id, **c.opts)
+    # ... the clone keeps running, and the snapshot (uploaded) still restores elsewhere.
+    assert counter(clone) > 0
+    Sandbox.kill(clone.sandbox_id, **c.opts)
+    again = Sandbox.create(snap.snapshot_id, timeout=600, **c.opts)
+    assert counter(again) > 0
+
+
+def test_a_node_killed_mid_upload_never_leaves_a_broken_snapshot(cluster):
+    a, b, c = cluster
+    src = Sandbox.create("base", timeout=600, **a.opts)
+    start_counter(src)
+    # A 200 MiB in-memory file makes the upload take a while.
+    src.commands.run("head -c 200M /dev/urandom > /dev/shm/big")
+    snap = src.create_snapshot()
+    a.kill9()
+    # Either the upload finished (the snapshot restores on b) or it is reported failed (gone
+    # from the list, restoring it is a clean error): never listed and broken.
+    try:
+        clone = Sandbox.create(snap.snapshot_id, timeout=600, **b.opts)
+    except SandboxException as e:
+        listed = wait_until(
+            lambda: snap.snapshot_id not in {s.snapshot_id for s in Sandbox.list_snapshots(**b.opts).next_items()},
+            30, "the unfinished snapshot to be unlisted")
+        assert listed
+        print(f"upload did not finish: {e}")
+    else:
+        assert counter(clone) > 0
+        assert clone.commands.run("stat -c %s /dev/shm/big").stdout.strip() == str(200 << 20)
+
+
+def _objects(bucket_root: Path) -> set:
+    """Every object of a node-written prefix, as `dir/name` keys."""
+    return {f"{p.parent.name}/{p.name}" for p in bucket_root.rglob("*")
+            if p.is_file() and p.parent.name in ("chunks", "state", "layers", "boot")}
+
+
+def _referenced(manifest: dict) -> set:
+    keys = {f"chunks/{h}" for h in (manifest.get("ram") or {}).get("chunks", []) if h}
+    if manifest.get("state"):
+        keys.add(f"state/{manifest['state']['hash']}")
+    keys |= {f"layers/{layer['name']}" for layer in manifest["layers"]}
+    if manifest.get("boot"):
+        keys |= {f"boot/{manifest['boot']['kernel']['hash']}", f"boot/{manifest['boot']['initrd']['hash']}"}
+    return keys
+
+
+def test_deleting_a_snapshot_frees_its_objects_and_keeps_the_shared_ones(cluster, s3):
+    import json
+
+    a, b, c = cluster
+    prefix = a.args[a.args.index("--object-store") + 1].split("/", 3)[3]
+    root = s3[1] / "images" / prefix
+    src = Sandbox.create("base", timeout=600, **a.opts)
+    start_counter(src)
+    first = src.create_snapshot()
+    src.commands.run("head -c 8M /dev/urandom > /dev/shm/more")
+    second = src.create_snapshot()
+    src.kill()
+    manifests = {}
+
+    def uploaded():
+        found = {p.stem: json.loads(p.read_text()) for p in (root / "images").glob("*.json")}
+        manifests.update(found)
+        return len(found) == 2
+
+    wait_until(uploaded, 120, "both snapshots to be in the object store")
+    before = _objects(root)
+    refs = {image_id: _referenced(m) for image_id, m in manifests.items()}
+    first_id = next(i for i in refs if first.snapshot_id.startswith(i))
+    second_id = next(i for i in refs if i != first_id)
+    shared = refs[first_id] & refs[second_id]
+    own = refs[first_id] - refs[second_id]
+    assert shared and own, "the two snapshots share their base layers and most of their RAM"
+    assert before == refs[first_id] | refs[second_id]
+
+    # Deleted through another node's API: the row goes cluster-wide, the objects with it.
+    Sandbox.delete_snapshot(first.snapshot_id, **b.opts)
+    wait_until(lambda: not (root / "images" / f"{first_id}.json").exists(), 60, "the manifest to be deleted")
+    wait_until(lambda: _objects(root) == refs[second_id], 60, "the first snapshot's own objects to be deleted")
+    # What is left still restores, on a node that never saw it.
+    clone = Sandbox.create(second.snapshot_id, timeout=600, **c.opts)
+    assert clone.commands.run("stat -c %s /dev/shm/more").stdout.strip() == str(8 << 20)
