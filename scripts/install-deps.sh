@@ -11,7 +11,8 @@ need_root() { [ "$(id -u)" = 0 ] || { echo "install-deps: must run as root (apt-
 QEMU_OK=0
 if command -v qemu-system-x86_64 >/dev/null 2>&1 && qemu-system-x86_64 --version | grep -q 'version 1[0-9]\.'; then QEMU_OK=1; fi
 PKGS=(debootstrap busybox-static e2fsprogs xfsprogs cpio python3-venv linux-image-amd64 iproute2 nftables nginx-light openssl
-  docker-registry skopeo umoci apache2-utils)  # the OCI image tests: a local registry, image push, image build, htpasswd
+  docker-registry skopeo umoci apache2-utils  # the OCI image tests: a local registry, image push, image build, htpasswd
+  postgresql-15)  # the cluster tests: throwaway PostgreSQL servers (tests/cluster/postgres.sh)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 

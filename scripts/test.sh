@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on the real runtime (QEMU microVMs): Rust unit and integration
-# tests, the official E2B SDK against sandboxd, our Python and Node SDKs, and the quick
-# benchmark. Installs what it needs first (system packages, pip and npm dependencies).
+# tests (the store also on PostgreSQL), the official E2B SDK against sandboxd (a three-node
+# cluster among them), our Python and Node SDKs, parity and packages; with
+# SANDBOXD_SLOW_TESTS=1 also the long tests and the quick benchmark. Installs what it needs
+# first (system packages, s3s-fs, pip and npm dependencies).
 # Every stage runs even if an earlier one failed; the exit status says whether all passed.
 set -uo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -11,6 +13,11 @@ cd "$ROOT"
 build_server || exit 1
 build_template || exit 1
 export SANDBOXD_TEMPLATES_DIR="${SANDBOXD_TEMPLATES_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/sandboxd/templates}"
+
+# The S3 server of the cluster tests (crates.io's s3s-fs): built once, then cached.
+say "s3s-fs for the cluster tests (cached after the first build)"
+S3S_FS_BIN="$(tests/cluster/s3s.sh path)" || exit 1
+export S3S_FS_BIN
 
 # E2B's official SDKs, for the compatibility checks: Python in its own venv (it is also
 # called `e2b`), JavaScript in its own prefix.
@@ -57,7 +64,23 @@ node_sdk() {
   E2B_BUILD_SANDBOXD=0 npm install --no-audit --no-fund && code_interpreter_js && node --test tests/node/
 }
 
-stage "Rust tests (core, sandboxd, envd)" cargo test --release --locked -p e2b -p sandboxd -p envd
+# Everything on SQLite (the embedded default), then the store's tests once more on a
+# throwaway PostgreSQL (cluster mode's database).
+rust_tests() {
+  local pg status=0
+  cargo test --release --locked -p e2b -p sandboxd -p envd || status=1
+  pg="$(mktemp -d)" && chmod 755 "$pg" || return 1
+  if SANDBOXD_TEST_POSTGRES_URL="$(tests/cluster/postgres.sh start "$pg/db")"; then
+    SANDBOXD_TEST_POSTGRES_URL="$SANDBOXD_TEST_POSTGRES_URL" cargo test --release --locked -p sandboxd --lib -- store:: telemetry:: || status=1
+    tests/cluster/postgres.sh stop "$pg/db"
+  else
+    status=1
+  fi
+  rm -rf "$pg"
+  return $status
+}
+
+stage "Rust tests (core, sandboxd, envd; the store on SQLite and PostgreSQL)" rust_tests
 stage "official E2B SDK (PyPI e2b) against sandboxd" tests/compat/run.sh
 # Node first: tests/python/test_wire_js.py compares our Node SDK's requests with the official JS SDK's.
 stage "our Node SDK" node_sdk
@@ -65,7 +88,8 @@ stage "our Python SDK" python_sdk
 # Needs our Python package, which the "our Python SDK" stage installed into $CARGO_TARGET_DIR/pyvenv.
 stage "API parity with the official SDKs (no VMs)" tests/parity/run.sh
 stage "packages: wheel and npm tarball installed with no Rust on PATH" tests/package/run.sh
-if [ -x "$ROOT/bench/run.sh" ]; then stage "benchmarks (quick)" "$ROOT/bench/run.sh" --quick; fi
+# The benchmark measures, it does not test: it runs with the long tests.
+if [ "${SANDBOXD_SLOW_TESTS:-}" = 1 ]; then stage "benchmarks (quick)" "$ROOT/bench/run.sh" --quick; fi
 
 if [ ${#failed[@]} -gt 0 ]; then
   say "FAILED stages: ${failed[*]}"
