@@ -119,7 +119,12 @@ impl Node {
         self.dir.path().join("snapshots")
     }
     fn local(&self) -> LocalDirs {
-        LocalDirs { layers: self.layers(), layer_sources: vec![], boot: self.dir.path().join("boot") }
+        LocalDirs {
+            layers: self.layers(),
+            layer_sources: vec![],
+            boot: self.dir.path().join("boot"),
+            chunk_sources: vec![self.images()],
+        }
     }
 }
 

@@ -108,7 +108,12 @@ impl Node {
         self.dir.path().join("snapshots")
     }
     fn local(&self) -> LocalDirs {
-        LocalDirs { layers: self.layers(), layer_sources: vec![], boot: self.dir.path().join("boot") }
+        LocalDirs {
+            layers: self.layers(),
+            layer_sources: vec![],
+            boot: self.dir.path().join("boot"),
+            chunk_sources: vec![self.images()],
+        }
     }
 }
 
@@ -284,4 +289,35 @@ async fn a_layer_the_node_already_has_is_not_fetched() {
     assert_eq!(down.fetched_layers, 1);
     let top = Runtime::read_meta(&b.images().join("snap")).unwrap().disk_layer;
     assert_eq!(sandboxd::vm::files::qcow2_backing(&top).unwrap().unwrap(), templates.join("tpl-disk.qcow2"));
+}
+
+#[tokio::test]
+async fn chunks_a_local_image_already_holds_are_copied_not_fetched() {
+    let s3 = start_s3("images");
+    let bucket = bucket(&s3, "s3://images");
+    let (a, b) = (Node::new(), Node::new());
+    // The template: 32 chunks of data. The snapshot: the same, 4 of them changed.
+    let template: HashMap<u64, u64> = (0..32).map(|i| (i, i)).collect();
+    let mut changed = template.clone();
+    for i in [3, 9, 20, 31] {
+        changed.insert(i, 500 + i);
+    }
+    let snap = make_image(&a, "snap", 16, &changed, None, 7);
+    upload_image(&bucket, "snap", &snap).await.unwrap();
+    // B has the template locally (built there: no manifest, its chunks are hashed once).
+    let tpl = make_image(&b, "tpl", 16, &template, None, 8);
+    let down = download_image(&bucket, "snap", &b.images().join("snap"), &b.local()).await.unwrap();
+    assert_eq!((down.fetched_chunks, down.local_chunks), (4, 28), "{down:?}");
+    assert_eq!(fs::read(b.images().join("snap/mem.ram")).unwrap(), fs::read(snap.join("mem.ram")).unwrap());
+    assert!(tpl.join("chunk-index.json").is_file(), "the template's chunk index is kept for next time");
+
+    // The template changes (a rebuild): its index is recomputed, so the chunk it no longer
+    // holds is fetched, never copied from the wrong bytes.
+    fs::remove_dir_all(b.images().join("snap")).unwrap();
+    let ram = fs::OpenOptions::new().write(true).open(tpl.join("mem.ram")).unwrap();
+    ram.write_all_at(&pattern(4242, CHUNK_SIZE as usize), 0).unwrap();
+    drop(ram);
+    let again = download_image(&bucket, "snap", &b.images().join("snap2"), &b.local()).await.unwrap();
+    assert_eq!((again.fetched_chunks, again.local_chunks), (5, 27), "{again:?}");
+    assert_eq!(fs::read(b.images().join("snap2/mem.ram")).unwrap(), fs::read(snap.join("mem.ram")).unwrap());
 }

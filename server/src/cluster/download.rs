@@ -14,6 +14,7 @@ use anyhow::{Context, bail};
 use futures::{StreamExt, TryStreamExt};
 
 use super::Bucket;
+use super::chunk_cache::{self, ChunkCache};
 use super::manifest::{self, Blob, FORMAT, Manifest};
 use crate::vm::{BootSpec, ImageMeta, files};
 
@@ -28,6 +29,9 @@ pub struct LocalDirs {
     pub layer_sources: Vec<PathBuf>,
     /// Kernels and initramfs files fetched from the bucket, by hash.
     pub boot: PathBuf,
+    /// Directories of image directories whose RAM chunks a restore may copy instead of
+    /// fetching (the store's snapshots, the templates); see [`ChunkCache`].
+    pub chunk_sources: Vec<PathBuf>,
 }
 
 impl LocalDirs {
@@ -43,6 +47,8 @@ pub struct DownloadStats {
     /// Non-zero RAM bytes of the image (what a full copy would move, uncompressed).
     pub ram_data_bytes: u64,
     pub fetched_chunks: usize,
+    /// Distinct chunks copied from images this node already had instead.
+    pub local_chunks: usize,
     pub fetched_layers: usize,
     pub ms: u64,
 }
@@ -111,6 +117,7 @@ pub async fn download_image(bucket: &Bucket, image_id: &str, dest: &Path, dirs: 
         ms = stats.ms,
         fetched_mib = stats.fetched_bytes >> 20,
         chunks = stats.fetched_chunks,
+        local_chunks = stats.local_chunks,
         layers = stats.fetched_layers,
         "image fetched from {}",
         bucket.url()
@@ -121,7 +128,9 @@ pub async fn download_image(bucket: &Bucket, image_id: &str, dest: &Path, dirs: 
 async fn fill(bucket: &Bucket, m: &Manifest, tmp: &Path, dirs: &LocalDirs) -> anyhow::Result<DownloadStats> {
     let mut stats = DownloadStats::default();
     if let Some(ram) = &m.ram {
-        fetch_ram(bucket, ram, &tmp.join("mem.ram"), &mut stats).await?;
+        let sources = dirs.chunk_sources.clone();
+        let cache = tokio::task::spawn_blocking(move || ChunkCache::scan(&sources)).await?;
+        fetch_ram(bucket, ram, &tmp.join("mem.ram"), &cache, &mut stats).await?;
     }
     if let Some(state) = &m.state {
         let data = fetch_blob(bucket, &manifest::state_key(&state.hash), state, &mut stats).await?;
@@ -161,10 +170,17 @@ async fn fill(bucket: &Bucket, m: &Manifest, tmp: &Path, dirs: &LocalDirs) -> an
         boot,
     };
     files::write_atomic(&tmp.join("meta.json"), &serde_json::to_vec_pretty(&meta)?)?;
+    chunk_cache::keep_manifest(tmp, m);
     Ok(stats)
 }
 
-async fn fetch_ram(bucket: &Bucket, ram: &manifest::Ram, path: &Path, stats: &mut DownloadStats) -> anyhow::Result<()> {
+async fn fetch_ram(
+    bucket: &Bucket,
+    ram: &manifest::Ram,
+    path: &Path,
+    cache: &ChunkCache,
+    stats: &mut DownloadStats,
+) -> anyhow::Result<()> {
     let file = std::sync::Arc::new(OpenOptions::new().write(true).create_new(true).open(path)?);
     file.set_len(ram.size)?;
     // A chunk stored once may sit at several offsets: fetch it once, write it everywhere.
@@ -176,20 +192,40 @@ async fn fetch_ram(bucket: &Bucket, ram: &manifest::Ram, path: &Path, stats: &mu
             offsets.entry(h.clone()).or_default().push(i as u64 * ram.chunk_size);
         }
     }
-    let results: Vec<anyhow::Result<u64>> = futures::stream::iter(offsets)
+    let (size, chunk) = (ram.size, ram.chunk_size);
+    let results: Vec<anyhow::Result<Option<u64>>> = futures::stream::iter(offsets)
         .map(|(hash, offs)| {
             let file = file.clone();
-            let size = ram.size;
-            let chunk = ram.chunk_size;
+            let local = cache.get(&hash).cloned();
             async move {
-                let packed = bucket
-                    .get(&manifest::chunk_key(&hash))
-                    .await?
-                    .ok_or_else(|| anyhow::anyhow!("RAM chunk {hash} is missing from the object store"))?;
-                let fetched = packed.len() as u64;
+                let want = chunk.min(size - offs[0]) as usize;
+                // A chunk some local image holds is copied from there (checked against its hash).
+                let found = match local {
+                    Some(at) => {
+                        let h = hash.clone();
+                        tokio::task::spawn_blocking(move || chunk_cache::read_local(&at, &h, want)).await?
+                    }
+                    None => None,
+                };
+                let (data, fetched) = match found {
+                    Some(data) => (data, None),
+                    None => {
+                        let packed = bucket
+                            .get(&manifest::chunk_key(&hash))
+                            .await?
+                            .ok_or_else(|| anyhow::anyhow!("RAM chunk {hash} is missing from the object store"))?;
+                        let n = packed.len() as u64;
+                        let h = hash.clone();
+                        let data = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<u8>> {
+                            let data = zstd::bulk::decompress(&packed, chunk as usize)?;
+                            anyhow::ensure!(blake3::hash(&data).to_hex().as_str() == h, "RAM chunk {h} is corrupt");
+                            Ok(data)
+                        })
+                        .await??;
+                        (data, Some(n))
+                    }
+                };
                 tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-                    let data = zstd::bulk::decompress(&packed, chunk as usize)?;
-                    anyhow::ensure!(blake3::hash(&data).to_hex().as_str() == hash, "RAM chunk {hash} is corrupt");
                     for off in offs {
                         let want = chunk.min(size - off) as usize;
                         anyhow::ensure!(data.len() == want, "RAM chunk {hash} has {} bytes, expected {want}", data.len());
@@ -205,10 +241,21 @@ async fn fetch_ram(bucket: &Bucket, ram: &manifest::Ram, path: &Path, stats: &mu
         .collect()
         .await;
     for r in results {
-        stats.fetched_bytes += r?;
-        stats.fetched_chunks += 1;
+        match r? {
+            Some(n) => {
+                stats.fetched_bytes += n;
+                stats.fetched_chunks += 1;
+            }
+            None => stats.local_chunks += 1,
+        }
     }
-    stats.ram_data_bytes = ram.chunks.iter().enumerate().filter(|(_, h)| h.is_some()).map(|(i, _)| ram.chunk_size.min(ram.size - i as u64 * ram.chunk_size)).sum();
+    stats.ram_data_bytes = ram
+        .chunks
+        .iter()
+        .enumerate()
+        .filter(|(_, h)| h.is_some())
+        .map(|(i, _)| ram.chunk_size.min(ram.size - i as u64 * ram.chunk_size))
+        .sum();
     file.sync_all()?;
     Ok(())
 }

@@ -16,6 +16,7 @@
 //!   is, and everything the manifest names is there before it.
 
 pub mod bucket;
+pub mod chunk_cache;
 pub mod download;
 pub mod front;
 pub mod manifest;

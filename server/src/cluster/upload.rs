@@ -79,6 +79,7 @@ pub async fn upload_image(bucket: &Bucket, image_id: &str, dir: &Path) -> anyhow
     let body = serde_json::to_vec_pretty(&manifest)?;
     stats.uploaded_bytes += body.len() as u64;
     bucket.put(&manifest::manifest_key(image_id), Bytes::from(body)).await.context("manifest")?;
+    super::chunk_cache::keep_manifest(dir, &manifest);
     stats.ms = started.elapsed().as_millis() as u64;
     tracing::info!(
         image = image_id,
@@ -137,7 +138,7 @@ async fn upload_ram(bucket: &Bucket, path: &Path, stats: &mut UploadStats) -> an
 }
 
 /// Reads one chunk; `None` when it is all zero (holes of the sparse file are not even read).
-fn read_chunk(file: &File, off: u64, len: usize) -> std::io::Result<Option<(String, Vec<u8>)>> {
+pub(super) fn read_chunk(file: &File, off: u64, len: usize) -> std::io::Result<Option<(String, Vec<u8>)>> {
     // SAFETY: lseek on a valid fd; a negative result (ENXIO: no data after `off`) is handled.
     let data = unsafe { libc::lseek(file.as_raw_fd(), off as i64, libc::SEEK_DATA) };
     if data < 0 || data as u64 >= off + len as u64 {

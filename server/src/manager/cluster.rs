@@ -153,6 +153,7 @@ impl Manager {
         LocalDirs {
             layers: store.clone(),
             layer_sources: vec![self.inner.cfg.templates_dir.join(".layers")],
+            chunk_sources: vec![self.inner.cfg.snapshots_dir(), self.inner.cfg.templates_dir.clone()],
             boot: store.with_file_name("boot"),
         }
     }
