@@ -5,167 +5,35 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs;
-use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures::TryStreamExt;
 use sandboxd::cluster::Bucket;
-use sandboxd::cluster::download::{LocalDirs, download_image};
+use sandboxd::cluster::download::download_image;
 use sandboxd::cluster::manifest::{self, CHUNK_SIZE, Manifest};
 use sandboxd::cluster::objects_gc::{GcStats, collect};
 use sandboxd::cluster::upload::upload_image;
-use sandboxd::vm::{BootSpec, ImageMeta, Runtime};
+use sandboxd::vm::Runtime;
 
-const MIB: u64 = 1 << 20;
+mod cluster_common;
+use cluster_common::{Node, S3, bucket, make_image, pattern, run, start_s3};
+
 const HOUR: Duration = Duration::from_secs(3600);
 
-/// A throwaway s3s-fs; killed on drop.
-struct S3 {
-    child: Child,
-    root: tempfile::TempDir,
-    endpoint: String,
-}
-
-impl Drop for S3 {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl S3 {
-    /// Moves the last-modified time of `key` in `s3://images/gc` back by `age`.
-    fn backdate(&self, key: &str, age: Duration) {
-        let file = fs::File::options().write(true).open(self.root.path().join("images/gc").join(key)).unwrap();
-        file.set_modified(SystemTime::now() - age).unwrap();
-    }
-}
-
-fn s3s_fs_bin() -> PathBuf {
-    if let Ok(p) = std::env::var("S3S_FS_BIN") {
-        return PathBuf::from(p);
-    }
-    let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/cluster/s3s.sh"))
-        .arg("path")
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("run tests/cluster/s3s.sh");
-    assert!(out.status.success(), "tests/cluster/s3s.sh could not provide s3s-fs");
-    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+/// Moves the last-modified time of `key` in `s3://images/gc` back by `age`.
+fn backdate(s3: &S3, key: &str, age: Duration) {
+    let file = fs::File::options().write(true).open(s3.root.path().join("images/gc").join(key)).unwrap();
+    file.set_modified(SystemTime::now() - age).unwrap();
 }
 
 /// s3s-fs serving bucket `images`, and a [`Bucket`] on `s3://images/gc`.
-fn start_s3() -> (S3, Bucket) {
-    let root = tempfile::tempdir().unwrap();
-    fs::create_dir(root.path().join("images")).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new(s3s_fs_bin())
-        .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--access-key", "test", "--secret-key", "testsecret"])
-        .arg(root.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start s3s-fs");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "s3s-fs did not listen on port {port}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let s3 = S3 { child, root, endpoint: format!("http://127.0.0.1:{port}") };
-    let settings = [
-        ("AWS_ENDPOINT_URL", s3.endpoint.as_str()),
-        ("AWS_ACCESS_KEY_ID", "test"),
-        ("AWS_SECRET_ACCESS_KEY", "testsecret"),
-        ("AWS_REGION", "us-east-1"),
-    ];
-    let bucket = Bucket::open("s3://images/gc", settings.map(|(k, v)| (k.to_string(), v.to_string()))).unwrap();
+fn start() -> (S3, Bucket) {
+    let s3 = start_s3("images");
+    let bucket = bucket(&s3, "s3://images/gc");
     (s3, bucket)
-}
-
-fn run(cmd: &mut Command) {
-    let out = cmd.output().unwrap();
-    assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-/// Deterministic bytes for chunk `seed`.
-fn pattern(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
-/// One node's directories.
-struct Node {
-    dir: tempfile::TempDir,
-}
-
-impl Node {
-    fn new() -> Self {
-        Self { dir: tempfile::tempdir().unwrap() }
-    }
-    fn layers(&self) -> PathBuf {
-        self.dir.path().join("layers")
-    }
-    fn images(&self) -> PathBuf {
-        self.dir.path().join("snapshots")
-    }
-    fn local(&self) -> LocalDirs {
-        LocalDirs {
-            layers: self.layers(),
-            layer_sources: vec![],
-            boot: self.dir.path().join("boot"),
-            chunk_sources: vec![self.images()],
-        }
-    }
-}
-
-/// A synthetic image on `node`: 4 MiB of sparse RAM with `data` chunks (index → seed), a device
-/// state, a qcow2 layer over `below` (or a new base) written with `disk_seed`, and boot files
-/// (the same for every image).
-fn make_image(node: &Node, id: &str, data: &HashMap<u64, u64>, below: Option<&Path>, disk_seed: u8) -> PathBuf {
-    let dir = node.images().join(id);
-    fs::create_dir_all(&dir).unwrap();
-    fs::create_dir_all(node.layers()).unwrap();
-    let ram = fs::File::create(dir.join("mem.ram")).unwrap();
-    ram.set_len(4 * MIB).unwrap();
-    for (&chunk, &seed) in data {
-        ram.write_all_at(&pattern(seed, CHUNK_SIZE as usize), chunk * CHUNK_SIZE).unwrap();
-    }
-    fs::write(dir.join("state.bin"), pattern(1000 + disk_seed as u64, 300_000)).unwrap();
-    let layer = node.layers().join(format!("{id}-disk.qcow2"));
-    match below {
-        Some(b) => run(Command::new("qemu-img").args(["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b"]).arg(b).arg(&layer)),
-        None => run(Command::new("qemu-img").args(["create", "-q", "-f", "qcow2"]).arg(&layer).arg("64M")),
-    }
-    let write = format!("write -P {disk_seed} {}M 2M", disk_seed as u64 % 32);
-    run(Command::new("qemu-io").args(["-f", "qcow2", "-c", &write]).arg(&layer));
-    let boot = node.dir.path().join("kernel-src");
-    fs::create_dir_all(&boot).unwrap();
-    fs::write(boot.join("vmlinuz"), pattern(7, 100_000)).unwrap();
-    fs::write(boot.join("initrd.img"), pattern(8, 50_000)).unwrap();
-    let meta = ImageMeta {
-        memory_mb: 4,
-        vcpus: 1,
-        disk_size_mb: 64,
-        disk_layer: layer,
-        envd_version: "0.6.4".into(),
-        size_bytes: 1,
-        frozen_ms: 5,
-        capture_ms: 9,
-        memory: true,
-        boot: Some(BootSpec { kernel: boot.join("vmlinuz"), initrd: boot.join("initrd.img"), cmdline: "console=ttyS0".into() }),
-    };
-    fs::write(dir.join("meta.json"), serde_json::to_vec(&meta).unwrap()).unwrap();
-    dir
 }
 
 /// A template and a snapshot on top of it, uploaded. They share the template's disk layer, the
@@ -180,9 +48,9 @@ async fn upload_two(bucket: &Bucket) -> TwoImages {
     let node = Node::new();
     let tpl_data: HashMap<u64, u64> = [(0, 1), (1, 2), (2, 3), (3, 4)].into();
     let snap_data: HashMap<u64, u64> = [(0, 1), (1, 2), (2, 30), (3, 40), (9, 50)].into();
-    let tpl_dir = make_image(&node, "tpl", &tpl_data, None, 5);
+    let tpl_dir = make_image(&node, "tpl", 4, &tpl_data, None, 5);
     let base = Runtime::read_meta(&tpl_dir).unwrap().disk_layer;
-    let snap_dir = make_image(&node, "snap", &snap_data, Some(&base), 6);
+    let snap_dir = make_image(&node, "snap", 4, &snap_data, Some(&base), 6);
     let (tpl, _) = upload_image(bucket, "tpl", &tpl_dir).await.unwrap();
     let (snap, _) = upload_image(bucket, "snap", &snap_dir).await.unwrap();
     TwoImages { node, tpl: (tpl, tpl_dir), snap: (snap, snap_dir) }
@@ -222,7 +90,7 @@ fn counts(s: &GcStats) -> (usize, usize, usize, usize) {
 
 #[tokio::test]
 async fn deleting_a_template_keeps_what_its_snapshot_still_names() {
-    let (_s3, bucket) = start_s3();
+    let (_s3, bucket) = start();
     let two = upload_two(&bucket).await;
     let (tpl, snap) = (keys(&two.tpl.0), keys(&two.snap.0));
     let before = objects(&bucket).await;
@@ -262,7 +130,7 @@ async fn deleting_a_template_keeps_what_its_snapshot_still_names() {
 
 #[tokio::test]
 async fn an_upload_in_progress_survives_a_collection_within_the_grace_period() {
-    let (s3, bucket) = start_s3();
+    let (s3, bucket) = start();
     let two = upload_two(&bucket).await;
     let snap = keys(&two.snap.0);
     // An upload running now has written a chunk but not its manifest yet; a chunk orphaned long
@@ -270,9 +138,9 @@ async fn an_upload_in_progress_survives_a_collection_within_the_grace_period() {
     // its manifest is in the bucket, the caller's live set does not have it.
     let young = put_orphan_chunk(&bucket, 77).await;
     let old = put_orphan_chunk(&bucket, 78).await;
-    s3.backdate(&old, 2 * HOUR);
+    backdate(&s3, &old, 2 * HOUR);
     for key in &keys(&two.tpl.0) - &snap {
-        s3.backdate(&key, 2 * HOUR);
+        backdate(&s3, &key, 2 * HOUR);
     }
     let mut unrecorded = two.snap.0.clone();
     unrecorded.image_id = "unrecorded".into();
@@ -296,7 +164,7 @@ async fn an_upload_in_progress_survives_a_collection_within_the_grace_period() {
 
 #[tokio::test]
 async fn with_nothing_live_and_no_grace_the_bucket_is_emptied() {
-    let (_s3, bucket) = start_s3();
+    let (_s3, bucket) = start();
     let _two = upload_two(&bucket).await;
     put_orphan_chunk(&bucket, 77).await;
     let before = objects(&bucket).await;
@@ -312,13 +180,13 @@ async fn with_nothing_live_and_no_grace_the_bucket_is_emptied() {
 
 #[tokio::test]
 async fn a_manifest_this_node_cannot_read_stops_the_sweep() {
-    let (s3, bucket) = start_s3();
+    let (s3, bucket) = start();
     let two = upload_two(&bucket).await;
     let old = put_orphan_chunk(&bucket, 77).await;
-    s3.backdate(&old, 2 * HOUR);
+    backdate(&s3, &old, 2 * HOUR);
     // A newer sandboxd's manifest (whose objects this one cannot name), and a truncated one.
     bucket.put("images/future.json", Bytes::from_static(br#"{"format": 2, "parts": ["chunks/x"]}"#)).await.unwrap();
-    s3.backdate("images/future.json", 2 * HOUR);
+    backdate(&s3, "images/future.json", 2 * HOUR);
     bucket.put("images/broken.json", Bytes::from_static(br#"{"format": 1, "image_id": "bro"#)).await.unwrap();
     let everything = live(&["tpl", "snap", "future", "broken"]);
 
@@ -327,7 +195,7 @@ async fn a_manifest_this_node_cannot_read_stops_the_sweep() {
     assert!(objects(&bucket).await.contains_key(&old));
 
     // Once old, the truncated manifest goes; the newer-format one still stops the sweep.
-    s3.backdate("images/broken.json", 2 * HOUR);
+    backdate(&s3, "images/broken.json", 2 * HOUR);
     let stats = collect(&bucket, &everything, HOUR).await.unwrap();
     assert_eq!(counts(&stats), (1, 0, 0, 1), "{stats:?}");
     let left = objects(&bucket).await;
