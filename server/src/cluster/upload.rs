@@ -94,11 +94,15 @@ pub async fn upload_image(bucket: &Bucket, image_id: &str, dir: &Path) -> anyhow
     Ok((manifest, stats))
 }
 
+/// One chunk's outcome: its index, its hash (`None`: all zero), and `(sent, plaintext)` bytes
+/// when it was uploaded (`None`: zero, or in the bucket already).
+type ChunkSent = (usize, Option<String>, Option<(u64, u64)>);
+
 async fn upload_ram(bucket: &Bucket, path: &Path, stats: &mut UploadStats) -> anyhow::Result<Ram> {
     let file = std::sync::Arc::new(File::open(path).with_context(|| format!("open {}", path.display()))?);
     let size = file.metadata()?.len();
     let count = size.div_ceil(CHUNK_SIZE) as usize;
-    let results: Vec<anyhow::Result<(usize, Option<String>, Option<(u64, u64)>)>> = futures::stream::iter(0..count)
+    let results: Vec<anyhow::Result<ChunkSent>> = futures::stream::iter(0..count)
         .map(|i| {
             let file = file.clone();
             async move {
