@@ -5,6 +5,10 @@
 #   bench/run.sh --full     the documented run (≈ 25 min on 2 cores): rewrites docs/benchmarks.md
 #                           and docs/bench/*.png; results.json in target/bench/
 #   bench/run.sh --quick    smoke run, the test suite's stage (≤ 4 min): target/bench/quick/ only
+#   bench/run.sh --cluster  issue 13's numbers (≈ 3 min; not part of --full or --quick): PostgreSQL,
+#                           s3s-fs and two nodes on this machine; remote vs local restore, bytes
+#                           fetched and uploaded, freeze with vs without the object store. Writes
+#                           target/bench/cluster/ (add --docs docs/cluster-benchmarks.md to publish)
 #   bench/run.sh [opts]     anything else is passed to `bench` (see `bench --help`); output in
 #                           target/bench/ (add --docs docs/benchmarks.md --plot-prefix bench/ to publish)
 set -euo pipefail
@@ -24,6 +28,11 @@ case "${1:-}" in
     "$SANDBOXD_BIN" template build base-2g --memory-mb 2048
     OUT="$CARGO_TARGET_DIR/bench"; PLOTS="$ROOT/docs/bench"
     args=(--out-dir "$OUT" --docs "$ROOT/docs/benchmarks.md" --plot-prefix bench/) ;;
+  --cluster)
+    shift
+    tests/cluster/s3s.sh path >/dev/null   # builds s3s-fs once (cached)
+    OUT="$CARGO_TARGET_DIR/bench"; PLOTS=""
+    args=(--scenario cluster --no-peers --out-dir "$OUT") ;;
   --quick)
     shift
     OUT="$CARGO_TARGET_DIR/bench/quick"; PLOTS="$OUT"
@@ -37,8 +46,9 @@ esac
 status=0
 "$CARGO_TARGET_DIR/release/bench" "${args[@]}" "$@" || status=$?
 
-# Plots, even after a failed scenario (results.json has whatever was measured).
-if [ -f "$OUT/results.json" ]; then
+# Plots, even after a failed scenario (results.json has whatever was measured); the cluster
+# scenario has none (its results.json is in $OUT/cluster/).
+if [ -n "$PLOTS" ] && [ -f "$OUT/results.json" ]; then
   VENV="$CARGO_TARGET_DIR/bench-venv"
   [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
   "$VENV/bin/python" -c 'import matplotlib' 2>/dev/null \

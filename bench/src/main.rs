@@ -12,10 +12,15 @@
 //! - `create` (ours only): template → first command;
 //! - `template` (ours only): a small custom template built cold and cached, then created from.
 //!
+//! Not in the default set, and run alone: `cluster` (ours only; `--scenario cluster`, see
+//! `cluster/mod.rs`) starts PostgreSQL, s3s-fs and two nodes, and writes its own results.json
+//! and report into `<out-dir>/cluster/`.
+//!
 //! Exit status: non-zero if a scenario failed for sandboxd; with `--quick`, also if a peer that
 //! was available failed (an unavailable peer is a table row with its reason, not a failure).
 
 mod api;
+mod cluster;
 mod create;
 mod ours;
 mod peers;
@@ -51,7 +56,8 @@ struct Args {
     /// the test suite's smoke run. Without it: the full counts (see the other options).
     #[arg(long)]
     quick: bool,
-    /// Scenarios to run, comma-separated: snapshot, restore, pause-resume, api, create, pool, template.
+    /// Scenarios to run, comma-separated: snapshot, restore, pause-resume, api, create, pool, template;
+    /// or `cluster` alone (not in the default set: a two-node cluster, into <out-dir>/cluster/).
     #[arg(long, value_delimiter = ',', default_values_t = ALL.iter().map(|s| s.to_string()))]
     scenario: Vec<String>,
     /// Where results.json and report.md go.
@@ -102,7 +108,18 @@ struct Args {
     /// Sequential creates of the create scenario [full: 10; quick: 2].
     #[arg(long)]
     creates: Option<usize>,
-    /// Run nothing: render the report (to --out-dir and --docs) from an earlier results.json.
+    /// cluster: restores on a node that never saw the image (and locally), each from a new image;
+    /// also the freeze comparison's snapshots per node [full: 5; quick: 2].
+    #[arg(long)]
+    cluster_restores: Option<usize>,
+    /// cluster: dirty memory of each source, MiB.
+    #[arg(long, default_value_t = 64)]
+    cluster_dirty_mib: u32,
+    /// cluster: memory changed between two snapshots, MiB (new data in /dev/shm).
+    #[arg(long, default_value_t = 16)]
+    cluster_changed_mib: u32,
+    /// Run nothing: render the report (to --out-dir and --docs) from an earlier results.json
+    /// (with `--scenario cluster`: from a cluster results.json).
     #[arg(long)]
     report_from: Option<PathBuf>,
     /// sandboxd binary.
@@ -138,11 +155,64 @@ fn utc_now() -> String {
         .unwrap_or_default()
 }
 
+/// `--scenario cluster`: its own results.json, report.md and node logs in `<out-dir>/cluster/`,
+/// the report printed, and with `--docs` written there too.
+fn run_cluster(a: &Args) -> anyhow::Result<()> {
+    let out_dir = a.out_dir.join("cluster");
+    if let Some(json) = &a.report_from {
+        let raw = std::fs::read(json).with_context(|| format!("read {}", json.display()))?;
+        let md = cluster::render(&serde_json::from_slice(&raw)?);
+        std::fs::create_dir_all(&out_dir)?;
+        std::fs::write(out_dir.join("report.md"), &md)?;
+        if let Some(docs) = &a.docs {
+            std::fs::write(docs, &md)?;
+        }
+        println!("{md}");
+        return Ok(());
+    }
+    let plan = cluster::Plan {
+        template: a.template.clone(),
+        restores: a.cluster_restores.unwrap_or(if a.quick { 2 } else { 5 }),
+        dirty_mib: a.cluster_dirty_mib,
+        changed_mib: a.cluster_changed_mib,
+    };
+    let started = Instant::now();
+    let mut out = cluster::ClusterResults {
+        command: a.command.clone().unwrap_or_else(|| std::env::args().collect::<Vec<_>>().join(" ")),
+        started_utc: utc_now(),
+        loadavg_at_start: std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim().to_string(),
+        ..Default::default()
+    };
+    if let Err(e) = cluster::run(&a.sandboxd, a.templates_dir.as_deref(), &plan, &out_dir, &mut out) {
+        out.failures.push(format!("{e:#}").replace('\n', " "));
+    }
+    out.duration_s = started.elapsed().as_secs_f64();
+    std::fs::create_dir_all(&out_dir)?;
+    let json = out_dir.join("results.json");
+    std::fs::write(&json, serde_json::to_vec_pretty(&out)?).with_context(|| format!("write {}", json.display()))?;
+    let md = cluster::render(&out);
+    std::fs::write(out_dir.join("report.md"), &md)?;
+    if let Some(docs) = &a.docs {
+        std::fs::write(docs, &md).with_context(|| format!("write {}", docs.display()))?;
+    }
+    println!("{md}");
+    eprintln!("bench: wrote {} and report.md in {:.0} s", json.display(), out.duration_s);
+    for f in &out.failures {
+        eprintln!("bench: FAILED [cluster] {f}");
+    }
+    anyhow::ensure!(out.failures.is_empty(), "{} failure(s) in the cluster scenario", out.failures.len());
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let a = Args::parse();
     let q = a.quick;
     for s in &a.scenario {
-        anyhow::ensure!(ALL.contains(&s.as_str()), "unknown scenario {s} (known: {})", ALL.join(", "));
+        anyhow::ensure!(ALL.contains(&s.as_str()) || s == "cluster", "unknown scenario {s} (known: {}, cluster)", ALL.join(", "));
+    }
+    if a.scenario.iter().any(|s| s == "cluster") {
+        anyhow::ensure!(a.scenario.len() == 1, "the cluster scenario runs alone (--scenario cluster)");
+        return run_cluster(&a);
     }
     if let Some(json) = &a.report_from {
         let r: Results = serde_json::from_slice(&std::fs::read(json).with_context(|| format!("read {}", json.display()))?)?;

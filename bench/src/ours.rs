@@ -42,7 +42,7 @@ pub struct Ours {
     last_pause_ms: Option<f64>,
 }
 
-fn run_opts(timeout_s: u64) -> RunOptions {
+pub(crate) fn run_opts(timeout_s: u64) -> RunOptions {
     RunOptions { timeout: Some(Duration::from_secs(timeout_s)), ..Default::default() }
 }
 
@@ -90,7 +90,7 @@ async fn query(sbx: &Sandbox) -> anyhow::Result<Held> {
 
 /// The holder still holds `want`'s bytes, counts on from at least `want.count`, and the
 /// pre-snapshot files are there.
-async fn check_state(sbx: &Sandbox, want: &Held) -> anyhow::Result<Held> {
+pub(crate) async fn check_state(sbx: &Sandbox, want: &Held) -> anyhow::Result<Held> {
     let held = query(sbx).await?;
     ensure!(held.digest_start == want.digest_start, "memory filled with other bytes ({} vs {})", held.digest_start, want.digest_start);
     ensure!(held.digest_now == want.digest_start, "memory changed: sha256 {} instead of {}", held.digest_now, want.digest_start);
@@ -99,10 +99,33 @@ async fn check_state(sbx: &Sandbox, want: &Held) -> anyhow::Result<Held> {
     Ok(held)
 }
 
-async fn first_command(sbx: &Sandbox) -> anyhow::Result<()> {
+pub(crate) async fn first_command(sbx: &Sandbox) -> anyhow::Result<()> {
     let r = sbx.commands().run("echo ok", run_opts(120)).await.context("first command")?;
     ensure!(r.stdout == "ok\n", "first command printed {:?}", r.stdout);
     Ok(())
+}
+
+/// Starts the shared workload in `sbx`: the pre-snapshot files, then the holder of `dirty_mib`
+/// MiB; returns once the memory is filled, with the holder's state.
+pub(crate) async fn fill_source(sbx: &Sandbox, dirty_mib: u32) -> anyhow::Result<Held> {
+    sbx.files().write(HOLD_PATH, HOLD_PY.as_bytes().to_vec(), None).await?;
+    sbx.commands().run("mkdir -p /var/tmp/bench", run_opts(60)).await?;
+    for (path, content) in PRE_FILES {
+        sbx.files().write(path, content.as_bytes().to_vec(), None).await?;
+    }
+    sbx.commands().run("sync", run_opts(120)).await?;
+    let bg = RunOptions { timeout: Some(Duration::ZERO), ..Default::default() };
+    sbx.commands().run_background(&format!("python3 {HOLD_PATH} {dirty_mib}"), bg).await?;
+    let deadline = Instant::now() + FILL_DEADLINE;
+    // WAIT_READY gives up after ~2 min of guest time; poll it until our deadline.
+    while sbx.commands().run(WAIT_READY, run_opts(300)).await.is_err() {
+        if Instant::now() > deadline {
+            bail!("the holder did not fill {dirty_mib} MiB within {FILL_DEADLINE:?}");
+        }
+    }
+    let held = query(sbx).await?;
+    ensure!(held.digest_start == held.digest_now, "the source's memory changed by itself");
+    Ok(held)
 }
 
 impl System for Ours {
@@ -115,23 +138,7 @@ impl System for Ours {
         let opts = self.create_opts(&template);
         let (sbx, held) = self.rt.block_on(async {
             let sbx = Sandbox::create(opts).await.with_context(|| format!("create from {template}"))?;
-            sbx.files().write(HOLD_PATH, HOLD_PY.as_bytes().to_vec(), None).await?;
-            sbx.commands().run("mkdir -p /var/tmp/bench", run_opts(60)).await?;
-            for (path, content) in PRE_FILES {
-                sbx.files().write(path, content.as_bytes().to_vec(), None).await?;
-            }
-            sbx.commands().run("sync", run_opts(120)).await?;
-            let bg = RunOptions { timeout: Some(Duration::ZERO), ..Default::default() };
-            sbx.commands().run_background(&format!("python3 {HOLD_PATH} {dirty_mib}"), bg).await?;
-            let deadline = Instant::now() + FILL_DEADLINE;
-            // WAIT_READY gives up after ~2 min of guest time; poll it until our deadline.
-            while sbx.commands().run(WAIT_READY, run_opts(300)).await.is_err() {
-                if Instant::now() > deadline {
-                    bail!("the holder did not fill {dirty_mib} MiB within {FILL_DEADLINE:?}");
-                }
-            }
-            let held = query(&sbx).await?;
-            ensure!(held.digest_start == held.digest_now, "the source's memory changed by itself");
+            let held = fill_source(&sbx, dirty_mib).await?;
             Ok::<_, anyhow::Error>((sbx, held))
         })?;
         let id = sbx.sandbox_id().to_string();

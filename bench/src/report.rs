@@ -77,7 +77,7 @@ fn strip_ansi(s: &str) -> String {
     out.trim().to_string()
 }
 
-fn f(v: f64) -> String {
+pub(crate) fn f(v: f64) -> String {
     if !v.is_finite() {
         "–".into()
     } else if v >= 100.0 {
@@ -95,7 +95,7 @@ fn p50_95(v: &[f64]) -> String {
 }
 
 /// ours / other, for medians.
-fn ratio(ours: f64, other: f64) -> String {
+pub(crate) fn ratio(ours: f64, other: f64) -> String {
     if !(ours.is_finite() && other.is_finite() && other > 0.0) {
         return "–".into();
     }
