@@ -18,7 +18,7 @@ use super::chunk_cache::{self, ChunkCache};
 use super::manifest::{self, Blob, FORMAT, Manifest};
 use crate::vm::{BootSpec, ImageMeta, files};
 
-const PARALLEL: usize = 8;
+const PARALLEL: usize = 64;
 
 /// Where a node keeps what images share.
 #[derive(Debug, Clone)]

@@ -17,7 +17,7 @@ use super::manifest::{self, Blob, Boot, CHUNK_SIZE, FORMAT, Layer, Manifest, Ram
 use crate::vm::{Runtime, files};
 
 /// Chunks in flight at once (read, hash, compress, PUT).
-const PARALLEL: usize = 8;
+const PARALLEL: usize = 32;
 /// zstd level: fast; RAM compresses well even at the lowest levels.
 const ZSTD_LEVEL: i32 = 1;
 
