@@ -71,7 +71,9 @@ rust_tests() {
   cargo test --release --locked -p e2b -p sandboxd -p envd || status=1
   pg="$(mktemp -d)" && chmod 755 "$pg" || return 1
   if SANDBOXD_TEST_POSTGRES_URL="$(tests/cluster/postgres.sh start "$pg/db")"; then
-    SANDBOXD_TEST_POSTGRES_URL="$SANDBOXD_TEST_POSTGRES_URL" cargo test --release --locked -p sandboxd --lib -- store:: telemetry:: || status=1
+    # The same packages as above: another set resolves features differently and rebuilds.
+    SANDBOXD_TEST_POSTGRES_URL="$SANDBOXD_TEST_POSTGRES_URL" \
+      cargo test --release --locked -p e2b -p sandboxd -p envd --lib -- store:: telemetry:: || status=1
     tests/cluster/postgres.sh stop "$pg/db"
   else
     status=1

@@ -102,16 +102,18 @@ async fn upload_ram(bucket: &Bucket, path: &Path, stats: &mut UploadStats) -> an
     let file = std::sync::Arc::new(File::open(path).with_context(|| format!("open {}", path.display()))?);
     let size = file.metadata()?.len();
     let count = size.div_ceil(CHUNK_SIZE) as usize;
+    // Equal chunks of one image (several in flight at once) are sent once.
+    let claimed = std::sync::Mutex::new(std::collections::HashSet::new());
     let results: Vec<anyhow::Result<ChunkSent>> = futures::stream::iter(0..count)
         .map(|i| {
-            let file = file.clone();
+            let (file, claimed) = (file.clone(), &claimed);
             async move {
                 let off = i as u64 * CHUNK_SIZE;
                 let len = CHUNK_SIZE.min(size - off) as usize;
                 let read = tokio::task::spawn_blocking(move || read_chunk(&file, off, len)).await??;
                 let Some((hash, data)) = read else { return Ok((i, None, None)) };
                 let key = manifest::chunk_key(&hash);
-                if bucket.exists(&key).await? {
+                if !claimed.lock().unwrap().insert(hash.clone()) || bucket.exists(&key).await? {
                     return Ok((i, Some(hash), None));
                 }
                 let plain = data.len() as u64;

@@ -120,10 +120,18 @@ fn a_dead_node_takes_its_running_sandboxes_and_unfinished_uploads_with_it() {
         };
         a.insert_image(&image("done", super::Upload::Durable)).unwrap();
         a.insert_image(&image("half", super::Upload::Pending)).unwrap();
+        // Two paused sandboxes: one whose pause image is in the object store, one whose is not.
+        for (id, img) in [("kept", "done"), ("lost", "half")] {
+            sandbox(&a, id, 512);
+            a.set_paused(id, img).unwrap();
+        }
         assert!(b.heartbeat(500).unwrap(), "{name}");
         // a's heartbeat (100) is older than the cutoff (200); b's own row is never reaped by b.
         let dead = b.reap_dead_nodes(200).unwrap();
-        assert_eq!(dead, vec![("a".to_string(), vec!["sa".to_string()])], "{name}");
+        let (node, mut gone) = dead.into_iter().next().unwrap();
+        gone.sort();
+        assert_eq!((node.as_str(), gone), ("a", vec!["lost".to_string(), "sa".to_string()]), "{name}");
+        assert_eq!(b.sandbox("kept").unwrap().unwrap().state, SandboxState::Paused, "{name}: resumable elsewhere");
         assert!(b.sandbox("sa").unwrap().is_none(), "{name}");
         assert!(b.sandbox("sb").unwrap().is_some(), "{name}");
         assert!(b.find_snapshot("done").unwrap().is_some(), "{name}: uploaded images stay usable");

@@ -3,9 +3,10 @@
 //!
 //! Invariants:
 //! - A node is `alive` while its heartbeat is fresh; the first node to see a heartbeat older
-//!   than the grace period marks it dead and, in the same transaction, deletes its sandboxes
-//!   (their VMs went with it) and fails the uploads it had not finished (so no listed snapshot
-//!   is broken). Images it uploaded stay usable from the object store.
+//!   than the grace period marks it dead and, in the same transaction, deletes its running
+//!   sandboxes (their VMs went with it) and its paused ones whose pause image is not in the
+//!   object store, and fails the uploads it had not finished (so no listed snapshot is broken).
+//!   Images it uploaded stay usable from the object store, paused sandboxes resumable anywhere.
 //! - Placement locks the candidate nodes' rows (`FOR UPDATE` on Postgres; SQLite's single
 //!   writer outside a cluster), so concurrent creates never count the same free memory twice:
 //!   a reservation row holds the memory from the choice until the sandbox row exists.
@@ -113,8 +114,14 @@ impl Store {
                 .collect::<Result<_>>()?;
             let mut out = Vec::new();
             for node in dead {
+                // Running sandboxes die with their node; paused ones live on where their pause
+                // image is in the object store (any node resumes them from there).
                 let sandboxes: Vec<String> = tx
-                    .query("DELETE FROM sandboxes WHERE node_id = ?1 RETURNING id", &params![&node])?
+                    .query(
+                        "DELETE FROM sandboxes WHERE node_id = ?1 AND (state != 'paused' OR paused_image IS NULL \
+                         OR paused_image NOT IN (SELECT id FROM snapshots WHERE upload = 'durable')) RETURNING id",
+                        &params![&node],
+                    )?
                     .iter()
                     .map(|r| r.get(0))
                     .collect::<Result<_>>()?;

@@ -18,8 +18,7 @@ use sandboxd::cluster::objects_gc::{GcStats, collect};
 use sandboxd::cluster::upload::upload_image;
 use sandboxd::vm::Runtime;
 
-mod cluster_common;
-use cluster_common::{Node, S3, bucket, make_image, pattern, run, start_s3};
+use super::common::{Node, S3, bucket, make_image, pattern, run, start_s3};
 
 const HOUR: Duration = Duration::from_secs(3600);
 

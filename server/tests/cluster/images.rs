@@ -14,8 +14,7 @@ use sandboxd::cluster::manifest::CHUNK_SIZE;
 use sandboxd::cluster::upload::upload_image;
 use sandboxd::vm::Runtime;
 
-mod cluster_common;
-use cluster_common::{MIB, Node, bucket, make_image, pattern, run, start_s3};
+use super::common::{MIB, Node, bucket, make_image, pattern, run, start_s3};
 
 fn same_disk(a: &Path, b: &Path) {
     run(Command::new("qemu-img").args(["compare", "-q", "-f", "qcow2", "-F", "qcow2"]).arg(a).arg(b));

@@ -1,7 +1,6 @@
 //! What the cluster image tests share: a throwaway s3s-fs on a loopback port
 //! (`tests/cluster/s3s.sh path` builds it) and synthetic images made with `qemu-img` /
 //! `qemu-io` in one node's directories, so every byte can be checked. No VMs.
-#![allow(dead_code)] // each test binary uses part of it
 
 use std::collections::HashMap;
 use std::fs;
