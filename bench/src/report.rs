@@ -48,7 +48,7 @@ pub fn probe_machine(sandboxd_log: &Path) -> Machine {
     let log = std::fs::read_to_string(sandboxd_log).unwrap_or_default();
     let accelerator = log
         .lines()
-        .find_map(|l| l.split_once("accelerator: ").map(|(_, a)| strip_ansi(a)))
+        .find_map(|l| l.split_once("accelerator: ").map(|(_, a)| strip_ansi(a).trim().to_string()))
         // "tcg (why) accel=tcg" → "tcg (why)"
         .map(|a| a.split_once(')').map(|(head, _)| format!("{head})")).unwrap_or(a))
         .unwrap_or_else(|| "unknown".into());
@@ -63,8 +63,9 @@ pub fn probe_machine(sandboxd_log: &Path) -> Machine {
     }
 }
 
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::new();
+/// `s` without terminal colour codes (tools' and sandboxd's log lines).
+pub(crate) fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
     let mut esc = false;
     for c in s.chars() {
         match (esc, c) {
@@ -74,7 +75,7 @@ fn strip_ansi(s: &str) -> String {
             (false, c) => out.push(c),
         }
     }
-    out.trim().to_string()
+    out
 }
 
 pub(crate) fn f(v: f64) -> String {

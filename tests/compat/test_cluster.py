@@ -5,7 +5,7 @@ the official SDK as a user would: each node is an E2B API of its own.
 The nodes share the templates directory (one `base` build on this machine); snapshots are
 restored on nodes that never saw them, from the object store. Each node may run one sandbox
 (`--max-sandboxes 1`), which makes placement observable: where a sandbox runs is checked in the
-nodes' run directories.
+nodes' run directories (the first one goes wherever placement finds the most free memory).
 """
 
 import concurrent.futures
@@ -130,38 +130,41 @@ def where(nodes, sandbox_id: str) -> list:
 def test_a_snapshot_taken_on_one_node_restores_on_the_others(cluster):
     a, b, c = cluster
     src = Sandbox.create("base", timeout=600, **a.opts)
-    assert where(cluster, src.sandbox_id) == [a]
+    # Placement chose the node (most free memory); one sandbox per node from here on.
+    [src_node] = where(cluster, src.sandbox_id)
     start_counter(src)
     src.files.write("/home/user/state.txt", "made on a")
     snap = src.create_snapshot()
     at_snapshot = counter(src)
 
-    # a is full (one sandbox each): the clones land on b, then c, neither of which has seen the
-    # image. They are created through a and b's APIs: any node accepts a create.
+    # The source's node is full: the clones land on the two others, neither of which has seen
+    # the image. They are created through a and b's APIs: any node accepts a create.
     clone_b = Sandbox.create(snap.snapshot_id, timeout=600, **a.opts)
     clone_c = Sandbox.create(snap.snapshot_id, timeout=600, **b.opts)
-    assert where(cluster, clone_b.sandbox_id) == [b]
-    assert where(cluster, clone_c.sandbox_id) == [c]
+    [node_b] = where(cluster, clone_b.sandbox_id)
+    [node_c] = where(cluster, clone_c.sandbox_id)
+    assert {src_node.url, node_b.url, node_c.url} == {n.url for n in cluster}
     for clone in (clone_b, clone_c):
         # Memory: the in-memory counter goes on from where the snapshot caught it.
         assert counter(clone) >= at_snapshot
         assert clone.files.read("/home/user/state.txt") == "made on a"
-    # b and c fetched the image from the object store into their own stores.
-    for node in (b, c):
+    # Those two fetched the image from the object store into their own stores.
+    for node in (node_b, node_c):
         fetched = [d for d in (node.data / "store" / "snapshots").iterdir() if (d / "meta.json").is_file()]
         assert len(fetched) == 1, fetched
-    # The source kept running on a.
+    # The source kept running.
     assert counter(src) >= at_snapshot
 
-    # Every node answers for every sandbox: c's sandbox through a's API and proxy.
-    via_a = Sandbox.connect(clone_c.sandbox_id, **a.opts)
-    assert via_a.commands.run("cat /home/user/state.txt").stdout == "made on a"
+    # Every node answers for every sandbox: a clone through another node's API and proxy.
+    elsewhere = next(n for n in cluster if n is not node_c)
+    via = Sandbox.connect(clone_c.sandbox_id, **elsewhere.opts)
+    assert via.commands.run("cat /home/user/state.txt").stdout == "made on a"
     listed = {s.sandbox_id for s in Sandbox.list(**c.opts).next_items()}
     assert {src.sandbox_id, clone_b.sandbox_id, clone_c.sandbox_id} <= listed
     assert Sandbox.get_info(clone_b.sandbox_id, **c.opts).sandbox_id == clone_b.sandbox_id
     # A kill through another node's API reaches the node that runs it.
-    Sandbox.kill(clone_b.sandbox_id, **c.opts)
-    assert not b.runs(clone_b.sandbox_id)
+    Sandbox.kill(clone_b.sandbox_id, **next(n for n in cluster if n is not node_b).opts)
+    assert not node_b.runs(clone_b.sandbox_id)
     with pytest.raises(NotFoundException):
         Sandbox.get_info(clone_b.sandbox_id, **a.opts)
 
@@ -187,39 +190,43 @@ def test_concurrent_creates_never_overcommit_a_node(cluster):
 def test_a_dead_node_loses_its_sandboxes_and_leaves_the_others_running(cluster):
     a, b, c = cluster
     src = Sandbox.create("base", timeout=600, **a.opts)
+    [dead] = where(cluster, src.sandbox_id)
     start_counter(src)
     snap = src.create_snapshot()
     clone = Sandbox.create(snap.snapshot_id, timeout=600, **b.opts)
-    holder = where(cluster, clone.sandbox_id)
-    assert len(holder) == 1 and holder[0] is not a
-    a.kill9()
-    # After the grace period the others report a's sandbox gone...
-    wait_until(lambda: src.sandbox_id not in {s.sandbox_id for s in Sandbox.list(**b.opts).next_items()},
-               30, "a's sandbox to be reported gone")
+    [holder] = where(cluster, clone.sandbox_id)
+    assert holder is not dead
+    [third] = [n for n in cluster if n is not dead and n is not holder]
+    dead.kill9()
+    # After the grace period the others report the dead node's sandbox gone...
+    wait_until(lambda: src.sandbox_id not in {s.sandbox_id for s in Sandbox.list(**holder.opts).next_items()},
+               30, "the dead node's sandbox to be reported gone")
     with pytest.raises(NotFoundException):
-        Sandbox.get_info(src.sandbox_id, **c.opts)
+        Sandbox.get_info(src.sandbox_id, **third.opts)
     # ... the clone keeps running, and the snapshot (uploaded) still restores elsewhere.
     assert counter(clone) > 0
-    Sandbox.kill(clone.sandbox_id, **c.opts)
-    again = Sandbox.create(snap.snapshot_id, timeout=600, **c.opts)
+    Sandbox.kill(clone.sandbox_id, **third.opts)
+    again = Sandbox.create(snap.snapshot_id, timeout=600, **third.opts)
     assert counter(again) > 0
 
 
 def test_a_node_killed_mid_upload_never_leaves_a_broken_snapshot(cluster):
     a, b, c = cluster
     src = Sandbox.create("base", timeout=600, **a.opts)
+    [dead] = where(cluster, src.sandbox_id)
+    other = next(n for n in cluster if n is not dead)
     start_counter(src)
     # A 200 MiB in-memory file makes the upload take a while.
     src.commands.run("head -c 200M /dev/urandom > /dev/shm/big")
     snap = src.create_snapshot()
-    a.kill9()
-    # Either the upload finished (the snapshot restores on b) or it is reported failed (gone
-    # from the list, restoring it is a clean error): never listed and broken.
+    dead.kill9()
+    # Either the upload finished (the snapshot restores elsewhere) or it is reported failed
+    # (gone from the list, restoring it is a clean error): never listed and broken.
     try:
-        clone = Sandbox.create(snap.snapshot_id, timeout=600, **b.opts)
+        clone = Sandbox.create(snap.snapshot_id, timeout=600, **other.opts)
     except SandboxException as e:
         listed = wait_until(
-            lambda: snap.snapshot_id not in {s.snapshot_id for s in Sandbox.list_snapshots(**b.opts).next_items()},
+            lambda: snap.snapshot_id not in {s.snapshot_id for s in Sandbox.list_snapshots(**other.opts).next_items()},
             30, "the unfinished snapshot to be unlisted")
         assert listed
         print(f"upload did not finish: {e}")

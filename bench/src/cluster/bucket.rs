@@ -8,6 +8,8 @@ use std::path::Path;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
+use crate::report::strip_ansi;
+
 /// Object kinds (top-level directories of the prefix) whose files are image data.
 const KINDS: &[&str] = &["chunks", "state", "layers", "boot", "images"];
 
@@ -171,20 +173,6 @@ fn fields(line: &str) -> BTreeMap<String, String> {
         .filter_map(|t| t.split_once('='))
         .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
         .collect()
-}
-
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut esc = false;
-    for c in s.chars() {
-        match (esc, c) {
-            (false, '\u{1b}') => esc = true,
-            (true, c) if c.is_ascii_alphabetic() => esc = false,
-            (true, _) => {}
-            (false, c) => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
