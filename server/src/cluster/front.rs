@@ -12,7 +12,7 @@ use axum::extract::Request;
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::route::{self, Forwarder};
+use super::route;
 use crate::error::ApiError;
 use crate::manager::Manager;
 
@@ -97,7 +97,7 @@ where
         let resp = if placed.node.id == cluster.node_id() {
             local(req).await
         } else {
-            forward(&cluster.forwarder, &placed.node, req).await
+            cluster.forwarder.forward(&placed.node.advertise_url, &placed.node.id, req).await
         };
         // The sandbox row (if any) now counts its memory itself.
         let _ = mgr.store().release_placement(&placed.reservation);
@@ -116,8 +116,4 @@ where
         )
         .into_response()
     }))
-}
-
-async fn forward(f: &Forwarder, node: &crate::store::NodeRow, req: Request) -> Response {
-    f.forward(&node.advertise_url, &node.id, req).await
 }
