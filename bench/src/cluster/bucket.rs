@@ -11,10 +11,19 @@ use serde::{Deserialize, Serialize};
 use crate::report::strip_ansi;
 
 /// Object kinds (top-level directories of the prefix) whose files are image data.
-const KINDS: &[&str] = &["chunks", "state", "layers", "boot", "images"];
+const KINDS: &[&str] = &["chunks", "deltas", "state", "layers", "boot", "images"];
 
 /// Every object under the prefix: `kind/name` → compressed size in bytes.
 pub type Objects = BTreeMap<String, u64>;
+
+/// The plaintext size of a stored (zstd) object, from its frame header.
+pub fn stored_plaintext(dir: &Path, key: &str) -> anyhow::Result<u64> {
+    let raw = std::fs::read(dir.join(key)).with_context(|| format!("read {key}"))?;
+    match zstd::zstd_safe::get_frame_content_size(&raw) {
+        Ok(Some(n)) => Ok(n),
+        _ => anyhow::bail!("{key}: no content size in its zstd frame"),
+    }
+}
 
 pub fn objects(dir: &Path) -> anyhow::Result<Objects> {
     let mut out = Objects::new();
@@ -125,7 +134,9 @@ pub struct Added {
     pub sent_bytes: u64,
     /// Plaintext bytes of the new objects (the manifest counted as sent).
     pub plain_bytes: u64,
+    /// RAM objects: whole chunks and page deltas (`ram_deltas` of them).
     pub ram_chunks: usize,
+    pub ram_deltas: usize,
     pub ram_sent_bytes: u64,
     pub ram_plain_bytes: u64,
     /// Device state, disk layers and boot files.
@@ -133,16 +144,23 @@ pub struct Added {
     pub other_plain_bytes: u64,
 }
 
-pub fn added(before: &Objects, after: &Objects, m: &Manifest) -> Added {
+/// `dir`: where the objects are (deltas' plaintext sizes are read from their files).
+pub fn added(dir: &Path, before: &Objects, after: &Objects, m: &Manifest) -> anyhow::Result<Added> {
     let plain = m.plaintext();
     let mut a = Added::default();
     for (key, &sent) in after.iter().filter(|(k, _)| !before.contains_key(*k)) {
-        let p = plain.get(key).copied().unwrap_or(sent);
+        let delta = key.starts_with("deltas/");
+        let p = match plain.get(key) {
+            Some(&p) => p,
+            None if delta => stored_plaintext(dir, key)?,
+            None => sent,
+        };
         a.objects += 1;
         a.sent_bytes += sent;
         a.plain_bytes += p;
-        if key.starts_with("chunks/") {
+        if key.starts_with("chunks/") || delta {
             a.ram_chunks += 1;
+            a.ram_deltas += usize::from(delta);
             a.ram_sent_bytes += sent;
             a.ram_plain_bytes += p;
         } else if !key.starts_with("images/") {
@@ -150,7 +168,7 @@ pub fn added(before: &Objects, after: &Objects, m: &Manifest) -> Added {
             a.other_plain_bytes += p;
         }
     }
-    a
+    Ok(a)
 }
 
 /// The fields of the last line of `log` that contains `message` and every `(key, value)` of
@@ -221,7 +239,7 @@ mod tests {
         ]
         .map(|(k, v)| (k.to_string(), v))
         .into();
-        let a = added(&before, &after, &m);
+        let a = added(Path::new("/nonexistent"), &before, &after, &m).unwrap();
         assert_eq!(
             (a.objects, a.ram_chunks, a.ram_sent_bytes, a.ram_plain_bytes),
             (4, 1, 1, 2)

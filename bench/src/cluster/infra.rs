@@ -189,7 +189,7 @@ pub fn start_node(
     };
     let env = [
         ("SANDBOXD_POOL_SIZE", "0"),
-        ("RUST_LOG", "sandboxd=info,warn"),
+        ("RUST_LOG", "sandboxd=info,sandboxd::vm::runtime=debug,warn"),
         ("AWS_ENDPOINT_URL", &s3.endpoint),
         ("AWS_ACCESS_KEY_ID", S3_ACCESS_KEY),
         ("AWS_SECRET_ACCESS_KEY", S3_SECRET_KEY),

@@ -298,10 +298,11 @@ fn uploads_and_freeze(
         let snap = rig.rt.block_on(snapshot(&rig.a, &sbx))?;
         let ms = rig.uploaded(&snap.image)?;
         let added = bucket::added(
+            &dir,
             &before,
             &bucket::objects(&dir)?,
             &bucket::manifest(&dir, &snap.image)?,
-        );
+        )?;
         let diff = previous
             .map(|p| pages::diff(&ram(&p.image), &ram(&snap.image)))
             .transpose()?;

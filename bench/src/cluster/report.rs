@@ -175,7 +175,11 @@ fn upload_row(s: &mut String, label: &str, u: &Upload) {
             u.changed_chunks.unwrap_or(0)
         )),
         a.objects,
-        a.ram_chunks,
+        if a.ram_deltas > 0 {
+            format!("{} ({} as deltas)", a.ram_chunks, a.ram_deltas)
+        } else {
+            a.ram_chunks.to_string()
+        },
         f(mib(a.ram_plain_bytes)),
         f(mib(a.plain_bytes)),
         f(mib(a.sent_bytes)),
@@ -197,8 +201,10 @@ fn upload_section(s: &mut String, r: &ClusterResults) {
          bucket after the upload and not before (compressed = file sizes; plaintext = the\n\
          manifest's sizes; the manifest itself included); time: A's log `image uploaded … ms=`.\n\n\
          `RAM changed`: 4 KiB pages that differ between this snapshot's `mem.ram` and the previous\n\
-         one's (read on A), and the 256 KiB chunks they fall in: the floor for a chunked upload.\n\n\
-         | snapshot | s since previous | RAM changed MiB (chunks) | new objects | new RAM chunks | RAM plaintext MiB | plaintext MiB | sent MiB (compressed) | upload ms | plaintext MiB/s |\n\
+         one's (read on A), and the 256 KiB chunks they fall in. A changed chunk goes up as a page\n\
+         delta of the same chunk of the node's most similar image already in the bucket (its\n\
+         changed pages only), or whole when most of it changed.\n\n\
+         | snapshot | s since previous | RAM changed MiB (chunks) | new objects | new RAM objects | RAM plaintext MiB | plaintext MiB | sent MiB (compressed) | upload ms | plaintext MiB/s |\n\
          |---|---|---|---|---|---|---|---|---|---|",
         r.dirty_mib
     );
@@ -209,23 +215,32 @@ fn upload_section(s: &mut String, r: &ClusterResults) {
         &u.changed,
     );
     upload_row(s, "3: nothing written (guest's own changes)", &u.idle);
-    let changed = mib(u.changed.added.plain_bytes);
+    let uploaded = mib(u.changed.added.plain_bytes);
     let ram = mib(u.changed.added.ram_plain_bytes);
+    let pages = u.changed.changed_pages_bytes.map_or(f64::NAN, mib);
+    let other = mib(u.changed.added.other_plain_bytes);
+    // What changed: the RAM pages that differ, and the objects that are new by nature (device
+    // state, the disk layer frozen since the previous snapshot).
+    let changed = pages + other;
     let _ = writeln!(
         s,
-        "\nGoal: snapshot 2 uploads ≤ changed + 10% = {} MiB plaintext: it uploaded **{}** MiB ({}, {}\n\
-         of the {c:.0} MiB written; {} MiB of it RAM). What really changed in RAM: {} MiB of pages\n\
-         (our {c:.0} MiB plus what the guest changed by itself; with nothing written, snapshot 3\n\
-         still found {} MiB), spread over {} chunks of 256 KiB = {} MiB: chunk granularity, not\n\
-         the amount of data, sets the cost. First upload's throughput: {} MiB/s plaintext, {} MiB/s\n\
-         sent (hashing, zstd level 1, 8 PUTs in flight to s3s-fs on loopback).\n",
-        f(c * CHANGED_UPLOAD_GOAL),
-        f(changed),
-        met(changed <= c * CHANGED_UPLOAD_GOAL),
-        ratio(changed, c),
-        f(ram),
-        f(u.changed.changed_pages_bytes.map_or(f64::NAN, mib)),
+        "\nGoal: snapshot 2 uploads ≤ changed + 10%. What changed: {} MiB of RAM pages (our {c:.0} MiB\n\
+         plus what the guest changed by itself; with nothing written, snapshot 3 still found {} MiB)\n\
+         and {} MiB of device state and new disk layer = {} MiB; goal ≤ {} MiB. Uploaded: **{}** MiB\n\
+         plaintext ({}; {} MiB of it RAM, {} of the changed pages) = {} of the {c:.0} MiB written. The\n\
+         changed pages fall in {} chunks of 256 KiB = {} MiB, what whole chunks would cost.\n\
+         First upload's throughput: {} MiB/s plaintext, {} MiB/s sent (hashing, zstd level 1, 32\n\
+         PUTs in flight to s3s-fs on loopback).\n",
+        f(pages),
         f(u.idle.changed_pages_bytes.map_or(f64::NAN, mib)),
+        f(other),
+        f(changed),
+        f(changed * CHANGED_UPLOAD_GOAL),
+        f(uploaded),
+        met(uploaded <= changed * CHANGED_UPLOAD_GOAL),
+        f(ram),
+        ratio(ram, pages),
+        ratio(uploaded, c),
         u.changed.changed_chunks.unwrap_or(0),
         f(u.changed.changed_chunks.unwrap_or(0) as f64 / 4.0),
         f(mib(u.first.added.plain_bytes) / (u.first.ms / 1000.0)),

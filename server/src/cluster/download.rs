@@ -15,6 +15,7 @@ use futures::{StreamExt, TryStreamExt};
 
 use super::Bucket;
 use super::chunk_cache::{self, ChunkCache};
+use super::delta;
 use super::manifest::{self, Blob, FORMAT, Manifest};
 use crate::vm::{BootSpec, ImageMeta, files};
 
@@ -51,6 +52,11 @@ pub struct DownloadStats {
     pub local_chunks: usize,
     pub fetched_layers: usize,
     pub ms: u64,
+    /// Where `ms` went: indexing the local chunks, RAM, the other objects, the final fsyncs.
+    pub scan_ms: u64,
+    pub ram_ms: u64,
+    pub rest_ms: u64,
+    pub sync_ms: u64,
 }
 
 /// `None`: the bucket has no manifest for `image_id` (not uploaded yet, or never).
@@ -62,10 +68,16 @@ pub async fn fetch_manifest(bucket: &Bucket, image_id: &str) -> anyhow::Result<O
 }
 
 fn validate(m: &Manifest) -> anyhow::Result<()> {
-    if m.format != FORMAT {
-        bail!("image {} has manifest format {}, this sandboxd reads {FORMAT}", m.image_id, m.format);
+    if !manifest::readable(m.format) {
+        bail!("image {} has manifest format {}, this sandboxd reads {FORMAT} and older", m.image_id, m.format);
     }
-    let hashes = m.ram.iter().flat_map(|r| r.chunks.iter().flatten());
+    if let Some(r) = &m.ram
+        && let Some((hash, _)) = r.deltas.iter().find(|(_, chain)| chain.len() < 2 || chain.len() > delta::MAX_CHAIN)
+    {
+        bail!("image {}: chunk {hash} has a delta chain of a length this sandboxd does not read", m.image_id);
+    }
+    let deltas = m.ram.iter().flat_map(|r| r.deltas.iter().flat_map(|(h, chain)| std::iter::once(h).chain(chain)));
+    let hashes = m.ram.iter().flat_map(|r| r.chunks.iter().flatten()).chain(deltas);
     let blobs = m.state.iter().chain(m.boot.iter().flat_map(|b| [&b.kernel, &b.initrd])).map(|b| &b.hash);
     if let Some(bad) = hashes.chain(blobs).find(|h| !manifest::is_hash(h)) {
         bail!("image {}: malformed hash {bad:?} in its manifest", m.image_id);
@@ -84,6 +96,13 @@ fn validate(m: &Manifest) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Marks a fetched image directory whose RAM and device state may not be on disk yet: they are
+/// synced in the background after the image is published (a restore waiting for the fsync of
+/// a few hundred MiB gained nothing: until the machine itself goes down the page cache serves
+/// them). A directory still marked when sandboxd starts may have lost data in a power cut, and
+/// is deleted (it is only a copy: the bucket has the image).
+pub const UNSYNCED: &str = ".unsynced";
+
 /// Rebuilds image `image_id` as directory `dest` (which must not exist yet).
 pub async fn download_image(bucket: &Bucket, image_id: &str, dest: &Path, dirs: &LocalDirs) -> anyhow::Result<DownloadStats> {
     let started = Instant::now();
@@ -94,7 +113,11 @@ pub async fn download_image(bucket: &Bucket, image_id: &str, dest: &Path, dirs: 
     std::fs::create_dir_all(parent)?;
     let tmp = parent.join(format!(".fetch-{image_id}-{}", crate::vm::random_id()));
     std::fs::create_dir_all(&tmp)?;
-    let result = fill(bucket, &m, &tmp, dirs).await;
+    let result = async {
+        File::create(tmp.join(UNSYNCED))?;
+        fill(bucket, &m, &tmp, dirs).await
+    }
+    .await;
     let mut stats = match result {
         Ok(s) => s,
         Err(e) => {
@@ -102,15 +125,20 @@ pub async fn download_image(bucket: &Bucket, image_id: &str, dest: &Path, dirs: 
             return Err(e);
         }
     };
+    let syncing = Instant::now();
     files::fsync_path(&tmp)?;
-    if let Err(e) = std::fs::rename(&tmp, dest) {
-        let _ = std::fs::remove_dir_all(&tmp);
-        // Another download of the same image won the race: its copy is as good as ours.
-        if !dest.join("meta.json").is_file() {
-            return Err(e).with_context(|| format!("publish {}", dest.display()));
+    match std::fs::rename(&tmp, dest) {
+        Ok(()) => sync_later(dest.to_path_buf()),
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            // Another download of the same image won the race: its copy is as good as ours.
+            if !dest.join("meta.json").is_file() {
+                return Err(e).with_context(|| format!("publish {}", dest.display()));
+            }
         }
     }
     files::fsync_path(parent)?;
+    stats.sync_ms += syncing.elapsed().as_millis() as u64;
     stats.ms = started.elapsed().as_millis() as u64;
     tracing::info!(
         image = image_id,
@@ -119,49 +147,99 @@ pub async fn download_image(bucket: &Bucket, image_id: &str, dest: &Path, dirs: 
         chunks = stats.fetched_chunks,
         local_chunks = stats.local_chunks,
         layers = stats.fetched_layers,
+        scan_ms = stats.scan_ms,
+        ram_ms = stats.ram_ms,
+        rest_ms = stats.rest_ms,
+        sync_ms = stats.sync_ms,
         "image fetched from {}",
         bucket.url()
     );
     Ok(stats)
 }
 
-async fn fill(bucket: &Bucket, m: &Manifest, tmp: &Path, dirs: &LocalDirs) -> anyhow::Result<DownloadStats> {
-    let mut stats = DownloadStats::default();
-    if let Some(ram) = &m.ram {
-        let sources = dirs.chunk_sources.clone();
-        let cache = tokio::task::spawn_blocking(move || ChunkCache::scan(&sources)).await?;
-        fetch_ram(bucket, ram, &tmp.join("mem.ram"), &cache, &mut stats).await?;
-    }
-    if let Some(state) = &m.state {
-        let data = fetch_blob(bucket, &manifest::state_key(&state.hash), state, &mut stats).await?;
-        std::fs::write(tmp.join("state.bin"), data)?;
-        files::fsync_path(&tmp.join("state.bin"))?;
-    }
-    // Base first: each layer's backing file must be local before the layer above is rebased.
-    let mut below: Option<PathBuf> = None;
-    for layer in m.layers.iter().rev() {
-        let path = match dirs.find_layer(&layer.name) {
-            Some(p) => p,
-            None => {
-                stats.fetched_layers += 1;
-                fetch_layer(bucket, layer, below.as_deref(), &dirs.layers, &mut stats).await?
+/// Syncs a just-published image's RAM and device state, then drops its [`UNSYNCED`] mark.
+fn sync_later(dir: PathBuf) {
+    tokio::task::spawn_blocking(move || {
+        let t = Instant::now();
+        let synced = (|| -> anyhow::Result<()> {
+            for p in ["mem.ram", "state.bin"].map(|f| dir.join(f)) {
+                if p.exists() {
+                    files::fsync_path(&p)?;
+                }
             }
-        };
-        below = Some(path);
-    }
-    let boot = match &m.boot {
-        Some(b) => Some(BootSpec {
-            kernel: fetch_boot_file(bucket, &b.kernel, &dirs.boot, &mut stats).await?,
-            initrd: fetch_boot_file(bucket, &b.initrd, &dirs.boot, &mut stats).await?,
-            cmdline: b.cmdline.clone(),
-        }),
-        None => None,
+            std::fs::remove_file(dir.join(UNSYNCED))?;
+            files::fsync_path(&dir)?;
+            Ok(())
+        })();
+        match synced {
+            Ok(()) => tracing::debug!(dir = %dir.display(), ms = t.elapsed().as_millis() as u64, "fetched image synced"),
+            // Deleted meanwhile (garbage collection), or a disk error: the mark stays, and the
+            // copy is dropped at the next start.
+            Err(e) => tracing::debug!(dir = %dir.display(), error = %e, "fetched image not synced"),
+        }
+    });
+}
+
+/// Whether `dir` is a fetched image copy that may have lost data in a crash of the machine.
+pub fn unsynced(dir: &Path) -> bool {
+    dir.join(UNSYNCED).exists()
+}
+
+async fn fill(bucket: &Bucket, m: &Manifest, tmp: &Path, dirs: &LocalDirs) -> anyhow::Result<DownloadStats> {
+    // RAM, and the rest (device state, disk layers, boot files) at the same time.
+    let ram = async {
+        let mut stats = DownloadStats::default();
+        if let Some(ram) = &m.ram {
+            let t = Instant::now();
+            let sources = dirs.chunk_sources.clone();
+            let cache = tokio::task::spawn_blocking(move || ChunkCache::scan(&sources)).await?;
+            stats.scan_ms = t.elapsed().as_millis() as u64;
+            let t = Instant::now();
+            fetch_ram(bucket, ram, &tmp.join("mem.ram"), &cache, &mut stats).await?;
+            stats.ram_ms = t.elapsed().as_millis() as u64;
+        }
+        anyhow::Ok(stats)
     };
+    let rest = async {
+        let mut stats = DownloadStats::default();
+        let t = Instant::now();
+        if let Some(state) = &m.state {
+            let data = fetch_blob(bucket, &manifest::state_key(&state.hash), state, &mut stats).await?;
+            std::fs::write(tmp.join("state.bin"), data)?;
+        }
+        // Base first: each layer's backing file must be local before the layer above is rebased.
+        let mut below: Option<PathBuf> = None;
+        for layer in m.layers.iter().rev() {
+            let path = match dirs.find_layer(&layer.name) {
+                Some(p) => p,
+                None => {
+                    stats.fetched_layers += 1;
+                    fetch_layer(bucket, layer, below.as_deref(), &dirs.layers, &mut stats).await?
+                }
+            };
+            below = Some(path);
+        }
+        let boot = match &m.boot {
+            Some(b) => Some(BootSpec {
+                kernel: fetch_boot_file(bucket, &b.kernel, &dirs.boot, &mut stats).await?,
+                initrd: fetch_boot_file(bucket, &b.initrd, &dirs.boot, &mut stats).await?,
+                cmdline: b.cmdline.clone(),
+            }),
+            None => None,
+        };
+        stats.rest_ms = t.elapsed().as_millis() as u64;
+        anyhow::Ok((stats, below.expect("validated: at least one layer"), boot))
+    };
+    let (ram, rest) = tokio::join!(ram, rest);
+    let (mut stats, (other, disk_layer, boot)) = (ram?, rest?);
+    stats.fetched_bytes += other.fetched_bytes;
+    stats.fetched_layers = other.fetched_layers;
+    stats.rest_ms = other.rest_ms;
     let meta = ImageMeta {
         memory_mb: m.memory_mb,
         vcpus: m.vcpus,
         disk_size_mb: m.disk_size_mb,
-        disk_layer: below.expect("validated: at least one layer"),
+        disk_layer,
         envd_version: m.envd_version.clone(),
         size_bytes: m.size_bytes,
         frozen_ms: m.frozen_ms,
@@ -196,32 +274,26 @@ async fn fetch_ram(
     let results: Vec<anyhow::Result<Option<u64>>> = futures::stream::iter(offsets)
         .map(|(hash, offs)| {
             let file = file.clone();
-            let local = cache.get(&hash).cloned();
+            let chain: Vec<String> = ram.chain(&hash).into_iter().map(String::from).collect();
             async move {
                 let want = chunk.min(size - offs[0]) as usize;
                 // A chunk some local image holds is copied from there (checked against its hash).
-                let found = match local {
-                    Some(at) => {
-                        let h = hash.clone();
-                        tokio::task::spawn_blocking(move || chunk_cache::read_local(&at, &h, want)).await?
-                    }
-                    None => None,
-                };
-                let (data, fetched) = match found {
+                let (data, fetched) = match local_chunk(cache, &hash, want).await? {
                     Some(data) => (data, None),
                     None => {
-                        let packed = bucket
-                            .get(&manifest::chunk_key(&hash))
-                            .await?
-                            .ok_or_else(|| anyhow::anyhow!("RAM chunk {hash} is missing from the object store"))?;
-                        let n = packed.len() as u64;
-                        let h = hash.clone();
-                        let data = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<u8>> {
-                            let data = zstd::bulk::decompress(&packed, chunk as usize)?;
-                            anyhow::ensure!(blake3::hash(&data).to_hex().as_str() == h, "RAM chunk {h} is corrupt");
-                            Ok(data)
-                        })
-                        .await??;
+                        let (mut data, mut n) = match local_chunk(cache, &chain[0], want).await? {
+                            Some(data) => (data, 0),
+                            None => fetch_object(bucket, manifest::chunk_key(&chain[0]), chain[0].clone(), want).await?,
+                        };
+                        for d in &chain[1..] {
+                            let max = want + want.div_ceil(delta::PAGE * 8) + 8;
+                            let (patch, m) = fetch_object(bucket, manifest::delta_key(d), d.clone(), max).await?;
+                            data = delta::apply(&data, &patch)?;
+                            n += m;
+                        }
+                        if chain.len() > 1 {
+                            anyhow::ensure!(blake3::hash(&data).to_hex().as_str() == hash, "RAM chunk {hash} rebuilt from its deltas is corrupt");
+                        }
                         (data, Some(n))
                     }
                 };
@@ -256,8 +328,28 @@ async fn fetch_ram(
         .filter(|(_, h)| h.is_some())
         .map(|(i, _)| ram.chunk_size.min(ram.size - i as u64 * ram.chunk_size))
         .sum();
-    file.sync_all()?;
     Ok(())
+}
+
+/// Chunk `hash` from an image this node holds, if any does.
+async fn local_chunk(cache: &ChunkCache, hash: &str, len: usize) -> anyhow::Result<Option<Vec<u8>>> {
+    let Some(at) = cache.get(hash).cloned() else { return Ok(None) };
+    let hash = hash.to_string();
+    Ok(tokio::task::spawn_blocking(move || chunk_cache::read_local(&at, &hash, len)).await?)
+}
+
+/// A content-addressed object (a RAM chunk or delta) of at most `max` bytes, checked against
+/// its hash; also the bytes received.
+async fn fetch_object(bucket: &Bucket, key: String, hash: String, max: usize) -> anyhow::Result<(Vec<u8>, u64)> {
+    let packed = bucket.get(&key).await?.ok_or_else(|| anyhow::anyhow!("{key} is missing from the object store"))?;
+    let n = packed.len() as u64;
+    let data = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<u8>> {
+        let data = zstd::bulk::decompress(&packed, max)?;
+        anyhow::ensure!(blake3::hash(&data).to_hex().as_str() == hash, "{key} is corrupt");
+        Ok(data)
+    })
+    .await??;
+    Ok((data, n))
 }
 
 async fn fetch_blob(bucket: &Bucket, key: &str, blob: &Blob, stats: &mut DownloadStats) -> anyhow::Result<Vec<u8>> {

@@ -8,12 +8,25 @@
 //! - `layers/<file name>`: a frozen qcow2 disk layer, zstd-compressed (multipart upload). Layer
 //!   file names are unique and layers never change once frozen.
 //! - `boot/<blake3>`: a kernel or initramfs for cold boots, zstd-compressed.
+//! - `deltas/<blake3>`: the pages in which one RAM chunk differs from another, zstd-compressed;
+//!   named by the hash of the delta's plaintext (see [`super::delta`]).
 //! - `images/<id>.json`: this manifest, written after everything it names.
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
 /// Bumped when the layout changes incompatibly; a node refuses manifests it does not know.
-pub const FORMAT: u32 = 1;
+/// Format 2 added RAM deltas; a manifest without any is still written as format 1, which
+/// nodes that predate deltas read.
+pub const FORMAT: u32 = 2;
+/// The format of manifests without deltas.
+pub const FORMAT_NO_DELTAS: u32 = 1;
+
+/// Whether this sandboxd reads manifests of `format`.
+pub fn readable(format: u32) -> bool {
+    format == FORMAT || format == FORMAT_NO_DELTAS
+}
 
 /// Guest RAM is cut into chunks of this size. Small enough that a guest dirtying scattered
 /// pages re-uploads little, large enough that a 512 MiB guest is a few thousand objects.
@@ -48,12 +61,35 @@ pub struct Ram {
     pub chunk_size: u64,
     /// One entry per chunk: the BLAKE3 hash of its plaintext, `None` when it is all zero.
     pub chunks: Vec<Option<String>>,
+    /// Chunks stored as deltas, by hash: a whole chunk's hash, then the hashes of the deltas
+    /// to apply to it in order. A chunk not here is stored whole (`chunks/<hash>`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub deltas: BTreeMap<String, Vec<String>>,
 }
 
 impl Ram {
-    /// Distinct stored chunks.
-    pub fn distinct(&self) -> std::collections::BTreeSet<&str> {
+    /// Distinct non-zero chunks (each stored whole or as a delta chain).
+    pub fn distinct(&self) -> BTreeSet<&str> {
         self.chunks.iter().flatten().map(String::as_str).collect()
+    }
+
+    /// How chunk `hash` is stored: the whole chunk, then the deltas to apply to it.
+    pub fn chain<'a>(&'a self, hash: &'a str) -> Vec<&'a str> {
+        match self.deltas.get(hash) {
+            Some(chain) => chain.iter().map(String::as_str).collect(),
+            None => vec![hash],
+        }
+    }
+
+    /// Every object the RAM needs: whole chunks and deltas.
+    pub fn objects(&self) -> BTreeSet<String> {
+        let mut keys = BTreeSet::new();
+        for hash in self.distinct() {
+            let chain = self.chain(hash);
+            keys.insert(chunk_key(chain[0]));
+            keys.extend(chain[1..].iter().map(|d| delta_key(d)));
+        }
+        keys
     }
 }
 
@@ -85,6 +121,9 @@ pub fn manifest_key(image_id: &str) -> String {
 }
 pub fn chunk_key(hash: &str) -> String {
     format!("chunks/{hash}")
+}
+pub fn delta_key(hash: &str) -> String {
+    format!("deltas/{hash}")
 }
 pub fn state_key(hash: &str) -> String {
     format!("state/{hash}")

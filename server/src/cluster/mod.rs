@@ -5,7 +5,8 @@
 //! the local store) never touches it.
 //! - [`bucket`]: the object store (`--object-store s3://bucket/prefix`, `AWS_*` variables).
 //! - [`manifest`]: how an image is laid out in the bucket.
-//! - [`upload`] / [`download`]: an image directory to the bucket and back.
+//! - [`upload`] / [`download`]: an image directory to the bucket and back; [`delta`]: changed
+//!   RAM chunks as the pages that changed.
 //! - [`objects_gc`]: deletes what no wanted image's manifest names any more.
 //!
 //! Invariants:
@@ -17,6 +18,7 @@
 
 pub mod bucket;
 pub mod chunk_cache;
+pub mod delta;
 pub mod download;
 pub mod front;
 pub mod manifest;

@@ -37,7 +37,7 @@ use super::manifest::{self, FORMAT, Manifest};
 /// Deletes (and manifest reads) in flight at once.
 const PARALLEL: usize = 16;
 /// The directories whose objects are only ever named by manifests.
-const SWEPT: [&str; 4] = ["chunks", "state", "layers", "boot"];
+const SWEPT: [&str; 5] = ["chunks", "deltas", "state", "layers", "boot"];
 
 #[derive(Debug, Default, Clone, serde::Serialize)]
 pub struct GcStats {
@@ -170,7 +170,7 @@ fn read_manifest(raw: &[u8]) -> Result<Manifest, Unreadable> {
     }
     // The version first: a newer layout need not parse as this one.
     if let Ok(v) = serde_json::from_slice::<Version>(raw)
-        && v.format != FORMAT
+        && !manifest::readable(v.format)
     {
         return Err(Unreadable::Format(v.format));
     }
@@ -178,7 +178,7 @@ fn read_manifest(raw: &[u8]) -> Result<Manifest, Unreadable> {
 }
 
 fn add_references(m: &Manifest, keys: &mut HashSet<String>) {
-    keys.extend(m.ram.iter().flat_map(|r| r.distinct()).map(manifest::chunk_key));
+    keys.extend(m.ram.iter().flat_map(|r| r.objects()));
     keys.extend(m.state.iter().map(|s| manifest::state_key(&s.hash)));
     keys.extend(m.layers.iter().map(|l| manifest::layer_key(&l.name)));
     keys.extend(m.boot.iter().flat_map(|b| [&b.kernel, &b.initrd]).map(|b| manifest::boot_key(&b.hash)));
@@ -190,22 +190,25 @@ mod tests {
 
     #[test]
     fn a_manifest_of_another_format_is_not_mistaken_for_a_corrupt_one() {
-        assert!(matches!(read_manifest(br#"{"format": 2, "chunks": "elsewhere"}"#), Err(Unreadable::Format(2))));
+        assert!(matches!(read_manifest(br#"{"format": 3, "chunks": "elsewhere"}"#), Err(Unreadable::Format(3))));
         assert!(matches!(read_manifest(b"{\"format\": 1, \"image_id\": "), Err(Unreadable::Corrupt(_))));
         assert!(matches!(read_manifest(b"not json"), Err(Unreadable::Corrupt(_))));
     }
 
     #[test]
     fn every_kind_of_object_a_manifest_names_is_referenced() {
-        let raw = br#"{"format":1,"image_id":"a","memory_mb":1,"vcpus":1,"disk_size_mb":1,"envd_version":"x",
-            "size_bytes":1,"ram":{"size":3,"chunk_size":1,"chunks":["c1",null,"c1"]},"state":{"hash":"s","size":1},
+        let raw = br#"{"format":2,"image_id":"a","memory_mb":1,"vcpus":1,"disk_size_mb":1,"envd_version":"x",
+            "size_bytes":1,"ram":{"size":4,"chunk_size":1,"chunks":["c1",null,"c1","c2"],"deltas":{"c2":["c0","d1","d2"]}},
+            "state":{"hash":"s","size":1},
             "layers":[{"name":"top.qcow2","size":1,"hash":"h"},{"name":"base.qcow2","size":1,"hash":"h"}],
             "boot":{"kernel":{"hash":"k","size":1},"initrd":{"hash":"i","size":1},"cmdline":""}}"#;
         let Ok(m) = read_manifest(raw) else { panic!("manifest did not parse") };
         let mut keys = HashSet::new();
         add_references(&m, &mut keys);
         let want: HashSet<String> =
-            ["chunks/c1", "state/s", "layers/top.qcow2", "layers/base.qcow2", "boot/k", "boot/i"].map(String::from).into();
+            ["chunks/c1", "chunks/c0", "deltas/d1", "deltas/d2", "state/s", "layers/top.qcow2", "layers/base.qcow2", "boot/k", "boot/i"]
+                .map(String::from)
+                .into();
         assert_eq!(keys, want);
     }
 }

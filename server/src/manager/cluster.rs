@@ -98,10 +98,11 @@ impl Manager {
                 }
             }
             cluster.bucket.forget_known();
+            let bases = mgr.local_dirs().chunk_sources;
             let mut attempt = 0;
             let outcome = loop {
                 attempt += 1;
-                match crate::cluster::upload::upload_image(&cluster.bucket, &id, &dir).await {
+                match crate::cluster::upload::upload_image(&cluster.bucket, &id, &dir, &bases).await {
                     Ok(_) => break Upload::Durable,
                     Err(e) if attempt < 3 => {
                         warn!(image = %id, attempt, error = %format!("{e:#}"), "image upload failed; retrying");

@@ -50,8 +50,8 @@ async fn upload_two(bucket: &Bucket) -> TwoImages {
     let tpl_dir = make_image(&node, "tpl", 4, &tpl_data, None, 5);
     let base = Runtime::read_meta(&tpl_dir).unwrap().disk_layer;
     let snap_dir = make_image(&node, "snap", 4, &snap_data, Some(&base), 6);
-    let (tpl, _) = upload_image(bucket, "tpl", &tpl_dir).await.unwrap();
-    let (snap, _) = upload_image(bucket, "snap", &snap_dir).await.unwrap();
+    let (tpl, _) = upload_image(bucket, "tpl", &tpl_dir, &[]).await.unwrap();
+    let (snap, _) = upload_image(bucket, "snap", &snap_dir, &[]).await.unwrap();
     TwoImages { node, tpl: (tpl, tpl_dir), snap: (snap, snap_dir) }
 }
 
@@ -64,7 +64,7 @@ async fn objects(bucket: &Bucket) -> BTreeMap<String, u64> {
 /// The keys image `m` needs: its manifest and everything the manifest names.
 fn keys(m: &Manifest) -> BTreeSet<String> {
     let mut keys = BTreeSet::from([manifest::manifest_key(&m.image_id)]);
-    keys.extend(m.ram.iter().flat_map(|r| r.distinct()).map(manifest::chunk_key));
+    keys.extend(m.ram.iter().flat_map(|r| r.objects()));
     keys.extend(m.state.iter().map(|s| manifest::state_key(&s.hash)));
     keys.extend(m.layers.iter().map(|l| manifest::layer_key(&l.name)));
     keys.extend(m.boot.iter().flat_map(|b| [&b.kernel, &b.initrd]).map(|b| manifest::boot_key(&b.hash)));
@@ -184,7 +184,7 @@ async fn a_manifest_this_node_cannot_read_stops_the_sweep() {
     let old = put_orphan_chunk(&bucket, 77).await;
     backdate(&s3, &old, 2 * HOUR);
     // A newer sandboxd's manifest (whose objects this one cannot name), and a truncated one.
-    bucket.put("images/future.json", Bytes::from_static(br#"{"format": 2, "parts": ["chunks/x"]}"#)).await.unwrap();
+    bucket.put("images/future.json", Bytes::from_static(br#"{"format": 3, "parts": ["chunks/x"]}"#)).await.unwrap();
     backdate(&s3, "images/future.json", 2 * HOUR);
     bucket.put("images/broken.json", Bytes::from_static(br#"{"format": 1, "image_id": "bro"#)).await.unwrap();
     let everything = live(&["tpl", "snap", "future", "broken"]);

@@ -32,7 +32,7 @@ async fn an_image_restored_on_another_node_is_byte_for_byte_the_original() {
     let base_meta = Runtime::read_meta(&base).unwrap();
     let src = make_image(&a, "snap1", 16, &data, Some(&base_meta.disk_layer), 2);
 
-    let (manifest, up) = upload_image(&bucket, "snap1", &src).await.unwrap();
+    let (manifest, up) = upload_image(&bucket, "snap1", &src, &[]).await.unwrap();
     assert_eq!(up.chunks, 64);
     assert_eq!(up.zero_chunks, 54);
     assert_eq!(up.uploaded_chunks, 9, "equal chunks are stored once");
@@ -73,7 +73,7 @@ async fn a_second_snapshot_uploads_only_what_changed() {
     // 64 MiB, all of it data.
     let first: HashMap<u64, u64> = (0..256).map(|i| (i, i)).collect();
     let snap1 = make_image(&a, "snap1", 64, &first, None, 1);
-    let (_, up1) = upload_image(&bucket, "snap1", &snap1).await.unwrap();
+    let (_, up1) = upload_image(&bucket, "snap1", &snap1, &[]).await.unwrap();
     assert_eq!(up1.uploaded_chunks, 256);
 
     // The guest then changes 16 MiB (64 chunks) and the next snapshot freezes a new top layer.
@@ -83,7 +83,7 @@ async fn a_second_snapshot_uploads_only_what_changed() {
     }
     let layer1 = Runtime::read_meta(&snap1).unwrap().disk_layer;
     let snap2 = make_image(&a, "snap2", 64, &second, Some(&layer1), 3);
-    let (_, up2) = upload_image(&bucket, "snap2", &snap2).await.unwrap();
+    let (_, up2) = upload_image(&bucket, "snap2", &snap2, &[]).await.unwrap();
     assert_eq!(up2.uploaded_chunks, 64);
     assert_eq!(up2.uploaded_layers, 1, "the frozen layer below is in the bucket already");
     let changed = 16 * MIB;
@@ -94,7 +94,7 @@ async fn a_second_snapshot_uploads_only_what_changed() {
     assert!(up2.uploaded_bytes <= changed + changed / 10 + top + state, "{up2:?}");
 
     // Uploading again (a retry after a crash) sends nothing but the manifest.
-    let (_, again) = upload_image(&bucket, "snap2", &snap2).await.unwrap();
+    let (_, again) = upload_image(&bucket, "snap2", &snap2, &[]).await.unwrap();
     assert_eq!((again.uploaded_chunks, again.uploaded_layers), (0, 0));
     assert!(again.uploaded_bytes < 64 << 10, "{again:?}");
 }
@@ -106,7 +106,7 @@ async fn a_corrupt_or_missing_object_fails_the_download_and_leaves_nothing() {
     let (a, b) = (Node::new(), Node::new());
     let data: HashMap<u64, u64> = (0..4).map(|i| (i, i + 50)).collect();
     let src = make_image(&a, "snap", 4, &data, None, 4);
-    let (manifest, _) = upload_image(&bucket, "snap", &src).await.unwrap();
+    let (manifest, _) = upload_image(&bucket, "snap", &src, &[]).await.unwrap();
 
     let missing = download_image(&bucket, "nope", &b.images().join("nope"), &b.local()).await.unwrap_err();
     assert!(missing.to_string().contains("not in the object store"), "{missing}");
@@ -138,7 +138,7 @@ async fn a_layer_the_node_already_has_is_not_fetched() {
     let base = make_image(&a, "tpl", 4, &data, None, 5);
     let base_layer = Runtime::read_meta(&base).unwrap().disk_layer;
     let snap = make_image(&a, "snap", 4, &data, Some(&base_layer), 6);
-    upload_image(&bucket, "snap", &snap).await.unwrap();
+    upload_image(&bucket, "snap", &snap, &[]).await.unwrap();
     // B has the template's layer in its templates directory (built there too).
     let templates = b.dir.path().join("templates-layers");
     fs::create_dir_all(&templates).unwrap();
@@ -163,7 +163,7 @@ async fn chunks_a_local_image_already_holds_are_copied_not_fetched() {
         changed.insert(i, 500 + i);
     }
     let snap = make_image(&a, "snap", 16, &changed, None, 7);
-    upload_image(&bucket, "snap", &snap).await.unwrap();
+    upload_image(&bucket, "snap", &snap, &[]).await.unwrap();
     // B has the template locally (built there: no manifest, its chunks are hashed once).
     let tpl = make_image(&b, "tpl", 16, &template, None, 8);
     let down = download_image(&bucket, "snap", &b.images().join("snap"), &b.local()).await.unwrap();

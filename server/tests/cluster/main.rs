@@ -3,5 +3,6 @@
 //! every byte can be checked. One test binary (one release link) for both parts.
 
 mod common;
+mod deltas;
 mod gc;
 mod images;
