@@ -210,6 +210,32 @@ def test_a_dead_node_loses_its_sandboxes_and_leaves_the_others_running(cluster):
     assert counter(again) > 0
 
 
+def test_a_launch_that_fails_on_one_node_is_retried_on_another(cluster, tmp_path):
+    """Node a's QEMU refuses every restore (it still reports its version, so a stays a live,
+    compatible node); placement tries a first (the most free memory), then another node."""
+    a, b, c = cluster
+    qemu = tmp_path / "qemu"
+    qemu.write_text('#!/bin/sh\ncase " $* " in *" -incoming "*) echo "this QEMU refuses to restore" >&2; exit 1;; esac\n'
+                    'exec qemu-system-x86_64 "$@"\n')
+    qemu.chmod(0o755)
+    for node, memory_mb in ((a, 6144), (b, 3072), (c, 3072)):
+        node.stop()
+        node.env["SANDBOXD_MAX_MEMORY_MB"] = str(memory_mb)
+    a.env["SANDBOXD_QEMU"] = str(qemu)
+    for node in cluster:
+        node.start()
+
+    sbx = Sandbox.create("base", timeout=300, **c.opts)
+    [node] = where(cluster, sbx.sandbox_id)
+    assert node is not a
+    assert sbx.commands.run("echo ok").stdout == "ok\n"
+    assert "this QEMU refuses to restore" in a.log_path.read_text(), "placement tried a first"
+    # Nothing of the failed attempt is left: no VM or sandbox on a, one sandbox in the cluster.
+    run = a.data / "store" / "run"
+    assert not run.is_dir() or not any(run.iterdir())
+    assert {s.sandbox_id for s in Sandbox.list(**a.opts).next_items()} == {sbx.sandbox_id}
+
+
 def test_a_node_killed_mid_upload_never_leaves_a_broken_snapshot(cluster):
     a, b, c = cluster
     src = Sandbox.create("base", timeout=600, **a.opts)
@@ -238,11 +264,16 @@ def test_a_node_killed_mid_upload_never_leaves_a_broken_snapshot(cluster):
 def _objects(bucket_root: Path) -> set:
     """Every object of a node-written prefix, as `dir/name` keys."""
     return {f"{p.parent.name}/{p.name}" for p in bucket_root.rglob("*")
-            if p.is_file() and p.parent.name in ("chunks", "state", "layers", "boot")}
+            if p.is_file() and p.parent.name in ("chunks", "deltas", "state", "layers", "boot")}
 
 
 def _referenced(manifest: dict) -> set:
-    keys = {f"chunks/{h}" for h in (manifest.get("ram") or {}).get("chunks", []) if h}
+    ram = manifest.get("ram") or {}
+    keys = set()
+    for h in filter(None, ram.get("chunks", [])):
+        # A chunk stored as page deltas: a whole chunk, then the deltas applied to it.
+        base, *deltas = ram.get("deltas", {}).get(h, [h])
+        keys |= {f"chunks/{base}"} | {f"deltas/{d}" for d in deltas}
     if manifest.get("state"):
         keys.add(f"state/{manifest['state']['hash']}")
     keys |= {f"layers/{layer['name']}" for layer in manifest["layers"]}

@@ -132,6 +132,18 @@ impl S3 {
     pub fn objects_dir(&self) -> PathBuf {
         self.root.path().join(BUCKET).join(PREFIX)
     }
+
+    /// CPU time s3s-fs has used so far (user + system), in ms: it runs on the nodes' cores.
+    pub fn cpu_ms(&self) -> anyhow::Result<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
+        // Fields after the command name (which may hold spaces): utime and stime are 14 and 15.
+        let rest = stat.rsplit_once(')').context("malformed /proc stat")?.1;
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: f64 = f[11].parse::<f64>()? + f[12].parse::<f64>()?;
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+        Ok(ticks * 1000.0 / hz)
+    }
 }
 
 impl Drop for S3 {

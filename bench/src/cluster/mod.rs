@@ -93,6 +93,9 @@ pub struct RestoreRun {
     pub remote_vm_ms: f64,
     pub local_vm_ms: f64,
     pub frozen_ms: f64,
+    /// CPU time the S3 server (s3s-fs, on the same cores) used during B's restore.
+    #[serde(default)]
+    pub store_cpu_ms: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -398,10 +401,12 @@ fn restore_once(rig: &Rig, plan: &Plan) -> anyhow::Result<RestoreRun> {
     let upload_ms = rig.uploaded(&snap.image)?;
     let m = bucket::manifest(&rig.s3.objects_dir(), &snap.image)?;
     // A is full (its source runs): the restore goes to B, which never saw the image.
-    let (remote_ms, local_ms, remote_id, local_id) = rig.rt.block_on(async {
+    let store_cpu_before = rig.s3.cpu_ms()?;
+    let (remote_ms, local_ms, remote_id, local_id, store_cpu_ms) = rig.rt.block_on(async {
         let (clone, remote_ms) = create_ready(&rig.b, &snap.id)
             .await
             .context("restore on B")?;
+        let store_cpu_ms = rig.s3.cpu_ms()? - store_cpu_before;
         ensure!(
             runs_on(&rig.b, clone.sandbox_id()),
             "the remote restore {} did not run on B",
@@ -427,6 +432,7 @@ fn restore_once(rig: &Rig, plan: &Plan) -> anyhow::Result<RestoreRun> {
             local_ms,
             remote_id,
             clone.sandbox_id().to_string(),
+            store_cpu_ms,
         ))
     })?;
     let log_b = std::fs::read_to_string(rig.b.log_path())?;
@@ -461,6 +467,7 @@ fn restore_once(rig: &Rig, plan: &Plan) -> anyhow::Result<RestoreRun> {
         remote_vm_ms: vm_ms(&rig.b, &remote_id)?,
         local_vm_ms: vm_ms(&rig.a, &local_id)?,
         frozen_ms: snap.frozen_ms,
+        store_cpu_ms,
     })
 }
 

@@ -157,9 +157,22 @@ pub async fn download_image(bucket: &Bucket, image_id: &str, dest: &Path, dirs: 
     Ok(stats)
 }
 
-/// Syncs a just-published image's RAM and device state, then drops its [`UNSYNCED`] mark.
+/// Syncs a just-published image's RAM and device state, then drops its [`UNSYNCED`] mark:
+/// after [`SYNC_DELAY`], by when the restore that fetched it is done and the kernel has
+/// written most of it back by itself (an fsync right away made that restore's own RAM copy
+/// compete with a few hundred MiB of writeback).
 fn sync_later(dir: PathBuf) {
-    tokio::task::spawn_blocking(move || {
+    tokio::spawn(async move {
+        tokio::time::sleep(SYNC_DELAY).await;
+        let _ = tokio::task::spawn_blocking(move || sync_now(&dir)).await;
+    });
+}
+
+/// See [`sync_later`]: past the kernel's own writeback delay (30 s by default).
+const SYNC_DELAY: std::time::Duration = std::time::Duration::from_secs(40);
+
+fn sync_now(dir: &Path) {
+    {
         let t = Instant::now();
         let synced = (|| -> anyhow::Result<()> {
             for p in ["mem.ram", "state.bin"].map(|f| dir.join(f)) {
@@ -177,7 +190,7 @@ fn sync_later(dir: PathBuf) {
             // copy is dropped at the next start.
             Err(e) => tracing::debug!(dir = %dir.display(), error = %e, "fetched image not synced"),
         }
-    });
+    }
 }
 
 /// Whether `dir` is a fetched image copy that may have lost data in a crash of the machine.

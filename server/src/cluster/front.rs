@@ -37,13 +37,10 @@ pub async fn to_owner(mgr: &Manager, id: &str, req: Request) -> Routed {
         return Routed::Local(req);
     }
     let id = crate::ids::short_sandbox_id(id);
-    let owner = match mgr.store().sandbox(id) {
-        Ok(Some(row)) if row.node_id != cluster.node_id() => row.node_id,
-        _ => return Routed::Local(req),
-    };
-    match mgr.store().node(&owner) {
-        Ok(Some(node)) if node.alive => Routed::Done(cluster.forwarder.forward(&node.advertise_url, &node.id, req).await),
-        // A dead node's paused sandboxes resume here (from the object store).
+    match mgr.store().sandbox_route(id) {
+        Ok(Some((node, url))) => Routed::Done(cluster.forwarder.forward(&url, &node, req).await),
+        // Ours, unknown (the handler answers 404), or on a dead node: a dead node's paused
+        // sandboxes resume here (from the object store).
         _ => Routed::Local(req),
     }
 }

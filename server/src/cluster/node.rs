@@ -9,7 +9,7 @@ use std::process::Command;
 
 /// `qemu=<version>;machine=q35;cpu=<model>;accel=<tcg|kvm>`.
 pub fn compat_key(accel: &str) -> String {
-    let qemu = Command::new("qemu-system-x86_64")
+    let qemu = Command::new(crate::vm::qemu::qemu_binary())
         .arg("--version")
         .output()
         .ok()

@@ -140,3 +140,19 @@ fn a_dead_node_takes_its_running_sandboxes_and_unfinished_uploads_with_it() {
         assert!(b.reap_dead_nodes(200).unwrap().is_empty(), "{name}: reaped once");
     }
 }
+
+#[test]
+fn requests_about_a_sandbox_are_routed_to_its_live_node_only() {
+    for (name, a, b, _dir) in test_node_pairs() {
+        a.register_node(&node("a", 1024, 100)).unwrap();
+        b.register_node(&node("b", 1024, 100)).unwrap();
+        sandbox(&b, "sb", 256);
+        sandbox(&a, "sa", 256);
+        assert_eq!(a.sandbox_route("sb").unwrap(), Some(("b".into(), "http://b:1".into())), "{name}");
+        assert_eq!(a.sandbox_route("sa").unwrap(), None, "{name}: its own");
+        assert_eq!(a.sandbox_route("nope").unwrap(), None, "{name}");
+        // b's heartbeat stops: nothing is routed to it any more.
+        a.reap_dead_nodes(1000).unwrap();
+        assert_eq!(a.sandbox_route("sb").unwrap(), None, "{name}: a dead node is not routed to");
+    }
+}

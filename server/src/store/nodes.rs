@@ -100,6 +100,20 @@ impl Store {
             .transpose()
     }
 
+    /// Where requests about sandbox `id` go when another live node holds it: that node's ID and
+    /// URL (`None`: this node, a dead one, or no such sandbox). One query: the front door asks
+    /// this for every request about a sandbox.
+    pub fn sandbox_route(&self, id: &str) -> Result<Option<(String, String)>> {
+        self.db()
+            .query_opt(
+                "SELECT n.id, n.advertise_url FROM sandboxes s JOIN nodes n ON n.id = s.node_id \
+                 WHERE s.id = ?1 AND s.node_id != ?2 AND n.alive = 1",
+                &params![id, self.node_id()],
+            )?
+            .map(|r| Ok((r.get(0)?, r.get(1)?)))
+            .transpose()
+    }
+
     /// Marks every other node whose heartbeat is older than `cutoff_ms` dead, with what dies
     /// with it (see the module invariant). Returns their IDs and their sandboxes' IDs.
     pub fn reap_dead_nodes(&self, cutoff_ms: i64) -> Result<Vec<(String, Vec<String>)>> {
