@@ -25,6 +25,8 @@ mod tests;
 mod cluster_tests;
 #[cfg(test)]
 pub(crate) mod testing;
+#[doc(hidden)]
+pub mod test_db;
 mod volumes;
 
 pub use db::{Error, Result};

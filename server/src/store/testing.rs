@@ -1,16 +1,11 @@
 //! Test helpers: the stores every store test runs against.
 //!
 //! SQLite always (a temporary directory); PostgreSQL too when `SANDBOXD_TEST_POSTGRES_URL`
-//! names a server (e.g. `tests/cluster/postgres.sh start <dir>`), each store on a database of
-//! its own, created for it, so tests run in parallel. Without the variable the Postgres half
-//! is skipped with a note on stderr. The databases are left behind: the server is a
-//! throwaway one.
-
-use std::sync::atomic::{AtomicU32, Ordering};
+//! names a server, each store on a database of its own ([`super::test_db`]). Without the
+//! variable the Postgres half is skipped with a note on stderr.
 
 use super::Store;
-
-pub(crate) const POSTGRES_URL_ENV: &str = "SANDBOXD_TEST_POSTGRES_URL";
+use super::test_db::POSTGRES_URL_ENV;
 
 pub(crate) struct TestStore {
     pub name: &'static str,
@@ -31,47 +26,11 @@ pub(crate) fn test_stores() -> Vec<TestStore> {
 
 /// The URL of a new, empty database on the test server; None (and a note) without one.
 pub(crate) fn fresh_postgres_database() -> Option<String> {
-    let Ok(admin) = std::env::var(POSTGRES_URL_ENV) else {
+    let url = super::test_db::fresh_database();
+    if url.is_none() {
         eprintln!("{POSTGRES_URL_ENV} is not set: the PostgreSQL half of this test is skipped");
-        return None;
-    };
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let name = format!(
-        "sbx_test_{}_{}_{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed),
-        crate::ids::now_ns() % 1_000_000_000
-    );
-    let url = with_database(&admin, &name);
-    // The client blocks on its own runtime: not on a test's (possibly tokio) thread.
-    std::thread::spawn(move || {
-        let mut client = postgres::Client::connect(&admin, postgres::NoTls).expect("connect to the test PostgreSQL");
-        client.batch_execute(&format!("CREATE DATABASE \"{name}\"")).expect("create a test database");
-    })
-    .join()
-    .unwrap();
-    Some(url)
-}
-
-/// `url` with its database name replaced by `name` (query parameters kept).
-pub(crate) fn with_database(url: &str, name: &str) -> String {
-    let (url, query) = url.split_once('?').map_or((url, None), |(u, q)| (u, Some(q)));
-    let authority_start = url.find("://").map_or(0, |i| i + 3);
-    let base = match url[authority_start..].find('/') {
-        Some(i) => &url[..authority_start + i],
-        None => url,
-    };
-    match query {
-        Some(q) => format!("{base}/{name}?{q}"),
-        None => format!("{base}/{name}"),
     }
-}
-
-#[test]
-fn database_names_are_replaced_in_urls() {
-    assert_eq!(with_database("postgres://u@h:1/postgres", "x"), "postgres://u@h:1/x");
-    assert_eq!(with_database("postgres://u@h:1", "x"), "postgres://u@h:1/x");
-    assert_eq!(with_database("postgresql://u@h/db?sslmode=disable", "x"), "postgresql://u@h/x?sslmode=disable");
+    url
 }
 
 /// Two stores on one database acting as nodes `a` and `b` (the cluster tests), per backend.

@@ -56,27 +56,6 @@ fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// A new database on the test PostgreSQL server, when `SANDBOXD_TEST_POSTGRES_URL` names one.
-fn fresh_postgres_database() -> Option<String> {
-    let admin = std::env::var("SANDBOXD_TEST_POSTGRES_URL").ok()?;
-    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let name = format!("sbx_it_{}_{n}_{nanos}", std::process::id());
-    let (base, query) = admin.split_once('?').map_or((admin.as_str(), None), |(u, q)| (u, Some(q)));
-    let authority = base.find("://").map_or(0, |i| i + 3);
-    let base = base[authority..].find('/').map_or(base, |i| &base[..authority + i]);
-    let url = format!("{base}/{name}{}", query.map(|q| format!("?{q}")).unwrap_or_default());
-    // The client blocks on a runtime of its own: not on the test's.
-    std::thread::spawn(move || {
-        let mut client = postgres::Client::connect(&admin, postgres::NoTls).expect("connect to the test PostgreSQL");
-        client.batch_execute(&format!("CREATE DATABASE \"{name}\"")).expect("create a test database");
-    })
-    .join()
-    .unwrap();
-    Some(url)
-}
-
 fn spawn(port: u16, data_dir: &std::path::Path, templates_dir: &std::path::Path, database: Option<&str>) -> Child {
     let mut command = Command::new(env!("CARGO_BIN_EXE_sandboxd"));
     match database {
@@ -104,7 +83,7 @@ impl TestServer {
         let data_dir = dir.path().join("data");
         let port = free_port();
         let templates_dir = dir.path().join("templates");
-        let database = fresh_postgres_database();
+        let database = sandboxd::store::test_db::fresh_database();
         let child = spawn(port, &data_dir, &templates_dir, database.as_deref());
         let client = Client::builder(TokioExecutor::new()).build_http();
         let mut server = Self { child, port, key: String::new(), data_dir, templates_dir, database, _dir: dir, client };
