@@ -46,6 +46,11 @@ pub fn diff(base: &[u8], new: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// The largest delta [`diff`] makes for a chunk of `len` bytes (every page changed).
+pub fn max_len(len: usize) -> usize {
+    8 + len.div_ceil(PAGE).div_ceil(8) + len
+}
+
 /// `base` with the pages of `delta` written over it.
 pub fn apply(base: &[u8], delta: &[u8]) -> anyhow::Result<Vec<u8>> {
     ensure!(delta.len() >= 8 && &delta[..4] == MAGIC, "not a page delta");
@@ -84,6 +89,7 @@ mod tests {
         new[63 * PAGE..].fill(9);
         let d = diff(&base, &new).unwrap();
         assert_eq!(d.len(), 8 + 8 + 2 * PAGE);
+        assert_eq!(max_len(base.len()), 8 + 8 + 64 * PAGE);
         assert_eq!(apply(&base, &d).unwrap(), new);
         // Nothing changed: an empty delta.
         assert_eq!(apply(&base, &diff(&base, &base).unwrap()).unwrap(), base);

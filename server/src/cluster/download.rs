@@ -172,24 +172,22 @@ fn sync_later(dir: PathBuf) {
 const SYNC_DELAY: std::time::Duration = std::time::Duration::from_secs(40);
 
 fn sync_now(dir: &Path) {
-    {
-        let t = Instant::now();
-        let synced = (|| -> anyhow::Result<()> {
-            for p in ["mem.ram", "state.bin"].map(|f| dir.join(f)) {
-                if p.exists() {
-                    files::fsync_path(&p)?;
-                }
+    let t = Instant::now();
+    let synced = (|| -> anyhow::Result<()> {
+        for p in ["mem.ram", "state.bin"].map(|f| dir.join(f)) {
+            if p.exists() {
+                files::fsync_path(&p)?;
             }
-            std::fs::remove_file(dir.join(UNSYNCED))?;
-            files::fsync_path(&dir)?;
-            Ok(())
-        })();
-        match synced {
-            Ok(()) => tracing::debug!(dir = %dir.display(), ms = t.elapsed().as_millis() as u64, "fetched image synced"),
-            // Deleted meanwhile (garbage collection), or a disk error: the mark stays, and the
-            // copy is dropped at the next start.
-            Err(e) => tracing::debug!(dir = %dir.display(), error = %e, "fetched image not synced"),
         }
+        std::fs::remove_file(dir.join(UNSYNCED))?;
+        files::fsync_path(dir)?;
+        Ok(())
+    })();
+    match synced {
+        Ok(()) => tracing::debug!(dir = %dir.display(), ms = t.elapsed().as_millis() as u64, "fetched image synced"),
+        // Deleted meanwhile (garbage collection), or a disk error: the mark stays, and the
+        // copy is dropped at the next start.
+        Err(e) => tracing::debug!(dir = %dir.display(), error = %e, "fetched image not synced"),
     }
 }
 
@@ -299,8 +297,7 @@ async fn fetch_ram(
                             None => fetch_object(bucket, manifest::chunk_key(&chain[0]), chain[0].clone(), want).await?,
                         };
                         for d in &chain[1..] {
-                            let max = want + want.div_ceil(delta::PAGE * 8) + 8;
-                            let (patch, m) = fetch_object(bucket, manifest::delta_key(d), d.clone(), max).await?;
+                            let (patch, m) = fetch_object(bucket, manifest::delta_key(d), d.clone(), delta::max_len(want)).await?;
                             data = delta::apply(&data, &patch)?;
                             n += m;
                         }
@@ -351,8 +348,8 @@ async fn local_chunk(cache: &ChunkCache, hash: &str, len: usize) -> anyhow::Resu
     Ok(tokio::task::spawn_blocking(move || chunk_cache::read_local(&at, &hash, len)).await?)
 }
 
-/// A content-addressed object (a RAM chunk or delta) of at most `max` bytes, checked against
-/// its hash; also the bytes received.
+/// A content-addressed object (RAM chunk, delta, device state, boot file) of at most `max`
+/// bytes, checked against its hash; also the bytes received.
 async fn fetch_object(bucket: &Bucket, key: String, hash: String, max: usize) -> anyhow::Result<(Vec<u8>, u64)> {
     let packed = bucket.get(&key).await?.ok_or_else(|| anyhow::anyhow!("{key} is missing from the object store"))?;
     let n = packed.len() as u64;
@@ -366,15 +363,10 @@ async fn fetch_object(bucket: &Bucket, key: String, hash: String, max: usize) ->
 }
 
 async fn fetch_blob(bucket: &Bucket, key: &str, blob: &Blob, stats: &mut DownloadStats) -> anyhow::Result<Vec<u8>> {
-    let packed = bucket.get(key).await?.ok_or_else(|| anyhow::anyhow!("{key} is missing from the object store"))?;
-    stats.fetched_bytes += packed.len() as u64;
-    let (hash, size) = (blob.hash.clone(), blob.size as usize);
-    tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<u8>> {
-        let data = zstd::bulk::decompress(&packed, size)?;
-        anyhow::ensure!(data.len() == size && blake3::hash(&data).to_hex().as_str() == hash, "object {hash} is corrupt");
-        Ok(data)
-    })
-    .await?
+    let (data, n) = fetch_object(bucket, key.to_string(), blob.hash.clone(), blob.size as usize).await?;
+    stats.fetched_bytes += n;
+    anyhow::ensure!(data.len() as u64 == blob.size, "{key} is corrupt");
+    Ok(data)
 }
 
 async fn fetch_boot_file(bucket: &Bucket, blob: &Blob, dir: &Path, stats: &mut DownloadStats) -> anyhow::Result<PathBuf> {

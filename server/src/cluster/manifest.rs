@@ -83,14 +83,17 @@ impl Ram {
 
     /// Every object the RAM needs: whole chunks and deltas.
     pub fn objects(&self) -> BTreeSet<String> {
-        let mut keys = BTreeSet::new();
-        for hash in self.distinct() {
-            let chain = self.chain(hash);
-            keys.insert(chunk_key(chain[0]));
-            keys.extend(chain[1..].iter().map(|d| delta_key(d)));
-        }
-        keys
+        self.distinct().into_iter().flat_map(|hash| chain_keys(&self.chain(hash))).collect()
     }
+}
+
+/// The object keys of a delta chain: its whole chunk, then its deltas.
+pub fn chain_keys<S: AsRef<str>>(chain: &[S]) -> Vec<String> {
+    chain
+        .iter()
+        .enumerate()
+        .map(|(n, link)| if n == 0 { chunk_key(link.as_ref()) } else { delta_key(link.as_ref()) })
+        .collect()
 }
 
 /// A content-addressed object with its plaintext size.

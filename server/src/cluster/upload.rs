@@ -294,9 +294,7 @@ impl Parent {
 
 /// Whether every link of a delta chain is in the bucket.
 async fn chain_stored(bucket: &Bucket, chain: &[impl AsRef<str>]) -> anyhow::Result<bool> {
-    for (n, link) in chain.iter().enumerate() {
-        let link = link.as_ref();
-        let key = if n == 0 { manifest::chunk_key(link) } else { manifest::delta_key(link) };
+    for key in manifest::chain_keys(chain) {
         if !bucket.exists(&key).await? {
             return Ok(false);
         }
