@@ -292,7 +292,9 @@ async fn fetch_ram(
                 let (data, fetched) = match local_chunk(cache, &hash, want).await? {
                     Some(data) => (data, None),
                     None => {
-                        let (mut data, mut n) = match local_chunk(cache, &chain[0], want).await? {
+                        // The whole chunk a delta chain starts from may be local when the chunk is not.
+                        let base = if chain.len() > 1 { local_chunk(cache, &chain[0], want).await? } else { None };
+                        let (mut data, mut n) = match base {
                             Some(data) => (data, 0),
                             None => fetch_object(bucket, manifest::chunk_key(&chain[0]), chain[0].clone(), want).await?,
                         };
