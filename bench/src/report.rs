@@ -474,13 +474,15 @@ const PROSE: &str = r#"## Why the numbers are what they are
   written since the previous snapshot. Reflinked extents are shared with the source until it
   overwrites them.
 - **Restore.** A restore copies the data part of the RAM file into the clone's own file
-  (overlapped with QEMU's start-up), starts QEMU with `-incoming`, loads the device state,
-  `cont`, and runs envd's `/init`. Under TCG every code path the guest runs after a restore is
-  translated again (QEMU's translation cache does not survive a restore), which is most of the
-  time to the first command.
+  (overlapped with QEMU's start-up; `SANDBOXD_RESTORE_RAM=reflink` reflinks it instead, see
+  docs/reliability.md), starts QEMU with `-incoming`, loads the device state, `cont`, and runs
+  envd's `/init`. Under TCG every code path the guest runs after a restore is translated again
+  (QEMU's translation cache does not survive a restore), which is most of the time to the first
+  command.
 - **Concurrency.** All clones share 2 host cores under software emulation, so N clones at once
-  take roughly N/2 times as long each. A clone's PSS is what it touched since the restore plus
-  QEMU itself; untouched guest memory stays in the shared page cache.
+  take roughly N/2 times as long each. A clone's PSS is the guest memory it touched since the
+  restore plus QEMU itself (its translation buffer, ~30 MiB, and ~28 MiB more); untouched guest
+  memory is not mapped.
 
 ## Template build (measured by hand when the template builder was written, not by this harness)
 
@@ -496,9 +498,11 @@ The template image holds 81–117 MiB of guest RAM (512 MiB and 2 GiB guests).
 - **KVM.** With a PVM-enabled guest kernel (or a host with VMX/SVM), guest code runs 5–20×
   faster and most of `/init` + first command disappears. sandboxd probes KVM at start and uses it
   when it can boot the guest.
-- **No RAM copy at restore.** Clones could fault their memory in lazily from the snapshot
-  (userfaultfd, as E2B's orchestrator does) instead of copying the data part of the RAM file,
-  taking the copy (which grows with dirty memory) off every restore.
+- **One page cache for all clones of an image.** Each clone's RAM file has its own page cache
+  even when reflinked, so 8 clones of one snapshot hold 8 copies of the pages they read. Mapping
+  the image privately (copy-on-write in memory, as Firecracker and E2B's orchestrator do) would
+  share them, but the freeze of a later snapshot of the clone relies on its RAM being a shared
+  file (reflinked while paused, no RAM in the migration stream): not done yet.
 "#;
 
 #[cfg(test)]

@@ -1,13 +1,15 @@
 """Issue 3 acceptance: snapshots of running sandboxes (memory + disk), one-to-many clones,
 pause/connect and fork, through the official SDK."""
 
+import os
+import subprocess
 import time
 
 import pytest
 from e2b import Sandbox
 from e2b.exceptions import SandboxException
 
-from conftest import wait_until
+from conftest import ROOT, wait_until
 
 # A process whose counter lives only in memory. It answers its current value on
 # 127.0.0.1:7777 inside the guest, so a command can read it.
@@ -193,3 +195,46 @@ def test_auto_resume_on_traffic(base_template):
         assert Sandbox.get_info(sbx.sandbox_id).state.value == "running"
     finally:
         Sandbox.kill(sbx.sandbox_id)
+
+
+def shared_extents(path) -> int:
+    """Extents of `path` that share their blocks with another file (FIEMAP, via filefrag)."""
+    out = subprocess.run(["filefrag", "-v", str(path)], capture_output=True, text=True, check=True).stdout
+    return sum(1 for line in out.splitlines() if "shared" in line.split(":")[-1])
+
+
+@pytest.mark.parametrize("mode", ["reflink", "copy"])
+def test_restore_ram_modes_both_continue_the_counter(base_template, make_sandboxd, mode):
+    """SANDBOXD_RESTORE_RAM: `reflink` makes a clone's RAM file share the image's blocks (nothing
+    copied), `copy` (the default) gives it blocks of its own; both restore the same memory."""
+    server = make_sandboxd(env={"SANDBOXD_RESTORE_RAM": mode})
+    store = server.data / "store"
+    if not os.path.ismount(store):
+        pytest.skip("needs sandboxd's XFS store (reflinks; running as root)")
+    opts = server.opts
+    source = Sandbox.create(base_template, timeout=300, **opts)
+    start_counter(source)
+    wait_until(lambda: counter(source) >= 20, 60, "the counter to reach 20")
+    at_snapshot = counter(source)
+    snap = source.create_snapshot()
+    clone = Sandbox.create(snap.snapshot_id, timeout=300, **opts)
+    try:
+        assert counter(clone) >= at_snapshot
+        wait_until(lambda: counter(clone) > at_snapshot + 5, 60, "the clone to keep counting")
+        ram = store / "run" / clone.sandbox_id / "mem.ram"
+        shared = shared_extents(ram)
+        assert (shared > 0) == (mode == "reflink"), (mode, shared)
+    finally:
+        clone.kill()
+        source.kill()
+
+
+def test_an_unknown_restore_ram_mode_is_refused_at_start(tmp_path):
+    binary = os.environ.get("SANDBOXD_BIN", str(ROOT / "target" / "debug" / "sandboxd"))
+    r = subprocess.run(
+        [binary, "serve", "--listen", "127.0.0.1:1", "--data-dir", str(tmp_path / "data")],
+        env={**os.environ, "SANDBOXD_RESTORE_RAM": "lazy"}, capture_output=True, text=True, timeout=60,
+    )
+    assert r.returncode != 0
+    assert "SANDBOXD_RESTORE_RAM must be `copy` or `reflink`" in r.stderr, r.stderr
+    assert not (tmp_path / "data").exists(), "nothing is created before the refusal"

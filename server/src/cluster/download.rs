@@ -100,8 +100,9 @@ fn validate(m: &Manifest) -> anyhow::Result<()> {
 /// synced in the background after the image is published (a restore waiting for the fsync of
 /// a few hundred MiB gained nothing: until the machine itself goes down the page cache serves
 /// them). A directory still marked when sandboxd starts may have lost data in a power cut, and
-/// is deleted (it is only a copy: the bucket has the image).
-pub const UNSYNCED: &str = ".unsynced";
+/// is deleted (it is only a copy: the bucket has the image). A restore copies such an image's
+/// RAM instead of reflinking it (a reflink would first write it all back).
+pub use crate::vm::files::UNSYNCED;
 
 /// Rebuilds image `image_id` as directory `dest` (which must not exist yet).
 pub async fn download_image(bucket: &Bucket, image_id: &str, dest: &Path, dirs: &LocalDirs) -> anyhow::Result<DownloadStats> {
@@ -192,9 +193,7 @@ fn sync_now(dir: &Path) {
 }
 
 /// Whether `dir` is a fetched image copy that may have lost data in a crash of the machine.
-pub fn unsynced(dir: &Path) -> bool {
-    dir.join(UNSYNCED).exists()
-}
+pub use crate::vm::files::unsynced;
 
 async fn fill(bucket: &Bucket, m: &Manifest, tmp: &Path, dirs: &LocalDirs) -> anyhow::Result<DownloadStats> {
     // RAM, and the rest (device state, disk layers, boot files) at the same time.

@@ -24,12 +24,30 @@ pub fn io_err(context: &str, e: io::Error) -> VmError {
     }
 }
 
-/// Clones `src` to `dst` (which must not exist). Returns true when a reflink was used.
-pub fn clone_sparse(src: &Path, dst: &Path) -> Result<bool> {
-    clone_or_copy(src, dst, true)
+/// The mark of an image directory whose files may not be on disk yet (a cluster node's fetched
+/// copy, see `cluster::download`).
+pub const UNSYNCED: &str = ".unsynced";
+
+/// Whether image directory `dir` carries the [`UNSYNCED`] mark.
+pub fn unsynced(dir: &Path) -> bool {
+    dir.join(UNSYNCED).exists()
 }
 
-fn clone_or_copy(src: &Path, dst: &Path, reflink: bool) -> Result<bool> {
+/// Clones `src` to `dst` (which must not exist). Returns true when a reflink was used.
+pub fn clone_sparse(src: &Path, dst: &Path) -> Result<bool> {
+    if reflink(src, dst)?.is_some() {
+        return Ok(true);
+    }
+    let output = create_sized(src, dst)?;
+    fill_data(src, &output).inspect_err(|_| {
+        let _ = fs::remove_file(dst);
+    })?;
+    Ok(false)
+}
+
+/// Reflinks `src` to a new file `dst` (constant time, blocks shared copy-on-write) and returns
+/// it; `None`, with nothing left behind, when the filesystem cannot reflink.
+pub fn reflink(src: &Path, dst: &Path) -> Result<Option<File>> {
     let input = File::open(src).map_err(|e| io_err(&format!("open {}", src.display()), e))?;
     let output = OpenOptions::new()
         .write(true)
@@ -37,15 +55,12 @@ fn clone_or_copy(src: &Path, dst: &Path, reflink: bool) -> Result<bool> {
         .open(dst)
         .map_err(|e| io_err(&format!("create {}", dst.display()), e))?;
     // SAFETY: FICLONE takes the source fd as its argument; both fds are valid and owned here.
-    let rc = if reflink { unsafe { libc::ioctl(output.as_raw_fd(), libc::FICLONE, input.as_raw_fd()) } } else { -1 };
-    if rc == 0 {
-        return Ok(true);
+    if unsafe { libc::ioctl(output.as_raw_fd(), libc::FICLONE, input.as_raw_fd()) } == 0 {
+        return Ok(Some(output));
     }
-    copy_data_extents(&input, &output).map_err(|e| {
-        let _ = fs::remove_file(dst);
-        io_err(&format!("copy {} -> {}", src.display(), dst.display()), e)
-    })?;
-    Ok(false)
+    drop(output);
+    fs::remove_file(dst).map_err(|e| io_err(&format!("remove {}", dst.display()), e))?;
+    Ok(None)
 }
 
 /// Creates `dst` as a sparse file as long as `src` (so QEMU can map it right away) and

@@ -183,19 +183,11 @@ impl Runtime {
     async fn launch_in(&self, run: &Path, spec: &LaunchSpec, meta: &ImageMeta) -> Result<VmInfo> {
         let ram_src = spec.image_dir.join("mem.ram");
         let ram = qemu::ram_path(run);
-        // The guest's private RAM copy is filled while QEMU starts: QEMU only maps the file,
-        // and reads it once `migrate-incoming` runs, after the copy is complete. (Not a reflink:
-        // a guest writes its RAM all the time, and on a reflinked file every first write to a
-        // page costs a copy-on-write allocation in the filesystem.)
-        let ram_file = files::create_sized(&ram_src, &ram)?;
-        // Every block the guest's RAM will ever need, reserved now: a full store then fails
-        // this launch (507) instead of killing a running guest later (SIGBUS on a page fault).
-        files::reserve_blocks(&ram_file)?;
         let t0 = Instant::now();
-        let copy = tokio::task::spawn_blocking(move || {
-            let r = files::fill_data(&ram_src, &ram_file);
-            (r, t0.elapsed().as_millis() as u64)
-        });
+        // A reflink writes back the source's dirty pages first: an image whose files are not on
+        // disk yet is copied (from the page cache) instead.
+        let mode = if files::unsynced(&spec.image_dir) { RestoreRam::Copy } else { restore_ram_mode() };
+        let copy = prepare_ram(&ram_src, &ram, mode)?;
         let disk = self.new_layer(&meta.disk_layer).await?;
         std::os::unix::fs::symlink(&disk, run.join("disk"))?;
         let qmp_path = self.qmp_path(run);
@@ -203,7 +195,10 @@ impl Runtime {
         let spawned = self
             .spawn_vm(run, &qmp_path, meta.memory_mb, meta.vcpus, &disk, spec.allow_internet || spec.egress.is_some(), &Boot::Incoming)
             .await;
-        let (copied, ram_ms) = copy.await.expect("join");
+        let (copied, ram_ms) = match copy {
+            Some(copy) => copy.await.expect("join"),
+            None => (Ok(()), t0.elapsed().as_millis() as u64),
+        };
         let (pid, envd_addr) = spawned?;
         // The guest runs only after `cont` below: its rules are in place before its first packet.
         // A new namespace has no table: open rules need none (an update installs one later).
@@ -250,7 +245,7 @@ impl Runtime {
         Ok(vm)
     }
 
-    /// Spawns QEMU in its own network slot; without namespaces, retries with another
+        /// Spawns QEMU in its own network slot; without namespaces, retries with another
     /// loopback port if the forward's port was taken meanwhile.
     #[allow(clippy::too_many_arguments)]
     async fn spawn_vm(
@@ -615,6 +610,61 @@ impl Runtime {
     }
 }
 
+/// How a restore makes the guest's own RAM file from the image's (`SANDBOXD_RESTORE_RAM`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum RestoreRam {
+    /// A copy of the image's data (the default), filled while QEMU starts: every block the
+    /// guest writes is its own from the start, so a full store never kills a running guest.
+    Copy,
+    /// A reflink: constant time, nothing copied, less page cache per clone; each image page the
+    /// guest first writes is copied on write by the filesystem, which on a full store fails
+    /// and kills the guest (SIGBUS). Falls back to `Copy` where the store cannot reflink.
+    Reflink,
+}
+
+/// `SANDBOXD_RESTORE_RAM=copy|reflink` (default `copy`); anything else is refused at start
+/// (see [`check_restore_ram`]).
+pub fn restore_ram_mode() -> RestoreRam {
+    parse_restore_ram(std::env::var("SANDBOXD_RESTORE_RAM").ok().as_deref()).unwrap_or(RestoreRam::Copy)
+}
+
+fn parse_restore_ram(v: Option<&str>) -> std::result::Result<RestoreRam, String> {
+    match v.map(str::trim) {
+        None | Some("") | Some("copy") => Ok(RestoreRam::Copy),
+        Some("reflink") => Ok(RestoreRam::Reflink),
+        Some(other) => Err(format!("SANDBOXD_RESTORE_RAM must be `copy` or `reflink`, not {other:?}")),
+    }
+}
+
+/// Refuses a malformed `SANDBOXD_RESTORE_RAM` (called once at start-up).
+pub fn check_restore_ram() -> std::result::Result<(), String> {
+    parse_restore_ram(std::env::var("SANDBOXD_RESTORE_RAM").ok().as_deref()).map(|_| ())
+}
+
+/// Makes `ram`, the guest's own RAM file, from the image's `ram_src`: a reflink, or a sparse file
+/// whose data is copied in the background while QEMU starts (the returned task; QEMU only maps
+/// the file, and reads it once `migrate-incoming` runs, after the copy is complete). Either way
+/// every block the file does not share is allocated now, so a full store fails this launch (507)
+/// instead of killing a running guest later (SIGBUS on a page fault), except, for a reflink,
+/// the blocks shared with the image, copied on the guest's first write to them (like a
+/// snapshot source's after a snapshot, docs/reliability.md).
+type RamCopy = tokio::task::JoinHandle<(Result<()>, u64)>;
+fn prepare_ram(ram_src: &Path, ram: &Path, mode: RestoreRam) -> Result<Option<RamCopy>> {
+    if mode == RestoreRam::Reflink {
+        if let Some(f) = files::reflink(ram_src, ram)? {
+            files::reserve_blocks(&f)?;
+            return Ok(None);
+        }
+    }
+    let ram_file = files::create_sized(ram_src, ram)?;
+    files::reserve_blocks(&ram_file)?;
+    let (t0, ram_src) = (Instant::now(), ram_src.to_path_buf());
+    Ok(Some(tokio::task::spawn_blocking(move || {
+        let r = files::fill_data(&ram_src, &ram_file);
+        (r, t0.elapsed().as_millis() as u64)
+    })))
+}
+
 /// How old an unreferenced disk layer must be before the GC deletes it
 /// (`SANDBOXD_GC_MIN_AGE_SECS`, default 60; tests set 0 to check for orphans right away).
 fn gc_min_age() -> Duration {
@@ -665,4 +715,36 @@ fn tail(s: &str, n: usize) -> &str {
     let start = s.len().saturating_sub(n);
     let start = (start..s.len()).find(|&i| s.is_char_boundary(i)).unwrap_or(s.len());
     &s[start..]
+}
+
+#[cfg(test)]
+mod restore_ram_tests {
+    use super::*;
+
+    #[test]
+    fn restore_ram_mode_parses_and_refuses_the_unknown() {
+        assert_eq!(parse_restore_ram(None), Ok(RestoreRam::Copy));
+        assert_eq!(parse_restore_ram(Some(" copy ")), Ok(RestoreRam::Copy));
+        assert_eq!(parse_restore_ram(Some("reflink")), Ok(RestoreRam::Reflink));
+        let e = parse_restore_ram(Some("lazy")).unwrap_err();
+        assert!(e.contains("`copy` or `reflink`") && e.contains("lazy"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_ram_file_made_either_way_holds_the_image_bytes() {
+        use std::os::unix::fs::FileExt;
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("image.ram");
+        let f = std::fs::File::create(&src).unwrap();
+        f.set_len(8 << 20).unwrap();
+        f.write_all_at(&[9u8; 12288], 1 << 20).unwrap();
+        for (mode, name) in [(RestoreRam::Reflink, "a.ram"), (RestoreRam::Copy, "b.ram")] {
+            let dst = dir.path().join(name);
+            if let Some(copy) = prepare_ram(&src, &dst, mode).unwrap() {
+                copy.await.unwrap().0.unwrap();
+            }
+            assert_eq!(std::fs::read(&src).unwrap(), std::fs::read(&dst).unwrap(), "{mode:?}");
+            assert!(prepare_ram(&src, &dst, mode).is_err(), "{mode:?}: an existing file is never overwritten");
+        }
+    }
 }
