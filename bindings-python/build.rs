@@ -51,6 +51,14 @@ fn main() {
         for var in ["CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_TARGET_DIR", "PYO3_BUILD_EXTENSION_MODULE"] {
             cmd.env_remove(var);
         }
+        // Nor are the variables cargo sets for this build script: some dependencies' build
+        // scripts track them (ring's tracks CARGO_MANIFEST_DIR), and the same build from
+        // `npm install`, which has none of them, would then compile everything again.
+        for (var, _) in std::env::vars_os() {
+            if set_for_build_scripts(&var.to_string_lossy()) {
+                cmd.env_remove(var);
+            }
+        }
         if let Some(t) = target {
             cmd.args(["--target", t]).env("RUSTFLAGS", "-C target-feature=+crt-static");
         }
@@ -67,6 +75,30 @@ fn main() {
     std::fs::create_dir_all(&dest).unwrap();
     install(&target_dir.join(profile).join("sandboxd"), &dest.join("sandboxd"));
     install(&target_dir.join(&triple).join(profile).join("envd"), &dest.join("envd"));
+}
+
+/// Whether cargo sets `var` for a build script (as opposed to the user's own cargo settings,
+/// such as `CARGO_HOME` or `CARGO_PROFILE_*`, which both installs see alike).
+fn set_for_build_scripts(var: &str) -> bool {
+    const PREFIXES: [&str; 4] = ["CARGO_PKG_", "CARGO_CFG_", "CARGO_FEATURE_", "DEP_"];
+    const NAMES: [&str; 15] = [
+        "CARGO_MANIFEST_DIR",
+        "CARGO_MANIFEST_PATH",
+        "CARGO_MANIFEST_LINKS",
+        "CARGO_CRATE_NAME",
+        "CARGO_PRIMARY_PACKAGE",
+        "OUT_DIR",
+        "TARGET",
+        "HOST",
+        "NUM_JOBS",
+        "OPT_LEVEL",
+        "DEBUG",
+        "PROFILE",
+        "RUSTC",
+        "RUSTDOC",
+        "RUSTC_LINKER",
+    ];
+    PREFIXES.iter().any(|p| var.starts_with(p)) || NAMES.contains(&var)
 }
 
 /// Copy to a temporary name then rename, so a running sandboxd keeps its mapped file intact.
