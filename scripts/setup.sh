@@ -5,7 +5,18 @@
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-"$ROOT/scripts/install-deps.sh"
+# The system packages (QEMU, a kernel, debootstrap, …: apt, mostly downloads and unpacking) are
+# installed while the two SDKs compile, which needs none of them: only Python's venv module and
+# a C compiler. Where those are missing, the packages come first.
+deps_pid=""
+deps_log="$(mktemp /tmp/sandboxd-install-deps.XXXXXX)"
+if python3 -c 'import ensurepip, venv' 2>/dev/null && command -v cc >/dev/null; then
+  say "installing system packages in the background (log: $deps_log)"
+  "$ROOT/scripts/install-deps.sh" >"$deps_log" 2>&1 &
+  deps_pid=$!
+else
+  "$ROOT/scripts/install-deps.sh"
+fi
 
 say "installing the Python SDK into $ROOT/.venv (pip install .; builds the Rust core, sandboxd and envd)"
 python3 -m venv "$ROOT/.venv"
@@ -18,6 +29,16 @@ mkdir -p "$DATA_DIR/bin" && cp "$PKG_BIN/sandboxd" "$PKG_BIN/envd" "$DATA_DIR/bi
 
 say "installing the JavaScript SDK (npm install; builds the native addon)"
 (cd "$ROOT" && npm install --no-audit --no-fund)
+
+if [ -n "$deps_pid" ]; then
+  say "waiting for the system packages"
+  if ! wait "$deps_pid"; then
+    cat "$deps_log" >&2
+    echo "setup: installing the system packages failed (log above: $deps_log)" >&2
+    exit 1
+  fi
+  cat "$deps_log"
+fi
 
 say "building the base template (debootstrap + one boot; cached in ~/.local/share/sandboxd/templates)"
 "$PKG_BIN/sandboxd" template build base

@@ -499,10 +499,15 @@ The template image holds 81–117 MiB of guest RAM (512 MiB and 2 GiB guests).
   faster and most of `/init` + first command disappears. sandboxd probes KVM at start and uses it
   when it can boot the guest.
 - **One page cache for all clones of an image.** Each clone's RAM file has its own page cache
-  even when reflinked, so 8 clones of one snapshot hold 8 copies of the pages they read. Mapping
-  the image privately (copy-on-write in memory, as Firecracker and E2B's orchestrator do) would
-  share them, but the freeze of a later snapshot of the clone relies on its RAM being a shared
-  file (reflinked while paused, no RAM in the migration stream): not done yet.
+  (copied, or even reflinked), so 8 clones of one snapshot hold 8 copies of the pages they read.
+  Mapping the image privately instead (QEMU `memory-backend-file,share=off,readonly=on,rom=off`
+  on the image's `mem.ram`: copy-on-write in memory, as Firecracker does) was measured by hand on
+  2026-12-02 (8 clones of a 512 MiB guest holding 64 MiB of random data): PSS per clone 55 MiB
+  (10.7 % of guest RAM) instead of 95 MiB, and 8 restores at once → `echo ok` in 2.3 s instead
+  of 4.1 s; sequential restores unchanged. Not adopted: the 20 ms freeze needs the guest's RAM
+  to be a shared file (`x-ignore-shared` skips only shared, file-backed RAM; QEMU's CPR modes
+  refuse private RAM too), so a snapshot of a privately mapped clone would have to stream its
+  RAM while frozen (hundreds of ms).
 "#;
 
 #[cfg(test)]
