@@ -30,6 +30,18 @@ def test_user_has_a_home_and_sudo(sandbox):
     assert r.stdout.split() == ["/home/user", "user", "/home/user", "root"]
 
 
+def test_login_shells_keep_debian_paths_without_running_id(sandbox):
+    """Every command is a `bash -l`; the template's /etc/profile takes the UID from bash
+    (`${EUID:-$(id -u)}`) instead of running `id` in each, and still gives root the sbin dirs."""
+    assert "/usr/sbin" in sandbox.commands.run("echo $PATH", user="root").stdout.split(":")
+    assert "/usr/sbin" not in sandbox.commands.run("echo $PATH", user="user").stdout.strip().split(":")
+    trace = sandbox.commands.run("bash -lx -c true 2>&1", user="user").stdout
+    assert "/home/user/.bashrc" in trace, trace  # the trace did follow the profile
+    assert "id -u" not in trace, trace
+    sh = sandbox.commands.run("sh -lc 'echo $PATH'", user="root").stdout  # dash: no EUID, runs id
+    assert "/usr/sbin" in sh.strip().split(":"), sh
+
+
 def test_pip_installs_without_a_virtualenv(sandbox):
     """Like E2B's Python-based image: no PEP 668 refusal. Installs a package the test writes
     (no index, no network)."""
