@@ -192,9 +192,6 @@ fn sync_now(dir: &Path) {
     }
 }
 
-/// Whether `dir` is a fetched image copy that may have lost data in a crash of the machine.
-pub use crate::vm::files::unsynced;
-
 async fn fill(bucket: &Bucket, m: &Manifest, tmp: &Path, dirs: &LocalDirs) -> anyhow::Result<DownloadStats> {
     // RAM, and the rest (device state, disk layers, boot files) at the same time.
     let ram = async {

@@ -77,7 +77,7 @@ impl Manager {
             let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             let half_written = name.starts_with('.');
             // A fetched copy not yet synced when sandboxd stopped (maybe with the machine).
-            let unsynced = unfinished && crate::cluster::download::unsynced(&path);
+            let unsynced = unfinished && crate::vm::files::unsynced(&path);
             if (half_written && unfinished) || (!half_written && !known.contains(&name)) || unsynced {
                 info!(path = %path.display(), "removing an unfinished or unlisted image");
                 if let Err(e) = std::fs::remove_dir_all(&path) {

@@ -188,6 +188,7 @@ impl Runtime {
         // disk yet is copied (from the page cache) instead.
         let mode = if files::unsynced(&spec.image_dir) { RestoreRam::Copy } else { restore_ram_mode() };
         let copy = prepare_ram(&ram_src, &ram, mode)?;
+        let prepared_ms = t0.elapsed().as_millis() as u64;
         let disk = self.new_layer(&meta.disk_layer).await?;
         std::os::unix::fs::symlink(&disk, run.join("disk"))?;
         let qmp_path = self.qmp_path(run);
@@ -197,7 +198,7 @@ impl Runtime {
             .await;
         let (copied, ram_ms) = match copy {
             Some(copy) => copy.await.expect("join"),
-            None => (Ok(()), t0.elapsed().as_millis() as u64),
+            None => (Ok(()), prepared_ms),
         };
         let (pid, envd_addr) = spawned?;
         // The guest runs only after `cont` below: its rules are in place before its first packet.
@@ -245,7 +246,7 @@ impl Runtime {
         Ok(vm)
     }
 
-        /// Spawns QEMU in its own network slot; without namespaces, retries with another
+    /// Spawns QEMU in its own network slot; without namespaces, retries with another
     /// loopback port if the forward's port was taken meanwhile.
     #[allow(clippy::too_many_arguments)]
     async fn spawn_vm(
@@ -625,7 +626,11 @@ pub enum RestoreRam {
 /// `SANDBOXD_RESTORE_RAM=copy|reflink` (default `copy`); anything else is refused at start
 /// (see [`check_restore_ram`]).
 pub fn restore_ram_mode() -> RestoreRam {
-    parse_restore_ram(std::env::var("SANDBOXD_RESTORE_RAM").ok().as_deref()).unwrap_or(RestoreRam::Copy)
+    restore_ram_from_env().unwrap_or(RestoreRam::Copy)
+}
+
+fn restore_ram_from_env() -> std::result::Result<RestoreRam, String> {
+    parse_restore_ram(std::env::var("SANDBOXD_RESTORE_RAM").ok().as_deref())
 }
 
 fn parse_restore_ram(v: Option<&str>) -> std::result::Result<RestoreRam, String> {
@@ -638,8 +643,11 @@ fn parse_restore_ram(v: Option<&str>) -> std::result::Result<RestoreRam, String>
 
 /// Refuses a malformed `SANDBOXD_RESTORE_RAM` (called once at start-up).
 pub fn check_restore_ram() -> std::result::Result<(), String> {
-    parse_restore_ram(std::env::var("SANDBOXD_RESTORE_RAM").ok().as_deref()).map(|_| ())
+    restore_ram_from_env().map(|_| ())
 }
+
+/// The background copy of [`prepare_ram`]: its result and how long it took, in ms.
+type RamCopy = tokio::task::JoinHandle<(Result<()>, u64)>;
 
 /// Makes `ram`, the guest's own RAM file, from the image's `ram_src`: a reflink, or a sparse file
 /// whose data is copied in the background while QEMU starts (the returned task; QEMU only maps
@@ -648,7 +656,6 @@ pub fn check_restore_ram() -> std::result::Result<(), String> {
 /// instead of killing a running guest later (SIGBUS on a page fault), except, for a reflink,
 /// the blocks shared with the image, copied on the guest's first write to them (like a
 /// snapshot source's after a snapshot, docs/reliability.md).
-type RamCopy = tokio::task::JoinHandle<(Result<()>, u64)>;
 fn prepare_ram(ram_src: &Path, ram: &Path, mode: RestoreRam) -> Result<Option<RamCopy>> {
     if mode == RestoreRam::Reflink {
         if let Some(f) = files::reflink(ram_src, ram)? {
