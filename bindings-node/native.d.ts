@@ -1190,8 +1190,8 @@ export interface SandboxOpts {
   /** Not supported by this SDK yet: refused with `InvalidArgumentError`. */
   iam?: unknown
   /**
-   * Volumes to mount: mount path to `Volume` or volume name (sandboxd refuses them: it
-   * cannot mount volumes yet).
+   * Volumes to mount: mount path to `Volume` or volume name (the server mounts each volume
+   * at its path).
    */
   volumeMounts?: Record<string, Volume | string>
   /** E2B API key (env `E2B_API_KEY`). */

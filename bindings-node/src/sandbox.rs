@@ -50,8 +50,8 @@ with_connection_opts! {
         #[doc = " Not supported by this SDK yet: refused with `InvalidArgumentError`."]
         #[napi(ts_type = "unknown")]
         pub iam: Option<serde_json::Value>,
-        #[doc = " Volumes to mount: mount path to `Volume` or volume name (sandboxd refuses them: it"]
-        #[doc = " cannot mount volumes yet)."]
+        #[doc = " Volumes to mount: mount path to `Volume` or volume name (the server mounts each volume"]
+        #[doc = " at its path)."]
         #[napi(ts_type = "Record<string, Volume | string>")]
         pub volume_mounts: Option<std::collections::HashMap<String, String>>,
     }

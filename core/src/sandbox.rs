@@ -47,7 +47,7 @@ pub struct CreateOptions {
     pub idempotency_key: Option<String>,
     /// MCP servers for the gateway (an object); see [`crate::mcp`].
     pub mcp: Option<serde_json::Value>,
-    /// Volumes to mount (`volumeMounts`; sandboxd refuses them, E2B's cloud mounts them).
+    /// Volumes to mount (`volumeMounts`: mount path and volume name).
     pub volume_mounts: Vec<crate::models::VolumeMount>,
     pub connection: ConnectionOpts,
 }

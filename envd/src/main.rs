@@ -15,6 +15,7 @@ mod proto;
 mod server;
 mod state;
 mod users;
+mod volumes;
 mod watch;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

@@ -19,6 +19,7 @@ pub fn router(state: Shared) -> Router {
         .route("/init", post(crate::init::init))
         .route("/envs", get(envs))
         .route("/metrics", get(metrics))
+        .route("/sandboxd/volumes", get(crate::volumes::attach))
         .route(
             "/files",
             get(crate::files::download)

@@ -54,7 +54,7 @@ impl ApiError {
             ..Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!(
-                    "not enough memory for another sandbox: it needs {needed_mb} MiB, running sandboxes use                      {used_mb} of the server's {limit_mb} MiB; kill or pause one and retry"
+                    "not enough memory for another sandbox: it needs {needed_mb} MiB, running sandboxes use {used_mb} of the server's {limit_mb} MiB; kill or pause one and retry"
                 ),
             )
         }

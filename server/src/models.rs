@@ -32,8 +32,9 @@ pub struct NewSandbox {
     /// create (`mcp-gateway --config …`, from the `mcp-gateway` template); the server only
     /// checks that it is an object.
     pub mcp: Option<serde_json::Value>,
-    /// Features of E2B that sandboxd does not have: refused when set (see [`NewSandbox::unsupported`]).
+    /// `[{name, path}]`: volumes to mount (see `manager/volumes.rs`).
     pub volume_mounts: Option<Vec<serde_json::Value>>,
+    /// A feature of E2B that sandboxd does not have: refused when set (see [`NewSandbox::unsupported`]).
     pub iam: Option<serde_json::Value>,
 }
 
@@ -48,8 +49,6 @@ impl NewSandbox {
         };
         if !matches!(self.mcp, None | Some(serde_json::Value::Null) | Some(serde_json::Value::Object(_))) {
             Some("mcp must be an object of MCP server configurations")
-        } else if self.volume_mounts.as_ref().is_some_and(|v| !v.is_empty()) {
-            Some("volumeMounts (mounting volumes into sandboxes) are not supported by sandboxd yet; a volume's files are read and written through the volume content API")
         } else if set(&self.iam) {
             Some("iam (workload identity tokens) is not supported by sandboxd")
         } else {
@@ -160,6 +159,9 @@ pub struct SandboxDetail {
     pub domain: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub network: Option<crate::network::NetworkConfig>,
+    /// `SandboxVolumeMount`s: `{name, path}`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub volume_mounts: Vec<serde_json::Value>,
 }
 
 impl SandboxDetail {
@@ -186,6 +188,11 @@ impl SandboxDetail {
             }),
             domain: crate::config::sandbox_domain().map(str::to_string),
             network: if detailed { s.network.clone() } else { None },
+            volume_mounts: s
+                .volume_mounts
+                .iter()
+                .map(|m| serde_json::json!({"name": m.name, "path": m.path}))
+                .collect(),
         }
     }
 }

@@ -102,15 +102,6 @@ def test_files_and_directories(srv):
         vol.remove("/a")
 
 
-def test_mounting_is_refused_with_the_reason(srv):
-    from e2b import Sandbox, Volume
-    from e2b.exceptions import SandboxException
-
-    vol = Volume.create("mnt", **opts(srv))
-    with pytest.raises(SandboxException, match="volumeMounts .*not supported by sandboxd"):
-        Sandbox.create(volume_mounts={"/mnt/data": vol}, **opts(srv))
-
-
 def test_tokens_open_one_volume_only(srv):
     from e2b import Volume
 

@@ -70,8 +70,15 @@ test('a client binds its options to Volume', async () => {
   await assert.rejects(bad.Volume.list(), AuthenticationError)
   const good = new E2B({ apiUrl: server.url, apiKey: server.apiKey })
   const vol = await good.Volume.create(unique('bound'))
-  // sandboxd cannot mount volumes yet: the create is refused with the reason, not dropped.
-  await assert.rejects(good.Sandbox.create({ volumeMounts: { '/mnt/data': vol } }), /volumeMounts .*not supported by sandboxd/)
-  await assert.rejects(good.Sandbox.create('base', { volumeMounts: { '/mnt/data': vol.name } }), /volumeMounts .*not supported by sandboxd/)
+  // Mounted by sandboxd: what the sandbox writes there is in the volume.
+  const sbx = await good.Sandbox.create({ volumeMounts: { '/mnt/data': vol } })
+  await sbx.files.write('/mnt/data/hello.txt', 'Hello, world!')
+  assert.equal(await vol.readFile('/hello.txt'), 'Hello, world!')
+  assert.deepEqual((await sbx.getInfo()).volumeMounts, [{ name: vol.name, path: '/mnt/data' }])
+  const byName = await good.Sandbox.create('base', { volumeMounts: { '/data': vol.name } })
+  assert.equal(await byName.files.read('/data/hello.txt'), 'Hello, world!')
+  await assert.rejects(good.Sandbox.create({ volumeMounts: { '/mnt/x': 'no-such-volume' } }), /volume "no-such-volume" not found/)
+  await sbx.kill()
+  await byName.kill()
   assert.equal(await good.Volume.destroy(vol.volumeId), true)
 })

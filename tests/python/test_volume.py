@@ -102,10 +102,18 @@ def test_client_binding_and_mounts(sandboxd: Server):
     bad = E2B(api_url=sandboxd.url, api_key="e2b_" + "0" * 40)
     with pytest.raises(AuthenticationException):
         bad.Volume.list()
-    good = E2B(api_url=sandboxd.url, api_key=sandboxd.api_key)
+    good = E2B(api_url=sandboxd.url, api_key=sandboxd.api_key, sandbox_url=sandboxd.url)
     vol = good.Volume.create(unique("bound"))
     assert isinstance(vol, Volume)
-    # sandboxd cannot mount volumes yet: the create is refused with the reason, not dropped.
-    with pytest.raises(SandboxException, match="volumeMounts .* not supported by sandboxd"):
-        Sandbox.create(volume_mounts={"/mnt/data": vol})
+    # Mounted by sandboxd: what the sandbox writes there is in the volume.
+    sbx = good.Sandbox.create(volume_mounts={"/mnt/data": vol})
+    sbx.files.write("/mnt/data/hello.txt", "Hello, world!")
+    assert vol.read_file("/hello.txt") == "Hello, world!"
+    assert sbx.get_info().volume_mounts == [{"name": vol.name, "path": "/mnt/data"}]
+    by_name = good.Sandbox.create(volume_mounts={"/data": vol.name})
+    assert by_name.files.read("/data/hello.txt") == "Hello, world!"
+    with pytest.raises(SandboxException, match='volume "no-such-volume" not found'):
+        good.Sandbox.create(volume_mounts={"/mnt/x": "no-such-volume"})
+    sbx.kill()
+    by_name.kill()
     assert good.Volume.destroy(vol.volume_id)

@@ -156,8 +156,8 @@ class Sandbox(ClientFactory):
         ``lifecycle`` and ``network`` go to the server as E2B sends them; with ``mcp`` the sandbox
         comes from ``cls.default_mcp_template`` unless ``template`` is given, and the MCP gateway is
         started in it (the sandbox is killed if it does not start). ``volume_mounts`` (mount path →
-        ``Volume`` or volume name) is sent as E2B sends it (sandboxd refuses it: it cannot mount
-        volumes yet). ``iam`` and ``logger`` are refused (not implemented here yet)."""
+        ``Volume`` or volume name) is sent as E2B sends it; the server mounts each volume there.
+        ``iam`` and ``logger`` are refused (not implemented here yet)."""
         refuse(iam=iam, logger=logger)
         if not template:
             template = cls.default_mcp_template if mcp is not None else cls.default_template

@@ -27,6 +27,7 @@ async fn create(state: AppState, body: NewSandbox, default_timeout: i64) -> ApiR
     let template = body.template_id.filter(|t| !t.is_empty()).ok_or_else(|| ApiError::bad_request("templateID is required"))?;
     let secure = body.secure.unwrap_or(true);
     let network = body.network.map(|n| n.into_config(secure)).transpose()?;
+    let volume_mounts = state.manager.resolve_volume_mounts(body.volume_mounts.as_deref().unwrap_or_default())?;
     let row = state
         .manager
         .create(CreateParams {
@@ -40,6 +41,7 @@ async fn create(state: AppState, body: NewSandbox, default_timeout: i64) -> ApiR
             auto_pause_memory: body.auto_pause_memory.unwrap_or(true),
             auto_resume: body.auto_resume.is_some_and(|a| a.enabled),
             network,
+            volume_mounts,
         })
         .await?;
     Ok((StatusCode::CREATED, Json(Sandbox::from(&row))).into_response())

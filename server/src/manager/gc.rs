@@ -42,6 +42,7 @@ impl Manager {
                     self.set_route(&row.id, Some(vm.envd_addr));
                     self.reapply_network(&row);
                     self.watch_vm(&row.id, vm);
+                    self.reattach_volumes(&row);
                     info!(sandbox = %row.id, "sandbox picked up again");
                 }
                 _ => {

@@ -37,6 +37,8 @@ pub struct CreateParams {
     pub auto_resume: bool,
     /// Validated `NewSandbox.network` (`None`: not given).
     pub network: Option<crate::network::NetworkConfig>,
+    /// Validated `volumeMounts` (see `Manager::resolve_volume_mounts`).
+    pub volume_mounts: Vec<crate::volumes::VolumeMount>,
 }
 
 /// What a pause or snapshot keeps (E2B's `memory` flag, the SDKs' `mode`).
@@ -127,6 +129,8 @@ impl Manager {
     ) -> ApiResult<SandboxRow> {
         let egress = super::network::egress_spec(p.network.as_ref(), p.allow_internet)?;
         let meta = Runtime::read_meta(&image_dir)?;
+        // The image's guest may already have mounts (a snapshot of a sandbox with volumes).
+        let volume_mounts = super::volumes::merge(super::volumes::image_mounts(&image_dir)?, &p.volume_mounts)?;
         let access_token = p.secure.then(|| ids::secret_hex(32));
         let traffic_access_token = p.network.as_ref().is_some_and(|n| n.private()).then(|| ids::secret_hex(32));
         let init = GuestInit { access_token: access_token.clone(), env_vars: p.env_vars.clone() };
@@ -156,6 +160,13 @@ impl Manager {
             }
         };
         crate::fault::point("create.vm_started");
+        if let Err(e) = self.attach_volumes(&id, &vm, access_token.as_deref(), &volume_mounts).await {
+            let _ = self.inner.runtime.kill(&vm).await;
+            if slot.is_none() {
+                self.release_slot(&id);
+            }
+            return Err(e);
+        }
         let now = ids::now_ns();
         let row = SandboxRow {
             id: id.clone(),
@@ -182,6 +193,7 @@ impl Manager {
             network: p.network.clone(),
             traffic_access_token,
             node_id: self.store().node_id().to_string(),
+            volume_mounts,
         };
         if let Err(e) = self.store().insert_sandbox(&row) {
             let _ = self.inner.runtime.kill(&vm).await;
@@ -415,6 +427,10 @@ impl Manager {
                 cold_boot,
             })
             .await?;
+        if let Err(e) = self.attach_volumes(&row.id, &vm, access_token.as_deref(), &row.volume_mounts).await {
+            let _ = self.inner.runtime.kill(&vm).await;
+            return Err(e);
+        }
         row.state = SandboxState::Running;
         row.image_dir = img.dir.clone();
         row.access_token = access_token;

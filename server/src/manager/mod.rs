@@ -21,6 +21,7 @@ mod network;
 mod pool;
 mod reaper;
 mod snapshots;
+mod volumes;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

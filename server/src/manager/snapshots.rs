@@ -73,6 +73,10 @@ impl Manager {
             Keep::Full => self.inner.runtime.snapshot(vm, &tmp).await,
             Keep::Filesystem => self.inner.runtime.snapshot_disk(vm, &tmp, row.access_token.as_deref()).await,
         };
+        let captured = captured.and_then(|meta| {
+            super::volumes::write_image_mounts(&tmp, &row.volume_mounts).map_err(crate::vm::VmError::Io)?;
+            Ok(meta)
+        });
         let meta = match captured {
             Ok(meta) => meta,
             Err(e) => {
@@ -185,6 +189,8 @@ impl Manager {
             auto_pause_memory: source.auto_pause_memory,
             auto_resume: source.auto_resume,
             network: source.network.clone(),
+            // The clones' guests have the source's mounts: they come with the image.
+            volume_mounts: Vec::new(),
         };
         let launches = (0..count).map(|_| {
             self.launch_new(img.dir.clone(), source.template_id.clone(), source.alias.clone(), &params, false)

@@ -80,6 +80,9 @@ pub struct SandboxRow {
     /// The node whose VM this is (or whose store holds its pause image); set by the store on
     /// insert and resume to its own node (`local` outside a cluster).
     pub node_id: String,
+    /// Volumes mounted into the sandbox (`volumeMounts`), kept across pause, resume and
+    /// snapshots (a clone inherits its image's mounts).
+    pub volume_mounts: Vec<crate::volumes::VolumeMount>,
 }
 
 /// `GET /v2/sandboxes` filters (metadata is applied in Rust, see [`Store::list_sandboxes`]).
@@ -96,7 +99,7 @@ pub struct SandboxFilter {
 
 const COLUMNS: &str = "id, template_id, alias, image_dir, state, started_at, end_at, metadata, env_vars, \
     access_token, allow_internet, auto_pause, auto_resume, vm, paused_image, disk_layer, cpu_count, memory_mb, \
-    disk_size_mb, envd_version, network, traffic_access_token, auto_pause_memory, node_id";
+    disk_size_mb, envd_version, network, traffic_access_token, auto_pause_memory, node_id, volume_mounts";
 
 fn json_col<T: serde::de::DeserializeOwned + Default>(s: Option<String>) -> T {
     s.and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default()
@@ -129,6 +132,7 @@ fn from_row(r: &DbRow) -> Result<SandboxRow> {
         traffic_access_token: r.get(21)?,
         auto_pause_memory: r.get(22)?,
         node_id: r.get(23)?,
+        volume_mounts: json_col(r.get(24)?),
     })
 }
 
@@ -147,7 +151,7 @@ fn vm_json(vm: &Option<VmInfo>) -> Option<String> {
 impl Store {
     pub fn insert_sandbox(&self, s: &SandboxRow) -> Result<()> {
         self.db().execute(
-            &format!("INSERT INTO sandboxes ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)"),
+            &format!("INSERT INTO sandboxes ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)"),
             &params![
                 &s.id,
                 &s.template_id,
@@ -173,6 +177,7 @@ impl Store {
                 s.traffic_access_token.as_deref(),
                 s.auto_pause_memory,
                 self.node_id(),
+                (!s.volume_mounts.is_empty()).then(|| serde_json::to_string(&s.volume_mounts).unwrap_or_default()),
             ],
         )?;
         Ok(())

@@ -200,6 +200,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
         image_id TEXT NOT NULL,
         PRIMARY KEY (node_id, image_id)
     );",
+    // v9: the volumes mounted into a sandbox (JSON list of `{name, path, volumeID}`).
+    "ALTER TABLE sandboxes ADD COLUMN volume_mounts TEXT;",
 ];
 
 /// `PG_MIGRATIONS[0]` is SQLite's v1..v7 combined; entry `i` is Postgres schema version `i + 1`.
@@ -383,6 +385,8 @@ pub(super) const PG_MIGRATIONS: &[&str] = &[
         image_id TEXT NOT NULL,
         PRIMARY KEY (node_id, image_id)
     );",
+    // v3 = SQLite v9 (volume mounts).
+    "ALTER TABLE sandboxes ADD COLUMN volume_mounts TEXT;",
 ];
 
 /// Applies the SQLite migrations past `PRAGMA user_version`, each in its own transaction.

@@ -136,6 +136,11 @@ pub(super) fn sandbox(id: &str, started_at: i64) -> SandboxRow {
         network: None,
         traffic_access_token: Some("tok".into()),
         node_id: "ignored: the store writes its own".into(),
+        volume_mounts: vec![crate::volumes::VolumeMount {
+            name: "data".into(),
+            path: "/mnt/data".into(),
+            volume_id: "vol1".into(),
+        }],
     }
 }
 
@@ -157,6 +162,7 @@ fn sandboxes_round_trip_and_page() {
             (got.disk_size_mb, got.metadata.len(), got.traffic_access_token.as_deref()),
             (u32::MAX, 1, Some("tok"))
         );
+        assert_eq!(got.volume_mounts, sandbox("b", 2).volume_mounts, "{}", t.name);
         s.set_paused("a", "img").unwrap();
         assert_eq!(s.next_deadline().unwrap(), Some(102));
         assert_eq!(s.expired_sandboxes(103).unwrap(), ["b", "c"]);

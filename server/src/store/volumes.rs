@@ -40,6 +40,14 @@ impl Store {
             .transpose()
     }
 
+    pub fn find_volume_by_name(&self, name: &str) -> Result<Option<VolumeRow>> {
+        self.db()
+            .query_opt(&format!("SELECT {COLUMNS} FROM volumes WHERE name = ?1"), &params![name])?
+            .as_ref()
+            .map(from_row)
+            .transpose()
+    }
+
     pub fn list_volumes(&self) -> Result<Vec<VolumeRow>> {
         self.db()
             .query(&format!("SELECT {COLUMNS} FROM volumes ORDER BY created_at, id"), &[])?

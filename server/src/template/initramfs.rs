@@ -1,5 +1,6 @@
 //! A tiny initramfs: busybox plus the few modules Debian builds as modules that a virtio
-//! guest needs before it can mount its root (virtio-pci, -blk, -net, -rng, ext4). Its `/init`
+//! guest needs before it can mount its root (virtio-pci, -blk, -net, -rng, ext4), and FUSE,
+//! on which envd mounts volumes (the guest has no `/lib/modules` to load it later). Its `/init`
 //! loads them, mounts `/dev/vda`, configures user-mode networking's fixed addresses and hands
 //! over to envd as PID 1. No udev, no systemd: under software emulation every process costs.
 
@@ -8,7 +9,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
-const WANTED: &[&str] = &["virtio_pci", "virtio_blk", "virtio_net", "virtio-rng", "crc32c_generic", "ext4"];
+/// Part of every template's recipe (see `rootfs::recipe_hash`): a change rebuilds templates.
+pub(crate) const WANTED: &[&str] = &["virtio_pci", "virtio_blk", "virtio_net", "virtio-rng", "crc32c_generic", "ext4", "fuse"];
 
 const INIT: &str = r#"#!/bin/busybox sh
 /bin/busybox mkdir -p /proc /sys /dev /newroot

@@ -22,9 +22,11 @@ const EXTRA_PACKAGES: &[&str] = &["python-is-python3", "python3-pip", "python3-v
 /// recipe is rebuilt (the template stamp holds it next to envd's hash).
 const CUSTOMIZE_VERSION: &str = "3";
 
-/// Identifies this rootfs recipe: the package list and the customisation.
+/// Identifies this rootfs recipe: the package list, the customisation and the modules the
+/// initramfs loads.
 pub fn recipe_hash() -> String {
-    short_hash(format!("{PACKAGES}|{}|{CUSTOMIZE_VERSION}", EXTRA_PACKAGES.join(",")))
+    let modules = super::initramfs::WANTED.join(",");
+    short_hash(format!("{PACKAGES}|{}|{CUSTOMIZE_VERSION}|{modules}", EXTRA_PACKAGES.join(",")))
 }
 
 /// The Debian mirror the host's apt uses (deb822 `URIs:` or one-line `deb` entries).

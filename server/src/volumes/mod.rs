@@ -11,10 +11,14 @@
 //!   without files.
 //! - Every content request names its volume and carries that volume's token; a token opens
 //!   exactly one volume.
-//! - Mounting volumes into sandboxes (`volumeMounts`) is refused by the create path: sandboxd
-//!   cannot attach a host directory to a restored microVM yet.
+//! - Volumes mounted into sandboxes (`volumeMounts`) are served from the same tree: envd
+//!   mounts each as a FUSE file system whose operations come back to sandboxd over the
+//!   sandbox's volume channel ([`channel`], [`serve`], [`wire`]; see `manager/volumes.rs`).
 
+pub mod channel;
 pub mod content;
+pub mod serve;
+pub mod wire;
 
 use std::path::PathBuf;
 
@@ -45,6 +49,22 @@ pub struct VolumeInfo {
 
 fn info(r: VolumeRow, with_token: bool) -> VolumeInfo {
     VolumeInfo { volume_id: r.id, name: r.name, token: with_token.then_some(r.token) }
+}
+
+/// A volume mounted into a sandbox: E2B's `SandboxVolumeMount` (`name`, `path`) plus the
+/// volume's ID, which is what the guest's mount serves (a volume renamed or re-created under
+/// the same name is not silently swapped in).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeMount {
+    pub name: String,
+    pub path: String,
+    #[serde(rename = "volumeID")]
+    pub volume_id: String,
+}
+
+/// The tree a mounted volume serves: `<data>/volumes/<id>/data`.
+pub fn data_dir(data: &std::path::Path, id: &str) -> PathBuf {
+    root(data).join(id).join(content::DATA)
 }
 
 /// The root of all volumes.
