@@ -115,7 +115,20 @@ for (const value of Object.values(native)) {
 {
   const { create, connect } = native.Sandbox
   const Base = native.Sandbox
+  // Callable `allowOut` / `denyOut` selectors and rule transforms (E2B evaluates them with
+  // workload-identity placeholders) cannot cross to the addon: refused by name, not mangled.
+  const refuseCallables = (network) => {
+    if (!network || typeof network !== 'object') return
+    const fn = (v) => typeof v === 'function'
+    const rules = Object.values(network.rules ?? {}).flat()
+    if (fn(network.allowOut) || fn(network.denyOut) || rules.some((r) => fn(r?.transform))) {
+      throw new errors.InvalidArgumentError(
+        'callable network selectors and transforms are not supported by this SDK (they need workload identity): pass lists and header objects',
+      )
+    }
+  }
   const names = (o) => {
+    if (o && typeof o === 'object') refuseCallables(o.network)
     if (!o || typeof o !== 'object' || !o.volumeMounts) return o
     const volumeMounts = {}
     for (const [path, v] of Object.entries(o.volumeMounts)) volumeMounts[path] = typeof v === 'string' ? v : v?.name

@@ -1152,8 +1152,8 @@ export interface SandboxNetworkUpdate {
   denyOut?: Array<string>
   /** Allow the sandbox to reach the internet. */
   allowInternetAccess?: boolean
-  /** Not supported by this SDK yet: refused with `InvalidArgumentError`. */
-  rules?: unknown
+  /** Per-host transform rules (replaced; omitted clears them). */
+  rules?: Record<string, Array<{ transform?: { headers?: Record<string, string> } }>>
   /** Not supported by this SDK yet: refused with `InvalidArgumentError`. */
   egressProxy?: unknown
 }
@@ -1178,10 +1178,11 @@ export interface SandboxOpts {
    */
   lifecycle?: { onTimeout?: 'kill' | 'pause' | { action: 'pause' | 'kill'; mode?: 'full' | 'filesystem' }; autoResume?: boolean }
   /**
-   * `{ allowOut, denyOut, allowPublicTraffic, maskRequestHost }` (lists of CIDRs / hosts);
-   * per-host `rules`, `egressProxy`, `dnsServers`, `httpsPorts` are refused.
+   * `{ allowOut, denyOut, allowPublicTraffic, maskRequestHost, rules }` (lists of CIDRs /
+   * hosts; per-host transform rules with `${e2b.secrets.<name>}` placeholders);
+   * `egressProxy`, `dnsServers`, `httpsPorts` and callable transforms are refused.
    */
-  network?: { allowOut?: string[]; denyOut?: string[]; allowPublicTraffic?: boolean; maskRequestHost?: string }
+  network?: { allowOut?: string[]; denyOut?: string[]; allowPublicTraffic?: boolean; maskRequestHost?: string; rules?: Record<string, Array<{ transform?: { headers?: Record<string, string> } }>> }
   /**
    * MCP servers: the sandbox comes from the `mcp-gateway` template unless `template` is
    * given, and the MCP gateway is started in it (the sandbox is killed if it does not start).

@@ -39,9 +39,10 @@ with_connection_opts! {
         #[doc = " `autoPause`, `autoPauseMemory`, `autoResume`."]
         #[napi(ts_type = "{ onTimeout?: 'kill' | 'pause' | { action: 'pause' | 'kill'; mode?: 'full' | 'filesystem' }; autoResume?: boolean }")]
         pub lifecycle: Option<serde_json::Value>,
-        #[doc = " `{ allowOut, denyOut, allowPublicTraffic, maskRequestHost }` (lists of CIDRs / hosts);"]
-        #[doc = " per-host `rules`, `egressProxy`, `dnsServers`, `httpsPorts` are refused."]
-        #[napi(ts_type = "{ allowOut?: string[]; denyOut?: string[]; allowPublicTraffic?: boolean; maskRequestHost?: string }")]
+        #[doc = " `{ allowOut, denyOut, allowPublicTraffic, maskRequestHost, rules }` (lists of CIDRs /"]
+        #[doc = " hosts; per-host transform rules with `${e2b.secrets.<name>}` placeholders);"]
+        #[doc = " `egressProxy`, `dnsServers`, `httpsPorts` and callable transforms are refused."]
+        #[napi(ts_type = "{ allowOut?: string[]; denyOut?: string[]; allowPublicTraffic?: boolean; maskRequestHost?: string; rules?: Record<string, Array<{ transform?: { headers?: Record<string, string> } }>> }")]
         pub network: Option<serde_json::Value>,
         #[doc = " MCP servers: the sandbox comes from the `mcp-gateway` template unless `template` is"]
         #[doc = " given, and the MCP gateway is started in it (the sandbox is killed if it does not start)."]
@@ -124,8 +125,8 @@ pub struct SandboxNetworkUpdate {
     pub deny_out: Option<Vec<String>>,
     /// Allow the sandbox to reach the internet.
     pub allow_internet_access: Option<bool>,
-    /// Not supported by this SDK yet: refused with `InvalidArgumentError`.
-    #[napi(ts_type = "unknown")]
+    /// Per-host transform rules (replaced; omitted clears them).
+    #[napi(ts_type = "Record<string, Array<{ transform?: { headers?: Record<string, string> } }>>")]
     pub rules: Option<serde_json::Value>,
     /// Not supported by this SDK yet: refused with `InvalidArgumentError`.
     #[napi(ts_type = "unknown")]

@@ -40,15 +40,17 @@ pub struct NetworkUpdateBody {
     pub deny_out: Option<Vec<String>>,
     #[serde(rename = "allow_internet_access", skip_serializing_if = "Option::is_none")]
     pub allow_internet_access: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rules: Option<Value>,
 }
 
-/// Resolve an `update_network` argument (`allow_out`, `deny_out`, `allow_internet_access`;
-/// both spellings). Per-host `rules`, `egress_proxy` and `dns_servers` are refused.
+/// Resolve an `update_network` argument (`allow_out`, `deny_out`, `allow_internet_access`,
+/// `rules`; both spellings). `egress_proxy` and `dns_servers` are refused.
 pub fn network_update_body(network: &Value) -> Result<NetworkUpdateBody> {
     let obj = network
         .as_object()
         .ok_or_else(|| Error::InvalidArgument(format!("network must be an object, got {network}")))?;
-    let known = ["allow_out", "allowOut", "deny_out", "denyOut", "allow_internet_access", "allowInternetAccess"];
+    let known = ["allow_out", "allowOut", "deny_out", "denyOut", "allow_internet_access", "allowInternetAccess", "rules"];
     if let Some(k) = obj.keys().find(|k| !known.contains(&k.as_str())) {
         return Err(Error::InvalidArgument(format!(
             "network option '{k}' is not supported by this SDK (known: {})",
@@ -64,7 +66,7 @@ pub fn network_update_body(network: &Value) -> Result<NetworkUpdateBody> {
         Some(Value::Bool(b)) => Some(*b),
         Some(v) => return Err(Error::InvalidArgument(format!("allow_internet_access must be a boolean, got {v}"))),
     };
-    Ok(NetworkUpdateBody { allow_out: base.allow_out, deny_out: base.deny_out, allow_internet_access })
+    Ok(NetworkUpdateBody { allow_out: base.allow_out, deny_out: base.deny_out, allow_internet_access, rules: base.rules })
 }
 
 /// [`network_update_body`] of a JSON document (how bindings hand over a dict / object).
@@ -132,7 +134,9 @@ mod tests {
     fn update_body() {
         let b = network_update_body(&json!({"deny_out": ["0.0.0.0/0"], "allowInternetAccess": false})).unwrap();
         assert_eq!(serde_json::to_value(&b).unwrap(), json!({"denyOut": ["0.0.0.0/0"], "allow_internet_access": false}));
-        assert!(network_update_body(&json!({"rules": {}})).is_err());
+        let rules = json!({"h.example.com": [{"transform": {"headers": {"X": "y"}}}]});
+        assert_eq!(network_update_body(&json!({"rules": rules.clone()})).unwrap().rules, Some(rules));
+        assert!(network_update_body(&json!({"egress_proxy": {}})).is_err());
         assert_eq!(serde_json::to_value(network_update_body(&json!({})).unwrap()).unwrap(), json!({}));
     }
 }

@@ -156,6 +156,45 @@ pub struct NetworkBody {
     pub allow_public_traffic: Option<bool>,
     #[serde(rename = "maskRequestHost", skip_serializing_if = "Option::is_none")]
     pub mask_request_host: Option<String>,
+    /// Per-host transform rules (`{host: [{transform: {headers: {...}}}]}`), as E2B sends them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rules: Option<Value>,
+}
+
+/// `rules`: an object of host → list of rule objects, each with an optional `transform`
+/// object whose `headers` map names to string values (placeholders such as
+/// `${e2b.secrets.<name>}` included). `None` for an absent, `null` or empty object.
+pub(crate) fn rules_value(obj: &serde_json::Map<String, Value>) -> Result<Option<Value>> {
+    let bad = |m: String| Err(Error::InvalidArgument(format!("network rules: {m}")));
+    let rules = match obj.get("rules") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Object(r)) if r.is_empty() => return Ok(None),
+        Some(Value::Object(r)) => r,
+        Some(v) => return bad(format!("must be an object of host to rules, got {v}")),
+    };
+    for (host, list) in rules {
+        let Some(list) = list.as_array() else { return bad(format!("{host}: must be a list of rules")) };
+        for rule in list {
+            let Some(rule) = rule.as_object() else { return bad(format!("{host}: a rule must be an object")) };
+            if let Some(k) = rule.keys().find(|k| *k != "transform") {
+                return bad(format!("{host}: unknown rule field '{k}'"));
+            }
+            match rule.get("transform") {
+                None | Some(Value::Null) => {}
+                Some(Value::Object(t)) => {
+                    if let Some(k) = t.keys().find(|k| *k != "headers") {
+                        return bad(format!("{host}: unknown transform field '{k}'"));
+                    }
+                    let headers = t.get("headers").and_then(Value::as_object);
+                    if headers.is_some_and(|h| h.values().any(|v| !v.is_string())) {
+                        return bad(format!("{host}: header values must be strings"));
+                    }
+                }
+                Some(v) => return bad(format!("{host}: transform must be an object, got {v}")),
+            }
+        }
+    }
+    Ok(Some(Value::Object(rules.clone())))
 }
 
 fn string_list(obj: &serde_json::Map<String, Value>, keys: &[&str]) -> Result<Option<Vec<String>>> {
@@ -183,9 +222,9 @@ fn string_list(obj: &serde_json::Map<String, Value>, keys: &[&str]) -> Result<Op
     Ok(None)
 }
 
-/// Resolve `network` (`allow_out`, `deny_out`, `allow_public_traffic`, `mask_request_host`).
-/// Per-host `rules`, `egress_proxy`, `dns_servers` and `https_ports` are refused: sandboxd does
-/// not implement them yet.
+/// Resolve `network` (`allow_out`, `deny_out`, `allow_public_traffic`, `mask_request_host`,
+/// `rules`). `egress_proxy`, `dns_servers` and `https_ports` are refused: sandboxd does not
+/// implement them yet.
 pub fn network_body(network: Option<&Value>) -> Result<Option<NetworkBody>> {
     let obj = match network {
         None | Some(Value::Null) => return Ok(None),
@@ -204,6 +243,7 @@ pub fn network_body(network: Option<&Value>) -> Result<Option<NetworkBody>> {
             "allowPublicTraffic",
             "mask_request_host",
             "maskRequestHost",
+            "rules",
         ],
     )?;
     let body = NetworkBody {
@@ -211,6 +251,7 @@ pub fn network_body(network: Option<&Value>) -> Result<Option<NetworkBody>> {
         deny_out: string_list(obj, &["deny_out", "denyOut"])?,
         allow_public_traffic: opt_bool(obj, &["allow_public_traffic", "allowPublicTraffic"], "network")?,
         mask_request_host: opt_str(obj, &["mask_request_host", "maskRequestHost"], "network")?.map(str::to_owned),
+        rules: rules_value(obj)?,
     };
     // E2B leaves an empty network config out of the request.
     Ok((body != NetworkBody::default()).then_some(body))
@@ -273,7 +314,14 @@ mod tests {
             serde_json::to_value(&n).unwrap(),
             json!({"allowOut": ["1.1.1.1"], "maskRequestHost": "x:${PORT}"})
         );
-        assert!(network_body(Some(&json!({"rules": {}}))).is_err());
+        assert_eq!(network_body(Some(&json!({"rules": {}}))).unwrap(), None, "empty rules ask for nothing");
+        let rules = json!({"api.example.com": [{"transform": {"headers": {"Authorization": "Bearer ${e2b.secrets.k}"}}}]});
+        let n = network_body(Some(&json!({"rules": rules.clone()}))).unwrap().unwrap();
+        assert_eq!(serde_json::to_value(&n).unwrap(), json!({"rules": rules}));
+        for bad in [json!([]), json!({"h": {}}), json!({"h": [{"transform": {"headers": {"X": 1}}}]}), json!({"h": [{"x": 1}]})] {
+            assert!(network_body(Some(&json!({"rules": bad}))).is_err(), "{bad}");
+        }
+        assert!(network_body(Some(&json!({"egress_proxy": {"address": "p:1"}}))).is_err());
         assert_eq!(network_body(Some(&json!({}))).unwrap(), None);
         assert!(network_body(Some(&json!({"allow_out": "1.1.1.1"}))).is_err());
     }

@@ -86,6 +86,10 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     info!(backend = store.backend(), "store open");
     let keys = Keys::ensure(&store, &cfg.api_key_path())?;
     let volumes = crate::volumes::Volumes::open(&cfg.data_dir, &store)?;
+    // The egress proxy resolves `${e2b.secrets.<name>}` per request, and signs with this CA.
+    crate::network::ca::init(&cfg.data_dir);
+    let secrets = store.clone();
+    crate::network::rules::set_secret_lookup(Arc::new(move |name| secrets.secret_value(name).ok().flatten()));
     info!(accelerator = runtime.accel(), data_dir = %cfg.data_dir.display(), templates_dir = %cfg.templates_dir.display(), "runtime ready");
     // Build the base template in the background when it is missing or was built with another
     // envd; requests for it fail with 404 until it is ready.

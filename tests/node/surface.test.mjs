@@ -37,7 +37,8 @@ describe('surface', () => {
         return true
       })
     }
-    await assert.rejects(e2b.Sandbox.create({ network: { rules: {} } }), e2b.InvalidArgumentError)
+    await assert.rejects(e2b.Sandbox.create({ network: { egressProxy: { address: 'p:1080' } } }), e2b.InvalidArgumentError)
+    await assert.rejects(e2b.Sandbox.create({ network: { rules: { 'a.example.com': [{ transform: () => ({}) }] } } }), e2b.InvalidArgumentError)
     await assert.rejects(e2b.Sandbox.create({ lifecycle: { onTimeout: 'stop' } }), /onTimeout|on_timeout/)
     await assert.rejects(e2b.Sandbox.connect(sbx.sandboxId, { onResume: 'warm' }), e2b.InvalidArgumentError)
     await assert.rejects(sbx.commands.list({ signal: AbortSignal.timeout(1000) }), e2b.InvalidArgumentError)

@@ -255,7 +255,7 @@ class Sandbox(ClientFactory):
     @class_method_variant("_cls_update_network")
     def update_network(self, network: Dict[str, Any], **opts: Any) -> None:  # type: ignore[misc]
         """Change the egress rules of the running sandbox (``allow_out``, ``deny_out``,
-        ``allow_internet_access``)."""
+        ``allow_internet_access``, ``rules``); omitted ones are cleared."""
         if opts:
             return type(self)._cls_update_network(self.sandbox_id, network, **{**self._opts, **opts})
         self._s.update_network(as_json("network", network) or "null").wait()

@@ -102,9 +102,9 @@ class SandboxIamToken(TypedDict):
 
 
 # -- Network rule, egress proxy and workload identity shapes (E2B's types) ---------------------
-# Exported so that code typed against E2B's SDK imports; sandboxd has none of these features yet,
-# so `network.rules`, `egress_proxy`, `dns_servers`, `https_ports` and `iam` are refused (never
-# dropped) when a call uses them.
+# Exported so that code typed against E2B's SDK imports. Static `network.rules` work (headers with
+# `${e2b.secrets.<name>}` placeholders); callable transforms, `egress_proxy`, `dns_servers`,
+# `https_ports` and `iam` are refused (never dropped) when a call uses them.
 
 
 class SandboxNetworkTransform(TypedDict, total=False):

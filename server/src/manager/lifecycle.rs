@@ -160,7 +160,11 @@ impl Manager {
             }
         };
         crate::fault::point("create.vm_started");
-        if let Err(e) = self.attach_volumes(&id, &vm, access_token.as_deref(), &volume_mounts).await {
+        let prepared = match self.attach_volumes(&id, &vm, access_token.as_deref(), &volume_mounts).await {
+            Ok(()) => self.trust_egress_ca(&vm, access_token.as_deref(), p.network.as_ref()).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = prepared {
             let _ = self.inner.runtime.kill(&vm).await;
             if slot.is_none() {
                 self.release_slot(&id);
@@ -427,7 +431,11 @@ impl Manager {
                 cold_boot,
             })
             .await?;
-        if let Err(e) = self.attach_volumes(&row.id, &vm, access_token.as_deref(), &row.volume_mounts).await {
+        let prepared = match self.attach_volumes(&row.id, &vm, access_token.as_deref(), &row.volume_mounts).await {
+            Ok(()) => self.trust_egress_ca(&vm, access_token.as_deref(), row.network.as_ref()).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = prepared {
             let _ = self.inner.runtime.kill(&vm).await;
             return Err(e);
         }

@@ -24,17 +24,53 @@ pub(super) fn egress_spec(network: Option<&NetworkConfig>, allow_internet: bool)
         return Ok(Some(egress));
     }
     let lists = network.is_some_and(|n| {
-        n.allow_out.as_ref().is_some_and(|a| !a.is_empty()) || n.deny_out.as_ref().is_some_and(|d| !d.is_empty())
+        n.allow_out.as_ref().is_some_and(|a| !a.is_empty())
+            || n.deny_out.as_ref().is_some_and(|d| !d.is_empty())
+            || n.rules.as_ref().is_some_and(|r| !r.is_empty())
     });
     if lists {
         return Err(ApiError::bad_request(
-            "network allowOut/denyOut need sandboxd to run as root with iproute2 and nftables (one network namespace per sandbox)",
+            "network allowOut/denyOut/rules need sandboxd to run as root with iproute2 and nftables (one network namespace per sandbox)",
         ));
     }
     Ok(None)
 }
 
+/// Where a sandbox with transform rules keeps the egress CA, and the bundle it is added to.
+const CA_FILE: &str = "/usr/local/share/ca-certificates/sandboxd-egress.crt";
+const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+/// Adds the CA (`$1`) to the guest's trust: its own file and the system bundle (once).
+const TRUST_CA: &str = r#"set -e
+mkdir -p "$(dirname "$2")" "$(dirname "$3")"
+printf '%s\n' "$1" > "$2"
+touch "$3"
+grep -qF "$(sed -n 2p "$2")" "$3" || cat "$2" >> "$3""#;
+
+fn has_rules(network: Option<&NetworkConfig>) -> bool {
+    network.and_then(|n| n.rules.as_ref()).is_some_and(|r| !r.is_empty())
+}
+
 impl Manager {
+    /// A sandbox whose network has transform rules trusts the egress CA (the proxy presents
+    /// certificates it signs for the rules' hosts): in the system bundle, and through the
+    /// variables Python's requests and Node read. Idempotent; nothing without rules.
+    pub(super) async fn trust_egress_ca(&self, vm: &VmInfo, token: Option<&str>, network: Option<&NetworkConfig>) -> ApiResult<()> {
+        if !has_rules(network) {
+            return Ok(());
+        }
+        let ca = crate::network::ca::get().map_err(|e| ApiError::internal(format!("egress CA: {e:#}")))?;
+        let args = ["-c", TRUST_CA, "sh", ca.cert_pem().trim(), CA_FILE, CA_BUNDLE];
+        crate::vm::guest::run(vm.envd_addr, token, "/bin/sh", &args, std::time::Duration::from_secs(60))
+            .await
+            .map_err(|e| ApiError::internal(format!("installing the egress CA in the sandbox: {e}")))?;
+        let envs = std::collections::HashMap::from([
+            ("REQUESTS_CA_BUNDLE".to_string(), CA_BUNDLE.to_string()),
+            ("NODE_EXTRA_CA_CERTS".to_string(), CA_FILE.to_string()),
+        ]);
+        crate::vm::guest::set_defaults(vm.envd_addr, &envs, None).await?;
+        Ok(())
+    }
+
     /// Where the proxy reaches guest `port` of a running VM (QEMU forwards it on first use).
     pub async fn forward_port(&self, vm: &VmInfo, port: u16) -> ApiResult<SocketAddr> {
         Ok(self.inner.runtime.forward_port(vm, port).await?)
@@ -76,6 +112,7 @@ impl Manager {
             }
             None => {}
         }
+        self.trust_egress_ca(&vm, row.access_token.as_deref(), Some(&config)).await?;
         if let Err(e) = self.store().set_network(&id, &Some(config), allow_internet) {
             self.reapply_network(&row);
             return Err(e.into());

@@ -62,7 +62,7 @@ fn in_netns<T: Send + 'static>(
 /// Starts, updates or stops (no domains) the proxy of namespace `netns`. Needs a Tokio runtime.
 pub fn install(netns: &str, egress: &Egress) -> Result<(), String> {
     let mut reg = registry().lock().unwrap_or_else(|p| p.into_inner());
-    if egress.domains.is_empty() {
+    if !egress.needs_proxy() {
         if let Some(old) = reg.remove(netns) {
             old.tasks.iter().for_each(|t| t.abort());
         }
@@ -136,10 +136,16 @@ async fn relay(mut guest: TcpStream, tls: bool, netns: &str, rules: &RwLock<Egre
     })
     .await
     .map_err(|_| std::io::Error::other("no request in time"))??;
-    let allowed = name.as_deref().is_some_and(|n| rules.read().unwrap_or_else(|p| p.into_inner()).allows_domain(n));
+    let (allowed, headers) = {
+        let e = rules.read().unwrap_or_else(|p| p.into_inner());
+        (e.allows(name.as_deref(), *dst.ip()), super::rules::headers_for(&e.rules, name.as_deref(), *dst.ip()))
+    };
     if !allowed {
         // E2B closes a denied connection without an answer.
         return Err(std::io::Error::other(format!("denied {name:?} to {dst}")));
+    }
+    if !headers.is_empty() {
+        return super::intercept::serve(guest, buf, tls, name, dst, netns, headers).await;
     }
     let mut upstream = connect_from(netns, dst).await?;
     upstream.write_all(&buf).await?;
@@ -148,7 +154,7 @@ async fn relay(mut guest: TcpStream, tls: bool, netns: &str, rules: &RwLock<Egre
 }
 
 /// Connects to `dst` from inside `netns`, marked so the namespace's rules let it pass.
-async fn connect_from(netns: &str, dst: SocketAddrV4) -> std::io::Result<TcpStream> {
+pub(super) async fn connect_from(netns: &str, dst: SocketAddrV4) -> std::io::Result<TcpStream> {
     let std_stream = in_netns(netns, || {
         let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
         s.set_mark(PROXY_MARK)?;

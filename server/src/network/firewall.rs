@@ -11,7 +11,8 @@
 //!   "connection refused" at once instead of waiting for a timeout;
 //! - with allowed domains, TCP to ports 80/443 that no IP rule allows is redirected first to
 //!   sandboxd's proxy in the namespace ([`super::egress`]), which matches the HTTP Host / TLS
-//!   SNI against the domains.
+//!   SNI against the domains; with transform rules all TCP to 80/443 is (the proxy needs to
+//!   see every request to a rule's host, and applies the lists itself).
 //!
 //! The global `ip sandboxd` table on the host still drops private ranges for every sandbox
 //! whatever these rules allow.
@@ -56,12 +57,13 @@ pub fn ruleset(egress: &Egress) -> String {
          \x20   ip daddr @deny reject\n\
          \x20 }}\n"
     ));
-    if !egress.domains.is_empty() {
+    if egress.needs_proxy() {
+        let allowed = if egress.rules.is_empty() { "    ip daddr @allow return\n" } else { "" };
         s.push_str(&format!(
             "  chain to_proxy {{\n    type nat hook output priority -100; policy accept;\n\
              \x20   meta mark {PROXY_MARK:#x} return\n\
              \x20   oifname \"lo\" return\n\
-             \x20   ip daddr @allow return\n\
+             {allowed}\
              \x20   tcp dport 80 redirect to :{HTTP_PROXY_PORT}\n\
              \x20   tcp dport 443 redirect to :{TLS_PROXY_PORT}\n\
              \x20 }}\n"
@@ -101,5 +103,10 @@ mod tests {
         assert!(r.contains("redirect to :15080"));
         let open = ruleset(&Egress::default());
         assert!(!open.contains("redirect") && !open.contains("elements"));
+        // With transform rules even allowed addresses go through the proxy.
+        let mut t = Egress::default();
+        t.rules.insert("api.example.com".into(), Vec::new());
+        let r = ruleset(&t);
+        assert!(r.contains("redirect to :15443") && !r.contains("@allow return"), "{r}");
     }
 }

@@ -5,14 +5,18 @@
 //! Invariants:
 //! - Whatever is stored passed [`validate_egress`] / [`NetworkRequest::into_config`]: a bad
 //!   rule is a 400 before anything changes, never a half-applied firewall.
-//! - Options sandboxd cannot honour (`egressProxy`, transform `rules`, `dnsServers`,
-//!   `httpsPorts`) are refused with 400, never accepted and ignored.
+//! - Options sandboxd cannot honour (`egressProxy`, `dnsServers`, `httpsPorts`) are refused
+//!   with 400, never accepted and ignored. Transform `rules` are enforced by the egress proxy
+//!   ([`rules`], [`intercept`]).
 //! - Egress semantics are E2B's: an allowed destination wins over a denied one; `denyOut` holds
 //!   IPs/CIDRs only; a domain in `allowOut` needs `0.0.0.0/0` (ALL_TRAFFIC) in `denyOut`;
 //!   `allow_internet_access: false` denies ALL_TRAFFIC (allowed destinations still pass).
 
+pub mod ca;
 pub mod egress;
 pub mod firewall;
+mod intercept;
+pub mod rules;
 mod sni;
 
 use std::net::Ipv4Addr;
@@ -42,6 +46,9 @@ pub struct NetworkConfig {
     pub deny_out: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mask_request_host: Option<String>,
+    /// Transform rules (see [`rules`]); placeholders are stored, never their values.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rules: Option<rules::Rules>,
 }
 
 impl NetworkConfig {
@@ -57,7 +64,10 @@ impl NetworkConfig {
 
     /// The egress rules to enforce, given the sandbox's `allow_internet_access`.
     pub fn egress(&self, allow_internet: bool) -> Egress {
-        Egress::new(self.allow_out.as_deref().unwrap_or(&[]), self.deny_out.as_deref().unwrap_or(&[]), allow_internet)
+        let mut e =
+            Egress::new(self.allow_out.as_deref().unwrap_or(&[]), self.deny_out.as_deref().unwrap_or(&[]), allow_internet);
+        e.rules = self.rules.clone().unwrap_or_default();
+        e
     }
 }
 
@@ -88,7 +98,6 @@ impl NetworkRequest {
         };
         for (name, v) in [
             ("egressProxy", &self.egress_proxy),
-            ("rules", &self.rules),
             ("dnsServers", &self.dns_servers),
             ("httpsPorts", &self.https_ports),
         ] {
@@ -97,6 +106,21 @@ impl NetworkRequest {
             }
         }
         Ok(())
+    }
+
+    /// `rules`, parsed and checked (`null` or `{}` is none); referenced secrets must exist.
+    fn parse_rules(&self) -> ApiResult<Option<rules::Rules>> {
+        let parsed: Option<rules::Rules> = match &self.rules {
+            None | Some(serde_json::Value::Null) => None,
+            Some(v) => Some(
+                serde_json::from_value(v.clone()).map_err(|e| ApiError::bad_request(format!("network.rules: {e}")))?,
+            ),
+        };
+        let parsed = parsed.filter(|r| !r.is_empty());
+        if let Some(r) = &parsed {
+            rules::validate(r)?;
+        }
+        Ok(parsed)
     }
 
     /// Validates a create request's `network` (`secure` is the request's flag).
@@ -111,11 +135,13 @@ impl NetworkRequest {
             validate_mask(mask)?;
         }
         validate_egress(self.allow_out.as_deref().unwrap_or(&[]), self.deny_out.as_deref().unwrap_or(&[]))?;
+        let rules = self.parse_rules()?;
         Ok(NetworkConfig {
             allow_public_traffic: self.allow_public_traffic,
             allow_out: self.allow_out,
             deny_out: self.deny_out,
             mask_request_host: self.mask_request_host,
+            rules,
         })
     }
 
@@ -124,17 +150,19 @@ impl NetworkRequest {
         self.refuse_unsupported()?;
         if self.allow_public_traffic.is_some() || self.mask_request_host.is_some() {
             return Err(ApiError::bad_request(
-                "allowPublicTraffic and maskRequestHost are fixed at creation; the update takes allowOut, denyOut and allow_internet_access",
+                "allowPublicTraffic and maskRequestHost are fixed at creation; the update takes allowOut, denyOut, rules and allow_internet_access",
             ));
         }
-        validate_egress(self.allow_out.as_deref().unwrap_or(&[]), self.deny_out.as_deref().unwrap_or(&[]))
+        validate_egress(self.allow_out.as_deref().unwrap_or(&[]), self.deny_out.as_deref().unwrap_or(&[]))?;
+        self.parse_rules().map(drop)
     }
 
     /// Validates an update: the egress lists are replaced (omitted ones are cleared), the
     /// ingress settings are kept, as in E2B. Returns the new config and internet flag.
     pub fn apply_update(self, current: &NetworkConfig, allow_internet: bool) -> ApiResult<(NetworkConfig, bool)> {
         self.validate_update()?;
-        let config = NetworkConfig { allow_out: self.allow_out, deny_out: self.deny_out, ..current.clone() };
+        let rules = self.parse_rules()?;
+        let config = NetworkConfig { allow_out: self.allow_out, deny_out: self.deny_out, rules, ..current.clone() };
         Ok((config, self.allow_internet_access.unwrap_or(allow_internet)))
     }
 }
@@ -182,7 +210,7 @@ fn parse_net(s: &str) -> Option<(Ipv4Addr, u8)> {
 }
 
 /// A hostname (RFC 1123 labels), optionally with one leading `*.` label, or `*`.
-fn valid_domain(s: &str) -> bool {
+pub(crate) fn valid_domain(s: &str) -> bool {
     if s == "*" {
         return true;
     }
@@ -242,6 +270,28 @@ pub struct Egress {
     pub deny: Vec<(Ipv4Addr, u8)>,
     /// Lower-case domain patterns (`example.com`, `*.example.com`, `*`).
     pub domains: Vec<String>,
+    /// Transform rules: HTTP(S) to these hosts goes through the intercepting proxy.
+    pub rules: rules::Rules,
+}
+
+fn in_nets(nets: &[(Ipv4Addr, u8)], ip: Ipv4Addr) -> bool {
+    nets.iter().any(|(net, len)| {
+        let mask = if *len == 0 { 0 } else { u32::MAX << (32 - u32::from(*len)) };
+        u32::from(ip) & mask == u32::from(*net) & mask
+    })
+}
+
+/// Whether `host` (lower-case, no trailing dot) matches a domain pattern (`*` matches all).
+pub(crate) fn domain_matches(pattern: &str, host: &str) -> bool {
+    if pattern == "*" {
+        return true;
+    }
+    match pattern.strip_prefix("*.") {
+        Some(suffix) => {
+            host.len() > suffix.len() + 1 && host.ends_with(suffix) && host[..host.len() - suffix.len()].ends_with('.')
+        }
+        None => host == pattern.trim_end_matches('.'),
+    }
 }
 
 impl Egress {
@@ -277,19 +327,18 @@ impl Egress {
         if host.is_empty() {
             return false;
         }
-        self.domains.iter().any(|p| {
-            if p == "*" {
-                return true;
-            }
-            match p.strip_prefix("*.") {
-                Some(suffix) => {
-                    host.len() > suffix.len() + 1
-                        && host.ends_with(suffix)
-                        && host[..host.len() - suffix.len()].ends_with('.')
-                }
-                None => host == p.trim_end_matches('.'),
-            }
-        })
+        self.domains.iter().any(|p| domain_matches(p, &host))
+    }
+
+    /// Whether a connection the proxy got (named `name`, to `ip`) may go out: an allowed
+    /// address or domain wins; else it passes unless its address is denied.
+    pub fn allows(&self, name: Option<&str>, ip: Ipv4Addr) -> bool {
+        in_nets(&self.allow, ip) || name.is_some_and(|n| self.allows_domain(n)) || !in_nets(&self.deny, ip)
+    }
+
+    /// Whether the namespace needs the proxy (domains to match or requests to transform).
+    pub fn needs_proxy(&self) -> bool {
+        !self.domains.is_empty() || !self.rules.is_empty()
     }
 }
 
@@ -324,6 +373,17 @@ mod tests {
         assert!(e.allows_domain("a.test.org") && e.allows_domain("a.b.test.org"));
         assert!(!e.allows_domain("test.org") && !e.allows_domain("xtest.org"));
         assert_eq!(e.deny, vec![(Ipv4Addr::UNSPECIFIED, 0)]);
+    }
+
+    #[test]
+    fn the_proxy_lets_through_what_the_lists_allow() {
+        let e = Egress::new(&v(&["example.com", "1.2.3.0/24"]), &v(&[ALL_TRAFFIC]), true);
+        assert!(e.allows(Some("example.com"), Ipv4Addr::new(9, 9, 9, 9)));
+        assert!(e.allows(None, Ipv4Addr::new(1, 2, 3, 4)));
+        assert!(!e.allows(Some("other.com"), Ipv4Addr::new(9, 9, 9, 9)));
+        let some = Egress::new(&[], &v(&["9.9.9.0/24"]), true);
+        assert!(some.allows(None, Ipv4Addr::new(8, 8, 8, 8)) && !some.allows(None, Ipv4Addr::new(9, 9, 9, 1)));
+        assert!(Egress::default().allows(None, Ipv4Addr::new(8, 8, 8, 8)));
     }
 
     #[test]

@@ -114,6 +114,16 @@ impl Store {
     }
 
     /// Delete a secret and every version of it; false when there was none.
+    /// The current value of the secret named `name` (for the egress proxy's placeholders).
+    pub fn secret_value(&self, name: &str) -> Result<Option<String>> {
+        let row = self.db().query_opt(
+            "SELECT v.value FROM secrets s JOIN secret_versions v ON v.secret_id = s.id AND v.version = s.current_version
+             WHERE s.name = ?1",
+            &params![name],
+        )?;
+        row.map(|r| r.get(0)).transpose()
+    }
+
     pub fn delete_secret(&self, id: &str) -> Result<bool> {
         self.db().transaction(|tx| {
             tx.execute("DELETE FROM secret_versions WHERE secret_id = ?1", &params![id])?;
@@ -179,6 +189,9 @@ mod tests {
         let updated = store.add_secret_version("sec_a", "v3", Some(&empty), 31).unwrap().unwrap();
         assert!(updated.metadata.is_empty());
         assert!(store.add_secret_version("sec_x", "v", None, 1).unwrap().is_none());
+        assert_eq!(store.secret_value("one").unwrap().as_deref(), Some("v3"), "the newest version");
+        assert_eq!(store.secret_value("two").unwrap().as_deref(), Some("w1"));
+        assert_eq!(store.secret_value("sec_a").unwrap(), None, "by name only");
 
         let page = store.list_secrets(None, 1).unwrap();
         assert_eq!(page.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["sec_b", "sec_a"]);
