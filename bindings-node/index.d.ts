@@ -378,9 +378,10 @@ export declare class E2B {
 }
 
 // ---- Network rule, egress proxy and workload identity shapes (E2B's types) ----------------------
-// Exported so that code typed against E2B's SDK compiles. Static `network.rules` work (headers
-// with `${e2b.secrets.<name>}` placeholders); callable transforms, `egressProxy`, `dnsServers`,
-// `httpsPorts` and `iam` are refused (never dropped) when a call uses them.
+// Exported so that code typed against E2B's SDK compiles. `network.rules` work (headers with
+// `${e2b.secrets.<name>}` and `${e2b.identity.tokens.<name>}` placeholders; callable transforms
+// and selectors run in the SDK, as in E2B's); `egressProxy`, `dnsServers` and `httpsPorts` are
+// refused (never dropped) when a call uses them.
 
 /** What a network rule changes in a matching outbound request. */
 export interface SandboxNetworkTransform {

@@ -27,7 +27,7 @@ const native = loadNative()
 
 // Options of E2B's SDK that this SDK does not implement. They are refused (the core words the
 // error), never ignored; `validateApiKey` is accepted because it has no effect in E2B's SDK either.
-const UNSUPPORTED_OPTIONS = ['iam', 'proxy', 'logger', 'retries', 'apiHeaders', 'signal']
+const UNSUPPORTED_OPTIONS = ['proxy', 'logger', 'retries', 'apiHeaders', 'signal']
 
 function refuseUnsupported(args) {
   for (const a of args) {
@@ -115,20 +115,41 @@ for (const value of Object.values(native)) {
 {
   const { create, connect } = native.Sandbox
   const Base = native.Sandbox
-  // Callable `allowOut` / `denyOut` selectors and rule transforms (E2B evaluates them with
-  // workload-identity placeholders) cannot cross to the addon: refused by name, not mangled.
-  const refuseCallables = (network) => {
-    if (!network || typeof network !== 'object') return
-    const fn = (v) => typeof v === 'function'
-    const rules = Object.values(network.rules ?? {}).flat()
-    if (fn(network.allowOut) || fn(network.denyOut) || rules.some((r) => fn(r?.transform))) {
-      throw new errors.InvalidArgumentError(
-        'callable network selectors and transforms are not supported by this SDK (they need workload identity): pass lists and header objects',
+  // Callable rule transforms and `allowOut` / `denyOut` selectors run here, as in E2B's SDK: a
+  // transform gets `{ iam: { tokens } }` (placeholders of the registered workload tokens), a
+  // selector `{ allTraffic, rules }`; the addon gets plain lists and header objects.
+  const resolveCallables = (o) => {
+    const network = o.network
+    if (!network || typeof network !== 'object') return o
+    const registered = Object.keys(o.iam?.tokens ?? {})
+    const tokens = new Proxy({}, {
+      get: (_, name) => {
+        if (typeof name !== 'string') return undefined
+        if (!registered.includes(name)) {
+          throw new errors.InvalidArgumentError(
+            `Network transform references iam token '${name}', which is not registered (iam.tokens)`,
+          )
+        }
+        return '${e2b.identity.tokens.' + name + '}'
+      },
+      has: (_, name) => registered.includes(name),
+      ownKeys: () => registered,
+      getOwnPropertyDescriptor: (_, name) =>
+        registered.includes(name) ? { enumerable: true, configurable: true, value: '${e2b.identity.tokens.' + name + '}' } : undefined,
+    })
+    const rules = {}
+    for (const [host, list] of Object.entries(network.rules ?? {})) {
+      rules[host] = (list ?? []).map((r) =>
+        typeof r?.transform === 'function' ? { ...r, transform: r.transform({ iam: { tokens } }) } : r,
       )
     }
+    const select = (v) => (typeof v === 'function' ? v({ allTraffic: ALL_TRAFFIC, rules }) : v)
+    const resolved = { ...network, allowOut: select(network.allowOut), denyOut: select(network.denyOut) }
+    if (network.rules !== undefined) resolved.rules = rules
+    return { ...o, network: resolved }
   }
   const names = (o) => {
-    if (o && typeof o === 'object') refuseCallables(o.network)
+    if (o && typeof o === 'object') o = resolveCallables(o)
     if (!o || typeof o !== 'object' || !o.volumeMounts) return o
     const volumeMounts = {}
     for (const [path, v] of Object.entries(o.volumeMounts)) volumeMounts[path] = typeof v === 'string' ? v : v?.name

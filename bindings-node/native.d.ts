@@ -293,7 +293,7 @@ export declare class Secret {
   static list(opts?: SecretListOpts | undefined | null): SecretPaginator
   /** The placeholder the runtime resolves to the secret's value: `${e2b.secrets.<name>}`. */
   static fill(secret: string): string
-  /** A workload identity token definition for `iam.tokens` (sandboxd refuses `iam` on create). */
+  /** A workload identity token definition for `iam.tokens` (no request). */
   static iamToken(token: SandboxIamToken): SandboxIamToken
 }
 
@@ -1188,8 +1188,11 @@ export interface SandboxOpts {
    * given, and the MCP gateway is started in it (the sandbox is killed if it does not start).
    */
   mcp?: Record<string, unknown>
-  /** Not supported by this SDK yet: refused with `InvalidArgumentError`. */
-  iam?: unknown
+  /**
+   * Workload identity tokens: `{ tokens: { name: Secret.iamToken({ audience, tokenType }) } }`;
+   * transform rules put them in requests as `${e2b.identity.tokens.<name>}`.
+   */
+  iam?: { tokens?: Record<string, { audience: string; tokenType: string }> }
   /**
    * Volumes to mount: mount path to `Volume` or volume name (the server mounts each volume
    * at its path).

@@ -48,8 +48,9 @@ with_connection_opts! {
         #[doc = " given, and the MCP gateway is started in it (the sandbox is killed if it does not start)."]
         #[napi(ts_type = "Record<string, unknown>")]
         pub mcp: Option<serde_json::Value>,
-        #[doc = " Not supported by this SDK yet: refused with `InvalidArgumentError`."]
-        #[napi(ts_type = "unknown")]
+        #[doc = " Workload identity tokens: `{ tokens: { name: Secret.iamToken({ audience, tokenType }) } }`;"]
+        #[doc = " transform rules put them in requests as `${e2b.identity.tokens.<name>}`."]
+        #[napi(ts_type = "{ tokens?: Record<string, { audience: string; tokenType: string }> }")]
         pub iam: Option<serde_json::Value>,
         #[doc = " Volumes to mount: mount path to `Volume` or volume name (the server mounts each volume"]
         #[doc = " at its path)."]
@@ -366,6 +367,7 @@ impl Sandbox {
             lifecycle: e2b::options::lifecycle_body(opts.lifecycle.as_ref()).js()?,
             network: e2b::options::network_body(opts.network.as_ref()).js()?,
             mcp: opts.mcp.clone(),
+            iam: e2b::options::iam_body(opts.iam.as_ref()).js()?,
             volume_mounts: opts
                 .volume_mounts
                 .clone()

@@ -134,7 +134,7 @@ impl Secret {
         e2b::secret::fill(&secret).js()
     }
 
-    /// A workload identity token definition for `iam.tokens` (sandboxd refuses `iam` on create).
+    /// A workload identity token definition for `iam.tokens` (no request).
     #[napi(configurable)]
     pub fn iam_token(token: SandboxIamToken) -> SandboxIamToken {
         token

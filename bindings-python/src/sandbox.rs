@@ -64,7 +64,7 @@ fn metrics(py: Python<'_>, v: Vec<e2b::SandboxMetrics>) -> PyResult<Py<PyAny>> {
 impl PySandbox {
     #[staticmethod]
     /// `lifecycle` and `network` are the user's dicts as JSON text (validated by the core).
-    #[pyo3(signature = (template=None, timeout=None, metadata=None, envs=None, secure=true, allow_internet_access=None, opts=None, lifecycle=None, network=None, idempotency_key=None, mcp=None, volume_mounts=None))]
+    #[pyo3(signature = (template=None, timeout=None, metadata=None, envs=None, secure=true, allow_internet_access=None, opts=None, lifecycle=None, network=None, idempotency_key=None, mcp=None, volume_mounts=None, iam=None))]
     #[allow(clippy::too_many_arguments)]
     fn create(
         py: Python<'_>,
@@ -80,6 +80,7 @@ impl PySandbox {
         idempotency_key: Option<String>,
         mcp: Option<String>,
         volume_mounts: Option<Vec<(String, String)>>,
+        iam: Option<String>,
     ) -> PyResult<Op> {
         let lifecycle = e2b::options::lifecycle_from_json(lifecycle.as_deref()).map_err(|e| to_py(py, e))?;
         let mcp = mcp
@@ -87,6 +88,11 @@ impl PySandbox {
             .transpose()
             .map_err(|e| pyo3::exceptions::PyValueError::new_err(format!("mcp: {e}")))?;
         let network = e2b::options::network_from_json(network.as_deref()).map_err(|e| to_py(py, e))?;
+        let iam = iam
+            .map(|t| serde_json::from_str::<serde_json::Value>(&t))
+            .transpose()
+            .map_err(|e| pyo3::exceptions::PyValueError::new_err(format!("iam: {e}")))?;
+        let iam = e2b::options::iam_body(iam.as_ref()).map_err(|e| to_py(py, e))?;
         let o = e2b::CreateOptions {
             template,
             timeout: duration(timeout, "timeout")?,
@@ -104,6 +110,7 @@ impl PySandbox {
                 .into_iter()
                 .map(|(path, name)| e2b::models::VolumeMount { name, path })
                 .collect(),
+            iam,
             connection: crate::config::opts(opts),
         };
         Ok(Op::map(e2b::Sandbox::create(o), wrap))

@@ -266,6 +266,37 @@ pub fn lifecycle_from_json(text: Option<&str>) -> Result<LifecycleBody> {
     lifecycle_body(parse("lifecycle", text)?.as_ref())
 }
 
+/// `iam` (`{tokens: {name: {audience, token_type | tokenType}}}`) as E2B's wire sends it
+/// (`tokenType`). A name goes into the `${e2b.identity.tokens.<name>}` placeholder, so it cannot
+/// be empty or contain `{`, `}` or control characters; `None` without tokens.
+pub fn iam_body(iam: Option<&Value>) -> Result<Option<Value>> {
+    let bad = |m: String| Err(Error::InvalidArgument(format!("iam: {m}")));
+    let obj = match iam {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Object(o)) => o,
+        Some(v) => return bad(format!("must be an object, got {v}")),
+    };
+    refuse_unknown("iam", obj, &["tokens"])?;
+    let tokens = match obj.get("tokens") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Object(t)) if t.is_empty() => return Ok(None),
+        Some(Value::Object(t)) => t,
+        Some(v) => return bad(format!("tokens must be an object, got {v}")),
+    };
+    let mut out = serde_json::Map::new();
+    for (name, spec) in tokens {
+        if name.is_empty() || name.chars().any(|c| c == '{' || c == '}' || c.is_control()) {
+            return bad(format!("token name {name:?} cannot be empty or contain '{{', '}}' or control characters"));
+        }
+        let field = |keys: &[&str]| keys.iter().find_map(|k| spec.get(*k).and_then(Value::as_str));
+        let (Some(audience), Some(token_type)) = (field(&["audience"]), field(&["token_type", "tokenType"])) else {
+            return bad(format!("token {name:?} must have string 'audience' and 'token_type' values"));
+        };
+        out.insert(name.clone(), serde_json::json!({"audience": audience, "tokenType": token_type}));
+    }
+    Ok(Some(serde_json::json!({ "tokens": out })))
+}
+
 /// [`network_body`] of a JSON document.
 pub fn network_from_json(text: Option<&str>) -> Result<Option<NetworkBody>> {
     network_body(parse("network", text)?.as_ref())
@@ -304,6 +335,19 @@ mod tests {
             json!({"on_timeout": "pause", "bogus": 1}),
         ] {
             assert!(matches!(lifecycle_body(Some(&bad)), Err(Error::InvalidArgument(_))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn iam_goes_out_as_the_wire_spells_it() {
+        let iam = json!({"tokens": {"aws": {"audience": "sts.amazonaws.com", "token_type": "JWT-SVID"}}});
+        assert_eq!(
+            iam_body(Some(&iam)).unwrap().unwrap(),
+            json!({"tokens": {"aws": {"audience": "sts.amazonaws.com", "tokenType": "JWT-SVID"}}})
+        );
+        assert_eq!(iam_body(Some(&json!({"tokens": {}}))).unwrap(), None);
+        for bad in [json!({"tokens": {"a}b": {"audience": "x", "token_type": "JWT-SVID"}}}), json!({"tokens": {"a": {}}}), json!({"x": 1})] {
+            assert!(iam_body(Some(&bad)).is_err(), "{bad}");
         }
     }
 

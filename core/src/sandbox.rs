@@ -49,6 +49,8 @@ pub struct CreateOptions {
     pub mcp: Option<serde_json::Value>,
     /// Volumes to mount (`volumeMounts`: mount path and volume name).
     pub volume_mounts: Vec<crate::models::VolumeMount>,
+    /// Workload identity tokens; build it with [`crate::options::iam_body`].
+    pub iam: Option<serde_json::Value>,
     pub connection: ConnectionOpts,
 }
 
@@ -66,6 +68,7 @@ impl Default for CreateOptions {
             idempotency_key: None,
             mcp: None,
             volume_mounts: Vec::new(),
+            iam: None,
             connection: ConnectionOpts::default(),
         }
     }
@@ -170,6 +173,7 @@ impl Sandbox {
             network: opts.network.clone(),
             mcp: opts.mcp.clone(),
             volume_mounts: (!opts.volume_mounts.is_empty()).then(|| opts.volume_mounts.clone()),
+            iam: opts.iam.clone(),
         };
         let key = opts.idempotency_key.as_deref();
         let r = match (&api.config().embedded, body.template_id == DEFAULT_TEMPLATE) {

@@ -34,7 +34,8 @@ pub struct NewSandbox {
     pub mcp: Option<serde_json::Value>,
     /// `[{name, path}]`: volumes to mount (see `manager/volumes.rs`).
     pub volume_mounts: Option<Vec<serde_json::Value>>,
-    /// A feature of E2B that sandboxd does not have: refused when set (see [`NewSandbox::unsupported`]).
+    /// Workload identity tokens (`{tokens: {name: {audience, tokenType}}}`, see
+    /// `network::identity`).
     pub iam: Option<serde_json::Value>,
 }
 
@@ -42,15 +43,8 @@ impl NewSandbox {
     /// The first option this sandboxd cannot honour, if one was asked for: sandboxd refuses it
     /// rather than start a sandbox without it. Empty values (`null`, `[]`, `{}`) ask for nothing.
     pub fn unsupported(&self) -> Option<&'static str> {
-        let set = |v: &Option<serde_json::Value>| match v {
-            None | Some(serde_json::Value::Null) => false,
-            Some(serde_json::Value::Object(m)) => !m.is_empty(),
-            Some(_) => true,
-        };
         if !matches!(self.mcp, None | Some(serde_json::Value::Null) | Some(serde_json::Value::Object(_))) {
             Some("mcp must be an object of MCP server configurations")
-        } else if set(&self.iam) {
-            Some("iam (workload identity tokens) is not supported by sandboxd")
         } else {
             None
         }
@@ -187,7 +181,13 @@ impl SandboxDetail {
                 on_timeout: if s.auto_pause { "pause" } else { "kill" },
             }),
             domain: crate::config::sandbox_domain().map(str::to_string),
-            network: if detailed { s.network.clone() } else { None },
+            // The iam tokens ride along in the stored configuration; `network` shows the rest.
+            network: s
+                .network
+                .clone()
+                .filter(|_| detailed)
+                .map(|n| crate::network::NetworkConfig { iam_tokens: None, ..n })
+                .filter(|n| *n != crate::network::NetworkConfig::default()),
             volume_mounts: s
                 .volume_mounts
                 .iter()

@@ -88,6 +88,9 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let volumes = crate::volumes::Volumes::open(&cfg.data_dir, &store)?;
     // The egress proxy resolves `${e2b.secrets.<name>}` per request, and signs with this CA.
     crate::network::ca::init(&cfg.data_dir);
+    // Workload identity tokens name this issuer; relying parties fetch its key from it.
+    let issuer = std::env::var("SANDBOXD_IDENTITY_ISSUER").unwrap_or_else(|_| format!("http://{}", cfg.listen));
+    crate::network::identity::init(&cfg.data_dir, issuer);
     let secrets = store.clone();
     crate::network::rules::set_secret_lookup(Arc::new(move |name| secrets.secret_value(name).ok().flatten()));
     info!(accelerator = runtime.accel(), data_dir = %cfg.data_dir.display(), templates_dir = %cfg.templates_dir.display(), "runtime ready");

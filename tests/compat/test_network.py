@@ -215,7 +215,7 @@ def test_bad_network_requests_are_400(sandboxd, base_template):
         {"allowPublicTraffic": False},  # needs secure
         {"maskRequestHost": "exämple.com"},
         {"egressProxy": {"address": "proxy.example.com:1080"}},
-        {"rules": {"api.example.com": [{"transform": {"headers": {"X": "${e2b.iam.tokens.aws}"}}}]}},  # no IAM
+        {"rules": {"api.example.com": [{"transform": {"headers": {"X": "${e2b.identity.tokens.aws}"}}}]}},  # not in iam
     ]
     for network in bad:
         body = {"templateID": base_template, "network": network, "secure": "allowPublicTraffic" not in network}

@@ -207,9 +207,72 @@ def test_bad_rules_are_refused(srv, base_template):
         ({"echo.test": [{"transform": {"headers": {"X": "${e2b.secrets.nope"}}}]}, "unterminated"),
         ({"bad host!": []}, "invalid host"),
         ({"echo.test": [{"transform": {"headers": {"Bad Name": "x"}}}]}, "invalid header name"),
-        ({"echo.test": [{"transform": {"headers": {"X": "${e2b.iam.tokens.aws}"}}}]}, "workload identity"),
+        ({"echo.test": [{"transform": {"headers": {"X": "${e2b.identity.tokens.aws}"}}}]}, "not registered"),
         ({"echo.test": "not a list"}, "network.rules"),
     ]:
         status, body = api(srv, "POST", "/sandboxes", {"templateID": base_template, "network": {"rules": rules}})
         assert status == 400 and message in body["message"], (rules, body)
     assert api(srv, "GET", "/sandboxes")[1] == before
+
+
+def _der_signature(raw: bytes) -> bytes:
+    """JWS's r||s as the DER SEQUENCE of two INTEGERs OpenSSL verifies."""
+    def integer(b: bytes) -> bytes:
+        b = b.lstrip(b"\0") or b"\0"
+        if b[0] & 0x80:
+            b = b"\0" + b
+        return b"\x02" + bytes([len(b)]) + b
+    body = integer(raw[:32]) + integer(raw[32:])
+    return b"\x30" + bytes([len(body)]) + body
+
+
+def _b64url(s: str) -> bytes:
+    import base64
+    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+
+
+def test_workload_identity_tokens_are_minted_per_request_and_verify(srv, echo, base_template, tmp_path):
+    from e2b import Sandbox, Secret
+
+    addr, _ = echo
+    sbx = Sandbox.create(
+        base_template, timeout=300,
+        iam={"tokens": {"aws": Secret.iam_token(audience="sts.amazonaws.com", token_type="JWT-SVID")}},
+        network={"rules": {"echo.test": [{"transform": lambda ctx: {
+            "headers": {"Authorization": f"Bearer {ctx.iam.tokens['aws']}"}}}]}},
+        **srv.opts)
+    tokens = []
+    for i in range(2):
+        code, body = run(sbx, f"curl -sS --max-time 20 --resolve echo.test:443:{addr} https://echo.test/t{i}")
+        assert code == 0, body
+        auth = json.loads(body)["headers"]["authorization"]
+        assert auth.startswith("Bearer ey"), auth
+        tokens.append(auth.split(" ", 1)[1])
+    assert tokens[0] != tokens[1], "a new token for every request"
+
+    discovery = json.loads(urllib.request.urlopen(f"{srv.url}/.well-known/openid-configuration", timeout=10).read())
+    assert discovery["issuer"] == srv.url and discovery["jwks_uri"] == f"{srv.url}/.well-known/jwks.json"
+    jwk = json.loads(urllib.request.urlopen(discovery["jwks_uri"], timeout=10).read())["keys"][0]
+    for token in tokens:
+        head, claims, sig = token.split(".")
+        header, claims = json.loads(_b64url(head)), json.loads(_b64url(claims))
+        assert header["alg"] == "ES256" and header["kid"] == jwk["kid"]
+        assert claims["aud"] == ["sts.amazonaws.com"] and claims["iss"] == srv.url
+        assert claims["sub"] == f"spiffe://127.0.0.1/sandbox/{sbx.sandbox_id}"
+        assert claims["sandbox_id"] == sbx.sandbox_id and claims["exp"] - claims["iat"] == 300
+        # Verified by OpenSSL with the published key (P-256 SubjectPublicKeyInfo around x, y).
+        spki = bytes.fromhex("3059301306072a8648ce3d020106082a8648ce3d030107034200") + b"\x04" + \
+            _b64url(jwk["x"]) + _b64url(jwk["y"])
+        (tmp_path / "pub.der").write_bytes(spki)
+        (tmp_path / "input").write_bytes(f"{head}.{token.split('.')[1]}".encode())
+        (tmp_path / "sig").write_bytes(_der_signature(_b64url(sig)))
+        subprocess.run(["openssl", "pkey", "-pubin", "-inform", "DER", "-in", str(tmp_path / "pub.der"),
+                        "-out", str(tmp_path / "pub.pem")], check=True, capture_output=True)
+        verified = subprocess.run(["openssl", "dgst", "-sha256", "-verify", str(tmp_path / "pub.pem"), "-signature",
+                                   str(tmp_path / "sig"), str(tmp_path / "input")], capture_output=True, text=True)
+        assert verified.returncode == 0 and "Verified OK" in verified.stdout, verified
+    sbx.kill()
+
+    status, body = api(srv, "POST", "/sandboxes", {"templateID": base_template,
+                                                   "iam": {"tokens": {"x": {"audience": "a", "tokenType": "OTHER"}}}})
+    assert status == 400 and "JWT-SVID is the only supported type" in body["message"], body

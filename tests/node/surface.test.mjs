@@ -30,7 +30,7 @@ describe('surface', () => {
 
   test('unimplemented options are refused before any request', async () => {
     const { InvalidArgumentError } = e2b
-    for (const opts of [{ iam: { tokens: {} } }, { retries: 2 }, { logger: console }]) {
+    for (const opts of [{ retries: 2 }, { logger: console }]) {
       await assert.rejects(e2b.Sandbox.create(opts), (e) => {
         assert.ok(e instanceof InvalidArgumentError, `${e.name}: ${e.message}`)
         assert.match(e.message, new RegExp(`'${Object.keys(opts)[0]}'`))
@@ -38,7 +38,11 @@ describe('surface', () => {
       })
     }
     await assert.rejects(e2b.Sandbox.create({ network: { egressProxy: { address: 'p:1080' } } }), e2b.InvalidArgumentError)
-    await assert.rejects(e2b.Sandbox.create({ network: { rules: { 'a.example.com': [{ transform: () => ({}) }] } } }), e2b.InvalidArgumentError)
+    // A transform naming a token `iam` does not register fails here, before any request.
+    await assert.rejects(
+      e2b.Sandbox.create({ network: { rules: { 'a.example.com': [{ transform: (ctx) => ({ headers: { A: ctx.iam.tokens.nope } }) }] } } }),
+      /iam token 'nope', which is not registered/,
+    )
     await assert.rejects(e2b.Sandbox.create({ lifecycle: { onTimeout: 'stop' } }), /onTimeout|on_timeout/)
     await assert.rejects(e2b.Sandbox.connect(sbx.sandboxId, { onResume: 'warm' }), e2b.InvalidArgumentError)
     await assert.rejects(sbx.commands.list({ signal: AbortSignal.timeout(1000) }), e2b.InvalidArgumentError)

@@ -23,13 +23,13 @@ def fake(monkeypatch: pytest.MonkeyPatch):
     "kwargs, words",
     [
         ({"mcp": ["github"]}, "mcp must be an object"),
-        ({"iam": {"tokens": {}}}, "'iam'"),
         ({"retries": 3}, "'retries'"),
         ({"proxy": "http://p:1"}, "'proxy'"),
         ({"api_headers": {"a": "b"}}, "'api_headers'"),
         ({"network": {"egress_proxy": {"address": "p:1080"}}}, "'egress_proxy'"),
-        ({"network": {"rules": {"example.com": [{"transform": lambda ctx: {}}]}}}, "callable"),
-        ({"network": {"allow_out": lambda ctx: []}}, "callable"),
+        ({"network": {"rules": {"a.example.com": [{"transform": lambda ctx: {"headers": {"A": ctx.iam.tokens["nope"]}}}]}}},
+         "iam token 'nope', which is not registered"),
+        ({"iam": {"tokens": {"a{b": {"audience": "x", "token_type": "JWT-SVID"}}}}, "cannot be empty or contain"),
         ({"lifecycle": {"on_timeout": "stop"}}, "on_timeout must be one of: pause, kill"),
         ({"lifecycle": {"on_timeout": "kill", "auto_resume": True}}, "auto_resume can only be True"),
         ({"idempotency_key": "Not Valid"}, "only lowercase letters"),
@@ -69,7 +69,7 @@ def test_invalid_pause_connect_snapshot_options(fake: FakeE2B, call, words: str)
 
 async def test_async_refuses_the_same(fake: FakeE2B) -> None:
     with pytest.raises(e2b.InvalidArgumentException):
-        await AsyncSandbox.create(iam={"tokens": {}})
+        await AsyncSandbox.create(iam={"tokens": {"a}b": {"audience": "x", "token_type": "JWT-SVID"}}})
     with pytest.raises(TypeError):
         await AsyncSandbox.create(bogus=1)
     with pytest.raises(e2b.InvalidArgumentException):

@@ -12,6 +12,19 @@ Sandbox.create("base", timeout=120, metadata={"k": "v"}, envs={"A": "1"})
 Sandbox.connect(SID)
 # Volume mounts go to the server as E2B sends them (names, by mount path).
 Sandbox.create("base", volume_mounts={"/mnt/data": "vol-a", "/mnt/b": Volume("vid", "vol-b", token="t")})
+# Workload identity and network rules: callables run in the SDK, placeholders go on the wire.
+Sandbox.create(
+    "base",
+    iam={"tokens": {"aws": Secret.iam_token(audience="sts.amazonaws.com", token_type="JWT-SVID")}},
+    network={
+        "allow_out": lambda ctx: [*ctx.rules.keys()],
+        "deny_out": lambda ctx: [ctx.all_traffic],
+        "rules": {
+            "api.example.com": [{"transform": lambda ctx: {"headers": {"Authorization": f"Bearer {ctx.iam.tokens['aws']}"}}}],
+            "static.example.com": [{"transform": {"headers": {"X-Key": Secret.fill("key")}}}],
+        },
+    },
+)
 Sandbox.get_info(SID)
 Sandbox.set_timeout(SID, 60)
 Sandbox.pause(SID)

@@ -80,6 +80,47 @@ def refuse(**options: Any) -> None:
             raise _native.unsupported_option(name)
 
 
+IDENTITY_PLACEHOLDER = "${{e2b.identity.tokens.{}}}"
+
+
+class _TokenPlaceholders(dict):
+    """``ctx.iam.tokens`` of a transform callable: the placeholder of each registered token; an
+    unregistered name is an error here rather than an auth failure at the destination."""
+
+    def __missing__(self, name: str) -> str:
+        from .exceptions import InvalidArgumentException
+
+        raise InvalidArgumentException(
+            f"Network transform references iam token {name!r}, which is not registered (iam.tokens)"
+        )
+
+
+def resolve_network(network: Optional[Dict[str, Any]], iam: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
+    """Runs the callables of ``network`` as E2B's SDK does: a rule's ``transform`` gets a context
+    whose ``iam.tokens`` holds the placeholders of ``iam``'s tokens, ``allow_out`` / ``deny_out``
+    get the rules and ``all_traffic``. What goes to the core is plain data."""
+    if not isinstance(network, dict):
+        return network
+    from .types import SandboxNetworkSelectorContext, SandboxNetworkTransformContext
+
+    names = list(((iam or {}).get("tokens") or {}).keys())
+    ctx = SandboxNetworkTransformContext()
+    ctx.iam.tokens = _TokenPlaceholders({n: IDENTITY_PLACEHOLDER.format(n) for n in names})
+    out = dict(network)
+    if isinstance(network.get("rules"), dict):
+        out["rules"] = {
+            host: [
+                {**r, "transform": r["transform"](ctx)} if isinstance(r, dict) and callable(r.get("transform")) else r
+                for r in (rules or [])
+            ]
+            for host, rules in network["rules"].items()
+        }
+    for key in ("allow_out", "allowOut", "deny_out", "denyOut"):
+        if callable(out.get(key)):
+            out[key] = out[key](SandboxNetworkSelectorContext(out.get("rules")))
+    return out
+
+
 def as_json(name: str, value: Any) -> Optional[str]:
     """A dict option (``lifecycle``, ``network``) as JSON for the core, which validates it.
     Values JSON cannot carry (e.g. callable network selectors) are refused, not dropped."""

@@ -5,7 +5,7 @@ from typing import Any, Dict, List, Optional, Union
 
 from . import _native
 from ._native import SandboxInfo, SnapshotInfo
-from ._utils import ClientFactory, as_json, class_method_variant, conn, mounts as _mounts, refuse
+from ._utils import ClientFactory, as_json, class_method_variant, conn, mounts as _mounts, refuse, resolve_network
 from .connection_config import ConnectionConfig
 from .commands import Commands
 from .git import Git
@@ -157,14 +157,17 @@ class Sandbox(ClientFactory):
         comes from ``cls.default_mcp_template`` unless ``template`` is given, and the MCP gateway is
         started in it (the sandbox is killed if it does not start). ``volume_mounts`` (mount path →
         ``Volume`` or volume name) is sent as E2B sends it; the server mounts each volume there.
-        ``iam`` and ``logger`` are refused (not implemented here yet)."""
-        refuse(iam=iam, logger=logger)
+        ``iam`` tokens are minted by the server into requests whose transform rules name them;
+        callable transforms and selectors run here, as in E2B's SDK. ``logger`` is refused (not
+        implemented here yet)."""
+        refuse(logger=logger)
+        network = resolve_network(network, iam)
         if not template:
             template = cls.default_mcp_template if mcp is not None else cls.default_template
         native = _native.Sandbox.create(
             template, timeout, metadata, envs, secure is not False, allow_internet_access, conn(cls._resolve_api_params(**opts), "create"),
             lifecycle=as_json("lifecycle", lifecycle), network=as_json("network", network), idempotency_key=idempotency_key,
-            mcp=as_json("mcp", mcp), volume_mounts=_mounts(volume_mounts),
+            mcp=as_json("mcp", mcp), volume_mounts=_mounts(volume_mounts), iam=as_json("iam", iam),
         ).wait()
         return cls(native, opts)
 

@@ -68,8 +68,8 @@ class _SecretBase(ClientFactory):
 
     @staticmethod
     def iam_token(*, audience: str, token_type: SandboxIamTokenType) -> SandboxIamToken:
-        """A workload identity token definition for ``iam.tokens`` (no request). sandboxd has no
-        workload identity yet: a create with ``iam`` is refused."""
+        """A workload identity token definition for ``iam.tokens`` (no request); transform rules put
+        the token in requests with ``ctx.iam.tokens[name]`` (``${e2b.identity.tokens.<name>}``)."""
         return SandboxIamToken(audience=audience, token_type=token_type)
 
 

@@ -102,9 +102,10 @@ class SandboxIamToken(TypedDict):
 
 
 # -- Network rule, egress proxy and workload identity shapes (E2B's types) ---------------------
-# Exported so that code typed against E2B's SDK imports. Static `network.rules` work (headers with
-# `${e2b.secrets.<name>}` placeholders); callable transforms, `egress_proxy`, `dns_servers`,
-# `https_ports` and `iam` are refused (never dropped) when a call uses them.
+# Exported so that code typed against E2B's SDK imports. `network.rules` work (headers with
+# `${e2b.secrets.<name>}` and `${e2b.identity.tokens.<name>}` placeholders; callable transforms
+# and selectors run in the SDK, as in E2B's); `egress_proxy`, `dns_servers` and `https_ports` are
+# refused (never dropped) when a call uses them.
 
 
 class SandboxNetworkTransform(TypedDict, total=False):

@@ -34,6 +34,9 @@ pub struct NewSandbox {
     pub mcp: Option<serde_json::Value>,
     #[serde(rename = "volumeMounts", skip_serializing_if = "Option::is_none")]
     pub volume_mounts: Option<Vec<crate::models::VolumeMount>>,
+    /// Workload identity (`{tokens: {name: {audience, tokenType}}}`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iam: Option<serde_json::Value>,
 }
 
 /// `Sandbox`: the answer of create, connect and fork.

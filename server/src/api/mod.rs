@@ -19,7 +19,7 @@ use axum::http::StatusCode;
 use axum::routing::{delete, get, post, put};
 
 use crate::auth::{Keys, require_api_key};
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiResult};
 use crate::manager::Manager;
 
 pub use extract::parse_query;
@@ -117,6 +117,9 @@ pub fn router(state: AppState) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(state.keys.clone(), require_api_key));
     authed
         .route("/health", get(health))
+        // Workload identity: OpenID discovery of the token issuer (public, like any issuer's).
+        .route("/.well-known/openid-configuration", get(identity_discovery))
+        .route("/.well-known/jwks.json", get(identity_jwks))
         .fallback(|| async { ApiError::not_found("route not found") })
         .method_not_allowed_fallback(|| async { ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -137,6 +140,16 @@ pub fn router(state: AppState) -> Router {
                 .layer(DefaultBodyLimit::disable())
                 .with_state(state),
         )
+}
+
+async fn identity_discovery() -> ApiResult<axum::Json<serde_json::Value>> {
+    let issuer = crate::network::identity::get().map_err(|e| ApiError::internal(format!("{e:#}")))?;
+    Ok(axum::Json(issuer.discovery()))
+}
+
+async fn identity_jwks() -> ApiResult<axum::Json<serde_json::Value>> {
+    let issuer = crate::network::identity::get().map_err(|e| ApiError::internal(format!("{e:#}")))?;
+    Ok(axum::Json(issuer.jwks()))
 }
 
 async fn health() -> axum::Json<serde_json::Value> {

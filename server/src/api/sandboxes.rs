@@ -26,7 +26,12 @@ async fn create(state: AppState, body: NewSandbox, default_timeout: i64) -> ApiR
     }
     let template = body.template_id.filter(|t| !t.is_empty()).ok_or_else(|| ApiError::bad_request("templateID is required"))?;
     let secure = body.secure.unwrap_or(true);
-    let network = body.network.map(|n| n.into_config(secure)).transpose()?;
+    // `iam` lives with the network configuration (its tokens are only used by transform rules).
+    let iam_tokens = crate::network::parse_iam(body.iam.as_ref())?;
+    let network = match body.network {
+        Some(n) => Some(n.into_config(secure, iam_tokens)?),
+        None => iam_tokens.map(|t| crate::network::NetworkConfig { iam_tokens: Some(t), ..Default::default() }),
+    };
     let volume_mounts = state.manager.resolve_volume_mounts(body.volume_mounts.as_deref().unwrap_or_default())?;
     let row = state
         .manager

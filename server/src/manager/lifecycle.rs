@@ -151,7 +151,7 @@ impl Manager {
                         sandbox_id: id.clone(),
                         image_dir: image_dir.clone(),
                         allow_internet: p.allow_internet,
-                        egress,
+                        egress: super::network::identified(egress, &id, &template_id),
                         init,
                         cold_boot: false,
                     })
@@ -416,6 +416,7 @@ impl Manager {
         img.dir = self.local_image(img.dir).await?;
         let meta = Runtime::read_meta(&img.dir)?;
         let egress = super::network::egress_spec(row.network.as_ref(), row.allow_internet)?;
+        let egress = super::network::identified(egress, &row.id, &row.template_id);
         let slot = self.reserve_slot(meta.memory_mb)?;
         let _gc = self.inner.gc_guard.read().await;
         let access_token = row.access_token.clone();

@@ -36,6 +36,14 @@ pub(super) fn egress_spec(network: Option<&NetworkConfig>, allow_internet: bool)
     Ok(None)
 }
 
+/// `egress` with the sandbox its workload tokens are minted for.
+pub(super) fn identified(egress: Option<Egress>, sandbox_id: &str, template_id: &str) -> Option<Egress> {
+    egress.map(|mut e| {
+        e.identify(sandbox_id, template_id);
+        e
+    })
+}
+
 /// Where a sandbox with transform rules keeps the egress CA, and the bundle it is added to.
 const CA_FILE: &str = "/usr/local/share/ca-certificates/sandboxd-egress.crt";
 const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
@@ -94,7 +102,7 @@ impl Manager {
         let vm = row.vm.clone().ok_or_else(|| ApiError::internal("running sandbox without a VM"))?;
         let (config, allow_internet) =
             req.apply_update(&row.network.clone().unwrap_or_default(), row.allow_internet)?;
-        let egress = egress_spec(Some(&config), allow_internet)?;
+        let egress = identified(egress_spec(Some(&config), allow_internet)?, &row.id, &row.template_id);
         match egress {
             Some(egress) => {
                 let runtime = self.inner.runtime.clone();
@@ -124,7 +132,8 @@ impl Manager {
     /// table survives in its namespace, but the domain proxy does not).
     pub(super) fn reapply_network(&self, row: &SandboxRow) {
         let Some(vm) = &row.vm else { return };
-        if let Ok(Some(egress)) = egress_spec(row.network.as_ref(), row.allow_internet)
+        if let Ok(egress) = egress_spec(row.network.as_ref(), row.allow_internet)
+            && let Some(egress) = identified(egress, &row.id, &row.template_id)
             && let Err(e) = self.inner.runtime.set_egress(vm, &egress)
         {
             warn!(sandbox = %row.id, error = %e, "could not re-apply the sandbox's egress rules");

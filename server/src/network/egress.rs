@@ -136,16 +136,17 @@ async fn relay(mut guest: TcpStream, tls: bool, netns: &str, rules: &RwLock<Egre
     })
     .await
     .map_err(|_| std::io::Error::other("no request in time"))??;
-    let (allowed, headers) = {
+    let (allowed, headers, workload) = {
         let e = rules.read().unwrap_or_else(|p| p.into_inner());
-        (e.allows(name.as_deref(), *dst.ip()), super::rules::headers_for(&e.rules, name.as_deref(), *dst.ip()))
+        let headers = super::rules::headers_for(&e.rules, name.as_deref(), *dst.ip());
+        (e.allows(name.as_deref(), *dst.ip()), headers, e.workload.clone())
     };
     if !allowed {
         // E2B closes a denied connection without an answer.
         return Err(std::io::Error::other(format!("denied {name:?} to {dst}")));
     }
     if !headers.is_empty() {
-        return super::intercept::serve(guest, buf, tls, name, dst, netns, headers).await;
+        return super::intercept::serve(guest, buf, tls, name, dst, netns, headers, workload).await;
     }
     let mut upstream = connect_from(netns, dst).await?;
     upstream.write_all(&buf).await?;

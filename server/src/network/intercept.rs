@@ -61,12 +61,13 @@ pub async fn serve(
     dst: SocketAddrV4,
     netns: &str,
     headers: Vec<(String, String)>,
+    workload: super::identity::Workload,
 ) -> std::io::Result<()> {
     let (rd, wr) = tokio::io::split(guest);
     let guest = tokio::io::join(std::io::Cursor::new(peeked).chain(rd), wr);
     let upstream = super::egress::connect_from(netns, dst).await?;
     if !tls {
-        return forward(guest, upstream, headers).await;
+        return forward(guest, upstream, headers, workload).await;
     }
     let name = name.ok_or_else(|| io_err("a TLS connection to a host with rules must name it (SNI)"))?;
     let leaf = super::ca::get().and_then(|ca| ca.leaf(&name)).map_err(io_err)?;
@@ -80,7 +81,7 @@ pub async fn serve(
     let guest = tokio_rustls::TlsAcceptor::from(Arc::new(server)).accept(guest).await?;
     let server_name = rustls::pki_types::ServerName::try_from(name.clone()).map_err(io_err)?;
     let upstream = tokio_rustls::TlsConnector::from(upstream_tls().map_err(io_err)?).connect(server_name, upstream).await?;
-    forward(guest, upstream, headers).await
+    forward(guest, upstream, headers, workload).await
 }
 
 fn answer(status: StatusCode, message: String) -> Response<Body> {
@@ -90,10 +91,12 @@ fn answer(status: StatusCode, message: String) -> Response<Body> {
     r
 }
 
-/// Applies `headers` (placeholders resolved now) to a request; `Err` says why it cannot go.
-fn transform(req: &mut Request<Incoming>, headers: &[(String, String)]) -> Result<(), String> {
+/// Applies `headers` (placeholders resolved now: secrets read, tokens minted) to a request;
+/// `Err` says why it cannot go.
+fn transform(req: &mut Request<Incoming>, headers: &[(String, String)], workload: &super::identity::Workload) -> Result<(), String> {
+    let mint = |name: &str| super::identity::get().map_err(|e| format!("{e:#}"))?.mint(workload, name);
     for (name, template) in headers {
-        let value = super::rules::resolve(template, &super::rules::lookup_secret)?;
+        let value = super::rules::resolve(template, &super::rules::lookup_secret, &mint)?;
         let name = hyper::header::HeaderName::from_bytes(name.as_bytes()).map_err(|e| e.to_string())?;
         let value = hyper::header::HeaderValue::from_str(&value).map_err(|e| e.to_string())?;
         req.headers_mut().insert(name, value);
@@ -102,7 +105,12 @@ fn transform(req: &mut Request<Incoming>, headers: &[(String, String)]) -> Resul
 }
 
 /// HTTP/1.1 from the guest to the upstream, request by request.
-async fn forward<G, U>(guest: G, upstream: U, headers: Vec<(String, String)>) -> std::io::Result<()>
+async fn forward<G, U>(
+    guest: G,
+    upstream: U,
+    headers: Vec<(String, String)>,
+    workload: super::identity::Workload,
+) -> std::io::Result<()>
 where
     G: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     U: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -110,11 +118,11 @@ where
     let (sender, conn) = hyper::client::conn::http1::handshake::<_, Incoming>(TokioIo::new(upstream)).await.map_err(io_err)?;
     let upstream_conn = tokio::spawn(conn);
     let sender = Arc::new(tokio::sync::Mutex::new(sender));
-    let headers = Arc::new(headers);
+    let (headers, workload) = (Arc::new(headers), Arc::new(workload));
     let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
-        let (sender, headers) = (sender.clone(), headers.clone());
+        let (sender, headers, workload) = (sender.clone(), headers.clone(), workload.clone());
         async move {
-            if let Err(why) = transform(&mut req, &headers) {
+            if let Err(why) = transform(&mut req, &headers, &workload) {
                 return Ok::<_, std::convert::Infallible>(answer(
                     StatusCode::BAD_GATEWAY,
                     format!("sandboxd egress proxy: cannot apply the network rule: {why}"),

@@ -15,6 +15,7 @@
 pub mod ca;
 pub mod egress;
 pub mod firewall;
+pub mod identity;
 mod intercept;
 pub mod rules;
 mod sni;
@@ -49,6 +50,9 @@ pub struct NetworkConfig {
     /// Transform rules (see [`rules`]); placeholders are stored, never their values.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rules: Option<rules::Rules>,
+    /// `NewSandbox.iam.tokens` (kept here so the proxy has them; not shown in `network`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iam_tokens: Option<std::collections::BTreeMap<String, identity::TokenSpec>>,
 }
 
 impl NetworkConfig {
@@ -67,7 +71,13 @@ impl NetworkConfig {
         let mut e =
             Egress::new(self.allow_out.as_deref().unwrap_or(&[]), self.deny_out.as_deref().unwrap_or(&[]), allow_internet);
         e.rules = self.rules.clone().unwrap_or_default();
+        e.workload.tokens = self.iam_tokens.clone().unwrap_or_default();
         e
+    }
+
+    /// Whether a token name is in `iam.tokens`.
+    fn has_token(&self, name: &str) -> bool {
+        self.iam_tokens.as_ref().is_some_and(|t| t.contains_key(name))
     }
 }
 
@@ -108,8 +118,9 @@ impl NetworkRequest {
         Ok(())
     }
 
-    /// `rules`, parsed and checked (`null` or `{}` is none); referenced secrets must exist.
-    fn parse_rules(&self) -> ApiResult<Option<rules::Rules>> {
+    /// `rules`, parsed and checked (`null` or `{}` is none); token placeholders must name a
+    /// token `registered` in `iam.tokens`.
+    fn parse_rules(&self, registered: &dyn Fn(&str) -> bool) -> ApiResult<Option<rules::Rules>> {
         let parsed: Option<rules::Rules> = match &self.rules {
             None | Some(serde_json::Value::Null) => None,
             Some(v) => Some(
@@ -118,13 +129,14 @@ impl NetworkRequest {
         };
         let parsed = parsed.filter(|r| !r.is_empty());
         if let Some(r) = &parsed {
-            rules::validate(r)?;
+            rules::validate(r, registered)?;
         }
         Ok(parsed)
     }
 
-    /// Validates a create request's `network` (`secure` is the request's flag).
-    pub fn into_config(self, secure: bool) -> ApiResult<NetworkConfig> {
+    /// Validates a create request's `network` (`secure` is the request's flag, `iam_tokens`
+    /// its validated `iam.tokens`).
+    pub fn into_config(self, secure: bool, iam_tokens: Option<IamTokens>) -> ApiResult<NetworkConfig> {
         self.refuse_unsupported()?;
         if self.allow_public_traffic == Some(false) && !secure {
             return Err(ApiError::bad_request(
@@ -135,13 +147,14 @@ impl NetworkRequest {
             validate_mask(mask)?;
         }
         validate_egress(self.allow_out.as_deref().unwrap_or(&[]), self.deny_out.as_deref().unwrap_or(&[]))?;
-        let rules = self.parse_rules()?;
+        let rules = self.parse_rules(&|t| iam_tokens.as_ref().is_some_and(|m| m.contains_key(t)))?;
         Ok(NetworkConfig {
             allow_public_traffic: self.allow_public_traffic,
             allow_out: self.allow_out,
             deny_out: self.deny_out,
             mask_request_host: self.mask_request_host,
             rules,
+            iam_tokens,
         })
     }
 
@@ -154,17 +167,53 @@ impl NetworkRequest {
             ));
         }
         validate_egress(self.allow_out.as_deref().unwrap_or(&[]), self.deny_out.as_deref().unwrap_or(&[]))?;
-        self.parse_rules().map(drop)
+        // Token names are checked against the sandbox's in `apply_update`.
+        self.parse_rules(&|_| true).map(drop)
     }
 
     /// Validates an update: the egress lists are replaced (omitted ones are cleared), the
     /// ingress settings are kept, as in E2B. Returns the new config and internet flag.
     pub fn apply_update(self, current: &NetworkConfig, allow_internet: bool) -> ApiResult<(NetworkConfig, bool)> {
         self.validate_update()?;
-        let rules = self.parse_rules()?;
+        let rules = self.parse_rules(&|t| current.has_token(t))?;
         let config = NetworkConfig { allow_out: self.allow_out, deny_out: self.deny_out, rules, ..current.clone() };
         Ok((config, self.allow_internet_access.unwrap_or(allow_internet)))
     }
+}
+
+/// Validated `iam.tokens`.
+pub type IamTokens = std::collections::BTreeMap<String, identity::TokenSpec>;
+
+/// `NewSandbox.iam` (`{tokens: {name: {audience, tokenType}}}`), E2B's checks: a name cannot be
+/// empty or hold `{`, `}` or control characters (it goes into a placeholder), the audience is
+/// a non-empty string, and `JWT-SVID` is the only token type. `None` without tokens.
+pub fn parse_iam(iam: Option<&serde_json::Value>) -> ApiResult<Option<IamTokens>> {
+    #[derive(Deserialize)]
+    struct Iam {
+        tokens: Option<IamTokens>,
+    }
+    let bad = |m: String| ApiError::bad_request(format!("iam: {m}"));
+    let iam: Option<Iam> = match iam {
+        None | Some(serde_json::Value::Null) => None,
+        Some(v) => Some(serde_json::from_value(v.clone()).map_err(|e| bad(e.to_string()))?),
+    };
+    let Some(tokens) = iam.and_then(|i| i.tokens).filter(|t| !t.is_empty()) else { return Ok(None) };
+    for (name, spec) in &tokens {
+        if name.is_empty() || name.chars().any(|c| c == '{' || c == '}' || c.is_control()) {
+            return Err(bad(format!("token name {name:?} cannot be empty or contain '{{', '}}' or control characters")));
+        }
+        if spec.audience.is_empty() {
+            return Err(bad(format!("token {name:?} needs an audience")));
+        }
+        if spec.token_type != identity::TOKEN_TYPE {
+            return Err(bad(format!(
+                "token {name:?} has type {:?}; {} is the only supported type",
+                spec.token_type,
+                identity::TOKEN_TYPE
+            )));
+        }
+    }
+    Ok(Some(tokens))
 }
 
 /// `maskRequestHost`: a host with an optional port, ASCII only (E2B's check).
@@ -272,6 +321,8 @@ pub struct Egress {
     pub domains: Vec<String>,
     /// Transform rules: HTTP(S) to these hosts goes through the intercepting proxy.
     pub rules: rules::Rules,
+    /// Whose workload tokens the rules may mint (see [`identity`]).
+    pub workload: identity::Workload,
 }
 
 fn in_nets(nets: &[(Ipv4Addr, u8)], ip: Ipv4Addr) -> bool {
@@ -316,9 +367,9 @@ impl Egress {
         e
     }
 
-    /// Nothing to enforce beyond the host's global rules.
+    /// Nothing to enforce beyond the host's global rules (nothing denied, no proxy needed).
     pub fn is_open(&self) -> bool {
-        self.deny.is_empty()
+        self.deny.is_empty() && !self.needs_proxy()
     }
 
     /// Whether `host` (an HTTP Host or TLS SNI, without port) matches an allowed domain.
@@ -334,6 +385,12 @@ impl Egress {
     /// address or domain wins; else it passes unless its address is denied.
     pub fn allows(&self, name: Option<&str>, ip: Ipv4Addr) -> bool {
         in_nets(&self.allow, ip) || name.is_some_and(|n| self.allows_domain(n)) || !in_nets(&self.deny, ip)
+    }
+
+    /// Names the sandbox the workload tokens are minted for.
+    pub fn identify(&mut self, sandbox_id: &str, template_id: &str) {
+        self.workload.sandbox_id = sandbox_id.to_string();
+        self.workload.template_id = template_id.to_string();
     }
 
     /// Whether the namespace needs the proxy (domains to match or requests to transform).
@@ -384,6 +441,10 @@ mod tests {
         let some = Egress::new(&[], &v(&["9.9.9.0/24"]), true);
         assert!(some.allows(None, Ipv4Addr::new(8, 8, 8, 8)) && !some.allows(None, Ipv4Addr::new(9, 9, 9, 1)));
         assert!(Egress::default().allows(None, Ipv4Addr::new(8, 8, 8, 8)));
+        let mut rules_only = Egress::default();
+        assert!(rules_only.is_open());
+        rules_only.rules.insert("api.example.com".into(), Vec::new());
+        assert!(!rules_only.is_open(), "transform rules need the proxy even with nothing denied");
     }
 
     #[test]

@@ -16,9 +16,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ApiResult};
 
-pub const SECRET_PREFIX: &str = "${e2b.secrets.";
-const IAM_PREFIX: &str = "${e2b.iam.";
-
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Transform {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -34,36 +31,63 @@ pub struct Rule {
 /// `SandboxNetworkConfig.rules`.
 pub type Rules = BTreeMap<String, Vec<Rule>>;
 
-/// The secret names a header value refers to, or why it is malformed.
-pub fn secret_names(value: &str) -> Result<Vec<String>, String> {
-    let mut names = Vec::new();
-    let mut rest = value;
-    while let Some(i) = rest.find(SECRET_PREFIX) {
-        let after = &rest[i + SECRET_PREFIX.len()..];
-        let end = after.find('}').ok_or_else(|| format!("unterminated secret placeholder in {value:?}"))?;
-        let name = &after[..end];
-        if name.is_empty() {
-            return Err(format!("empty secret name in {value:?}"));
-        }
-        names.push(name.to_ascii_lowercase());
-        rest = &after[end + 1..];
-    }
-    Ok(names)
+pub const SECRET_PREFIX: &str = "${e2b.secrets.";
+/// A workload identity token (see [`super::identity`]), minted per request.
+pub const IDENTITY_PREFIX: &str = "${e2b.identity.tokens.";
+
+/// A placeholder in a header value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placeholder {
+    Secret(String),
+    Token(String),
 }
 
-/// Replaces every `${e2b.secrets.<name>}` with the secret's current value.
-pub fn resolve(value: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
-    let mut out = String::with_capacity(value.len());
+/// Splits a header value into literal text and placeholders.
+fn scan(value: &str) -> Result<Vec<Result<&str, Placeholder>>, String> {
+    let mut out = Vec::new();
     let mut rest = value;
-    while let Some(i) = rest.find(SECRET_PREFIX) {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + SECRET_PREFIX.len()..];
-        let end = after.find('}').ok_or_else(|| format!("unterminated secret placeholder in {value:?}"))?;
-        let name = after[..end].to_ascii_lowercase();
-        out.push_str(&lookup(&name).ok_or_else(|| format!("secret \"{name}\" not found"))?);
+    loop {
+        let next = [(SECRET_PREFIX, true), (IDENTITY_PREFIX, false)]
+            .into_iter()
+            .filter_map(|(p, secret)| rest.find(p).map(|i| (i, p, secret)))
+            .min_by_key(|(i, _, _)| *i);
+        let Some((i, prefix, secret)) = next else {
+            out.push(Ok(rest));
+            return Ok(out);
+        };
+        out.push(Ok(&rest[..i]));
+        let after = &rest[i + prefix.len()..];
+        let end = after.find('}').ok_or_else(|| format!("unterminated placeholder in {value:?}"))?;
+        let name = &after[..end];
+        if name.is_empty() {
+            return Err(format!("empty placeholder name in {value:?}"));
+        }
+        out.push(Err(if secret { Placeholder::Secret(name.to_ascii_lowercase()) } else { Placeholder::Token(name.to_string()) }));
         rest = &after[end + 1..];
     }
-    out.push_str(rest);
+}
+
+/// The placeholders of a header value, or why it is malformed.
+pub fn placeholders(value: &str) -> Result<Vec<Placeholder>, String> {
+    Ok(scan(value)?.into_iter().filter_map(Result::err).collect())
+}
+
+/// Replaces every placeholder: secrets with their current value, tokens with a new token.
+pub fn resolve(
+    value: &str,
+    secret: &dyn Fn(&str) -> Option<String>,
+    token: &dyn Fn(&str) -> Result<String, String>,
+) -> Result<String, String> {
+    let mut out = String::with_capacity(value.len());
+    for part in scan(value)? {
+        match part {
+            Ok(text) => out.push_str(text),
+            Err(Placeholder::Secret(name)) => {
+                out.push_str(&secret(&name).ok_or_else(|| format!("secret \"{name}\" not found"))?)
+            }
+            Err(Placeholder::Token(name)) => out.push_str(&token(&name)?),
+        }
+    }
     Ok(out)
 }
 
@@ -72,8 +96,9 @@ fn valid_host(h: &str) -> bool {
 }
 
 /// E2B-shaped checks of `rules`. As in E2B a secret a placeholder names need not exist yet:
-/// it is resolved per request (a request while it does not exist is answered 502).
-pub fn validate(rules: &Rules) -> ApiResult<()> {
+/// it is resolved per request (a request while it does not exist is answered 502). A token
+/// placeholder must name a token of the sandbox's `iam.tokens` (`registered`).
+pub fn validate(rules: &Rules, registered: &dyn Fn(&str) -> bool) -> ApiResult<()> {
     let err = |m: String| ApiError::bad_request(format!("network.rules: {m}"));
     let bad = |m: String| Err(err(m));
     for (host, list) in rules {
@@ -86,12 +111,17 @@ pub fn validate(rules: &Rules) -> ApiResult<()> {
                 if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
                     return bad(format!("invalid header name {name:?} for {host}"));
                 }
-                if value.contains(IAM_PREFIX) {
-                    return bad(format!("{host}: iam token placeholders need workload identity, which sandboxd does not have"));
+                for p in placeholders(value).map_err(err)? {
+                    if let Placeholder::Token(t) = p
+                        && !registered(&t)
+                    {
+                        return bad(format!(
+                            "{host}: network transform references iam token \"{t}\", which is not registered (iam.tokens)"
+                        ));
+                    }
                 }
-                secret_names(value).map_err(err)?;
                 // What the proxy will send must be a valid header value (placeholders aside).
-                let probe = resolve(value, &|_| Some("x".into())).map_err(err)?;
+                let probe = resolve(value, &|_| Some("x".into()), &|_| Ok("x".into())).map_err(err)?;
                 if http::HeaderValue::from_str(&probe).is_err() {
                     return bad(format!("invalid value for header {name:?} of {host}"));
                 }
@@ -145,27 +175,39 @@ mod tests {
     #[test]
     fn placeholders_resolve_per_call_and_unknown_secrets_fail() {
         let lookup = |n: &str| (n == "token").then(|| "s3cr3t".to_string());
-        assert_eq!(resolve("Bearer ${e2b.secrets.TOKEN}!", &lookup).unwrap(), "Bearer s3cr3t!");
-        assert_eq!(resolve("plain", &lookup).unwrap(), "plain");
-        assert!(resolve("${e2b.secrets.other}", &lookup).unwrap_err().contains("\"other\" not found"));
-        assert!(resolve("${e2b.secrets.token", &lookup).is_err());
-        assert_eq!(secret_names("a ${e2b.secrets.x} b ${e2b.secrets.Y}").unwrap(), ["x", "y"]);
+        let minted = std::cell::Cell::new(0);
+        let mint = |n: &str| {
+            minted.set(minted.get() + 1);
+            if n == "aws" { Ok(format!("jwt{}", minted.get())) } else { Err(format!("no {n}")) }
+        };
+        assert_eq!(resolve("Bearer ${e2b.secrets.TOKEN}!", &lookup, &mint).unwrap(), "Bearer s3cr3t!");
+        assert_eq!(resolve("plain", &lookup, &mint).unwrap(), "plain");
+        assert!(resolve("${e2b.secrets.other}", &lookup, &mint).unwrap_err().contains("\"other\" not found"));
+        assert!(resolve("${e2b.secrets.token", &lookup, &mint).is_err());
+        let both = "${e2b.identity.tokens.aws}/${e2b.secrets.token}/${e2b.identity.tokens.aws}";
+        assert_eq!(resolve(both, &lookup, &mint).unwrap(), "jwt1/s3cr3t/jwt2", "a new token each time");
+        assert_eq!(
+            placeholders("a ${e2b.secrets.x} b ${e2b.identity.tokens.T}").unwrap(),
+            [Placeholder::Secret("x".into()), Placeholder::Token("T".into())]
+        );
     }
 
     #[test]
     fn validation_follows_the_shape() {
         let ok = rules(serde_json::json!({"api.example.com": [{"transform": {"headers": {"Authorization": "Bearer ${e2b.secrets.token}"}}}],
                                           "*.example.org": [{}], "1.2.3.4": []}));
-        validate(&ok).unwrap();
+        validate(&ok, &|_| false).unwrap();
+        let token = rules(serde_json::json!({"a.com": [{"transform": {"headers": {"X": "${e2b.identity.tokens.aws}"}}}]}));
+        validate(&token, &|t| t == "aws").unwrap();
+        assert!(validate(&token, &|_| false).unwrap_err().message.contains("not registered"));
         for bad in [
             serde_json::json!({"bad host!": []}),
             serde_json::json!({"*": []}),
             serde_json::json!({"a.com": [{"transform": {"headers": {"Bad Name": "x"}}}]}),
             serde_json::json!({"a.com": [{"transform": {"headers": {"X": "line\nbreak"}}}]}),
             serde_json::json!({"a.com": [{"transform": {"headers": {"X": "${e2b.secrets.unterminated"}}}]}),
-            serde_json::json!({"a.com": [{"transform": {"headers": {"X": "${e2b.iam.tokens.aws}"}}}]}),
         ] {
-            assert!(validate(&rules(bad.clone())).is_err(), "{bad}");
+            assert!(validate(&rules(bad.clone()), &|_| true).is_err(), "{bad}");
         }
     }
 
