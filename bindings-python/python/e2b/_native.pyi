@@ -460,6 +460,7 @@ class Sandbox:
         idempotency_key: Optional[str] = None,
         mcp: Optional[str] = None,
         volume_mounts: Optional[List[Tuple[str, str]]] = None,
+        iam: Optional[str] = None,
     ) -> Op: ...
     @staticmethod
     def connect(
