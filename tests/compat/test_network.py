@@ -10,7 +10,6 @@ import json
 import os
 import random
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.error
@@ -20,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from conftest import wait_until
+from dest_net import destination
 from guest_net import ECHO_HTTP, PROBE, probe, request, start
 from official_js import run_js
 
@@ -49,46 +49,19 @@ threading.Event().wait()
 '''
 
 
-def _ip(*args, check=True):
-    return subprocess.run(["ip", *args], check=check, capture_output=True, text=True)
-
-
 @pytest.fixture(scope="module")
 def dest():
     """A namespace holding 198.18.<k>.10, .11 and 198.18.<k+1>.10, routed from the host."""
     if os.geteuid() != 0:
         pytest.skip("needs root (network namespaces)")
     k = random.randrange(0, 250, 2)
-    ns, host_if = f"e2bt{os.getpid()}", f"e2bt{os.getpid()}h"
-    link_host, link_ns = f"198.19.{k}.1", f"198.19.{k}.2"
     ips = {"a": f"198.18.{k}.10", "b": f"198.18.{k}.11", "c": f"198.18.{k + 1}.10"}
     d = Path(tempfile.mkdtemp(prefix="e2b-egress-"))
-    proc = None
-    try:
-        _ip("netns", "add", ns)
-        _ip("link", "add", host_if, "type", "veth", "peer", "name", "eth0", "netns", ns)
-        _ip("addr", "add", f"{link_host}/30", "dev", host_if)
-        _ip("link", "set", host_if, "up")
-        for cmd in (["addr", "add", f"{link_ns}/30", "dev", "eth0"], ["link", "set", "eth0", "up"],
-                    ["link", "set", "lo", "up"], ["route", "add", "default", "via", link_host]):
-            _ip("-n", ns, *cmd)
-        for ip in ips.values():
-            _ip("-n", ns, "addr", "add", f"{ip}/32", "dev", "eth0")
-        _ip("route", "add", f"198.18.{k}.0/23", "via", link_ns, "dev", host_if)
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=dest",
-                        "-keyout", str(d / "key.pem"), "-out", str(d / "cert.pem")], check=True, capture_output=True)
-        (d / "server.py").write_text(DEST_SERVER)
-        proc = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, str(d / "server.py"),
-                                 str(d / "cert.pem"), str(d / "key.pem")], stdout=subprocess.PIPE, text=True)
-        assert proc.stdout.readline().strip() == "ready"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=dest",
+                    "-keyout", str(d / "key.pem"), "-out", str(d / "cert.pem")], check=True, capture_output=True)
+    (d / "server.py").write_text(DEST_SERVER)
+    with destination("e2bt", k, ips.values(), f"198.18.{k}.0/23", d / "server.py", (d / "cert.pem", d / "key.pem")):
         yield ips
-    finally:
-        if proc is not None:
-            proc.kill()
-            proc.wait()
-        _ip("route", "del", f"198.18.{k}.0/23", check=False)
-        _ip("link", "del", host_if, check=False)
-        _ip("netns", "del", ns, check=False)
 
 
 def http(ip, host=None, port=80):

@@ -13,13 +13,13 @@ import json
 import os
 import random
 import subprocess
-import sys
 import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
+from dest_net import destination
 
 ECHO_HEADERS = r'''
 import http.server, json, ssl, sys, threading
@@ -45,10 +45,6 @@ threading.Event().wait()
 '''
 
 
-def _ip(*args, check=True):
-    return subprocess.run(["ip", *args], check=check, capture_output=True, text=True)
-
-
 def _openssl(*args, cwd):
     subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=cwd)
 
@@ -59,42 +55,21 @@ def echo():
     if os.geteuid() != 0:
         pytest.skip("needs root (network namespaces)")
     k = random.randrange(0, 250, 2)
-    ns, host_if = f"e2br{os.getpid()}", f"e2br{os.getpid()}h"
-    link_host, link_ns, addr = f"198.19.{k}.1", f"198.19.{k}.2", f"198.18.{k}.20"
+    addr = f"198.18.{k}.20"
     d = Path(tempfile.mkdtemp(prefix="e2b-rules-"))
-    proc = None
-    try:
-        _ip("netns", "add", ns)
-        _ip("link", "add", host_if, "type", "veth", "peer", "name", "eth0", "netns", ns)
-        _ip("addr", "add", f"{link_host}/30", "dev", host_if)
-        _ip("link", "set", host_if, "up")
-        for cmd in (["addr", "add", f"{link_ns}/30", "dev", "eth0"], ["link", "set", "eth0", "up"],
-                    ["link", "set", "lo", "up"], ["route", "add", "default", "via", link_host],
-                    ["addr", "add", f"{addr}/32", "dev", "eth0"]):
-            _ip("-n", ns, *cmd)
-        _ip("route", "add", f"{addr}/32", "via", link_ns, "dev", host_if)
-        # A test CA and a certificate for both names the tests use.
-        _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=e2b rules test CA",
-                 "-keyout", "ca.key", "-out", "ca.pem", cwd=d)
-        (d / "ext.cnf").write_text("subjectAltName=DNS:echo.test,DNS:other.test\n")
-        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=echo.test", "-keyout", "key.pem",
-                 "-out", "req.csr", cwd=d)
-        _openssl("x509", "-req", "-in", "req.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-                 "-days", "2", "-extfile", "ext.cnf", "-out", "cert.pem", cwd=d)
-        system = Path("/etc/ssl/certs/ca-certificates.crt")
-        (d / "bundle.pem").write_text((system.read_text() if system.exists() else "") + (d / "ca.pem").read_text())
-        (d / "server.py").write_text(ECHO_HEADERS)
-        proc = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, str(d / "server.py"),
-                                 str(d / "cert.pem"), str(d / "key.pem")], stdout=subprocess.PIPE, text=True)
-        assert proc.stdout.readline().strip() == "ready"
+    # A test CA and a certificate for both names the tests use.
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=e2b rules test CA",
+             "-keyout", "ca.key", "-out", "ca.pem", cwd=d)
+    (d / "ext.cnf").write_text("subjectAltName=DNS:echo.test,DNS:other.test\n")
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=echo.test", "-keyout", "key.pem",
+             "-out", "req.csr", cwd=d)
+    _openssl("x509", "-req", "-in", "req.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+             "-days", "2", "-extfile", "ext.cnf", "-out", "cert.pem", cwd=d)
+    system = Path("/etc/ssl/certs/ca-certificates.crt")
+    (d / "bundle.pem").write_text((system.read_text() if system.exists() else "") + (d / "ca.pem").read_text())
+    (d / "server.py").write_text(ECHO_HEADERS)
+    with destination("e2br", k, [addr], f"{addr}/32", d / "server.py", (d / "cert.pem", d / "key.pem")):
         yield addr, d
-    finally:
-        if proc is not None:
-            proc.kill()
-            proc.wait()
-        _ip("route", "del", f"{addr}/32", check=False)
-        _ip("link", "del", host_if, check=False)
-        _ip("netns", "del", ns, check=False)
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,8 @@
 //! no state between requests and a new connection (after a restore) just carries on.
 
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+pub use super::frame::{read_frame, write_frame};
 
-/// Largest header or data part accepted (a read or write is at most 1 MiB).
-pub const MAX_PART: usize = 4 << 20;
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Request {
@@ -91,34 +89,4 @@ pub struct Response {
     pub written: Option<u32>,
     pub target: Option<String>,
     pub statfs: Option<Statfs>,
-}
-
-pub async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, header: &[u8], data: &[u8]) -> std::io::Result<()> {
-    let mut head = Vec::with_capacity(8 + header.len());
-    head.extend_from_slice(&(header.len() as u32).to_be_bytes());
-    head.extend_from_slice(&(data.len() as u32).to_be_bytes());
-    head.extend_from_slice(header);
-    w.write_all(&head).await?;
-    w.write_all(data).await?;
-    w.flush().await
-}
-
-/// `None` at a clean end of the stream.
-pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> std::io::Result<Option<(Vec<u8>, Vec<u8>)>> {
-    let mut lens = [0u8; 8];
-    match r.read_exact(&mut lens).await {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e),
-    }
-    let hl = u32::from_be_bytes(lens[..4].try_into().unwrap()) as usize;
-    let dl = u32::from_be_bytes(lens[4..].try_into().unwrap()) as usize;
-    if hl > MAX_PART || dl > MAX_PART {
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "volume frame too large"));
-    }
-    let mut header = vec![0; hl];
-    r.read_exact(&mut header).await?;
-    let mut data = vec![0; dl];
-    r.read_exact(&mut data).await?;
-    Ok(Some((header, data)))
 }
