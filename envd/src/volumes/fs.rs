@@ -163,7 +163,7 @@ impl VolumeFs {
     fn req(&self, op: &'static str, path: String) -> wire::Request {
         wire::Request {
             vol: self.volume_id.clone(),
-            op,
+            op: op.into(),
             path,
             ..Default::default()
         }

@@ -176,7 +176,7 @@ impl Hub {
             match answer.recv_timeout(left) {
                 Ok(Some((resp, data))) if resp.errno == 0 => return Ok((resp, data)),
                 Ok(Some((resp, _))) => return Err(resp.errno),
-                Ok(None) | Err(RecvTimeoutError::Disconnected) if idempotent(req.op) => continue,
+                Ok(None) | Err(RecvTimeoutError::Disconnected) if idempotent(&req.op) => continue,
                 Ok(None) | Err(RecvTimeoutError::Disconnected) => return Err(libc::EIO),
                 Err(RecvTimeoutError::Timeout) => {
                     if let Some(p) = conn

@@ -10,7 +10,6 @@
 //! and clones; after every restore sandboxd opens the channel again and the same mounts go
 //! on working. Without a channel, file operations on a volume wait (up to [`hub::WAIT`]).
 
-mod frame;
 mod fs;
 mod hub;
 mod wire;
