@@ -1179,8 +1179,9 @@ export interface SandboxOpts {
   lifecycle?: { onTimeout?: 'kill' | 'pause' | { action: 'pause' | 'kill'; mode?: 'full' | 'filesystem' }; autoResume?: boolean }
   /**
    * `{ allowOut, denyOut, allowPublicTraffic, maskRequestHost, rules }` (lists of CIDRs /
-   * hosts; per-host transform rules with `${e2b.secrets.<name>}` placeholders);
-   * `egressProxy`, `dnsServers`, `httpsPorts` and callable transforms are refused.
+   * hosts; per-host transform rules with `${e2b.secrets.<name>}` placeholders; callable
+   * transforms and selectors are run by the SDK first); `egressProxy`, `dnsServers` and
+   * `httpsPorts` are refused.
    */
   network?: { allowOut?: string[]; denyOut?: string[]; allowPublicTraffic?: boolean; maskRequestHost?: string; rules?: Record<string, Array<{ transform?: { headers?: Record<string, string> } }>> }
   /**

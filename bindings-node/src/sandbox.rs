@@ -40,8 +40,9 @@ with_connection_opts! {
         #[napi(ts_type = "{ onTimeout?: 'kill' | 'pause' | { action: 'pause' | 'kill'; mode?: 'full' | 'filesystem' }; autoResume?: boolean }")]
         pub lifecycle: Option<serde_json::Value>,
         #[doc = " `{ allowOut, denyOut, allowPublicTraffic, maskRequestHost, rules }` (lists of CIDRs /"]
-        #[doc = " hosts; per-host transform rules with `${e2b.secrets.<name>}` placeholders);"]
-        #[doc = " `egressProxy`, `dnsServers`, `httpsPorts` and callable transforms are refused."]
+        #[doc = " hosts; per-host transform rules with `${e2b.secrets.<name>}` placeholders; callable"]
+        #[doc = " transforms and selectors are run by the SDK first); `egressProxy`, `dnsServers` and"]
+        #[doc = " `httpsPorts` are refused."]
         #[napi(ts_type = "{ allowOut?: string[]; denyOut?: string[]; allowPublicTraffic?: boolean; maskRequestHost?: string; rules?: Record<string, Array<{ transform?: { headers?: Record<string, string> } }>> }")]
         pub network: Option<serde_json::Value>,
         #[doc = " MCP servers: the sandbox comes from the `mcp-gateway` template unless `template` is"]

@@ -2,8 +2,8 @@
 ``VolumeInfo``, ``VolumeAndToken``, ``VolumeEntryStat``, ``VolumeFileType``. Requests and errors
 live in the core (``e2b::volume``); these classes only shape arguments and results.
 
-sandboxd cannot mount a volume into a sandbox yet: ``Sandbox.create(volume_mounts=...)`` is
-refused."""
+``Sandbox.create(volume_mounts={"/mnt/data": volume})`` mounts a volume into a sandbox (see
+docs/volumes.md)."""
 
 import io
 from dataclasses import dataclass
