@@ -160,11 +160,7 @@ impl Manager {
             }
         };
         crate::fault::point("create.vm_started");
-        let prepared = match self.attach_volumes(&id, &vm, access_token.as_deref(), &volume_mounts).await {
-            Ok(()) => self.trust_egress_ca(&vm, access_token.as_deref(), p.network.as_ref()).await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = prepared {
+        if let Err(e) = self.prepare_guest(&id, &vm, access_token.as_deref(), &volume_mounts, p.network.as_ref()).await {
             let _ = self.inner.runtime.kill(&vm).await;
             if slot.is_none() {
                 self.release_slot(&id);
@@ -216,6 +212,20 @@ impl Manager {
         self.deadlines_changed();
         info!(sandbox = %id, template = %row.template_id, "sandbox started");
         Ok(row)
+    }
+
+    /// What a new VM needs before it is handed out, beyond `/init`: its volumes mounted and,
+    /// with transform rules, the egress CA trusted. The caller kills the VM on failure.
+    async fn prepare_guest(
+        &self,
+        id: &str,
+        vm: &crate::vm::VmInfo,
+        token: Option<&str>,
+        mounts: &[crate::volumes::VolumeMount],
+        network: Option<&crate::network::NetworkConfig>,
+    ) -> ApiResult<()> {
+        self.attach_volumes(id, vm, token, mounts).await?;
+        self.trust_egress_ca(vm, token, network).await
     }
 
     pub fn get(&self, id: &str) -> ApiResult<SandboxRow> {
@@ -432,11 +442,7 @@ impl Manager {
                 cold_boot,
             })
             .await?;
-        let prepared = match self.attach_volumes(&row.id, &vm, access_token.as_deref(), &row.volume_mounts).await {
-            Ok(()) => self.trust_egress_ca(&vm, access_token.as_deref(), row.network.as_ref()).await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = prepared {
+        if let Err(e) = self.prepare_guest(&row.id, &vm, access_token.as_deref(), &row.volume_mounts, row.network.as_ref()).await {
             let _ = self.inner.runtime.kill(&vm).await;
             return Err(e);
         }
