@@ -108,8 +108,7 @@ pub async fn remove(Content { tree, q }: Content) -> ApiResult<StatusCode> {
 }
 
 pub async fn read_file(Content { tree, q }: Content) -> ApiResult<Response> {
-    let host = tree.file_for_read(&q.path)?;
-    let file = tokio::fs::File::open(&host).await?;
+    let file = tokio::fs::File::from_std(tree.file_for_read(&q.path)?);
     let len = file.metadata().await?.len();
     let body = Body::from_stream(tokio_util::io::ReaderStream::new(file));
     Ok(([(header::CONTENT_TYPE, "application/octet-stream".to_string()), (header::CONTENT_LENGTH, len.to_string())], body)
@@ -145,8 +144,8 @@ async fn write(
 ) -> Result<EntryStat, (ApiError, Option<Body>)> {
     let prepared = parse_content_query(raw)
         .and_then(|q| tree(state, id, headers).map(|t| (q, t)))
-        .and_then(|(q, t)| t.prepare_write(&q.path, &q.meta, q.force).map(|(host, shown)| (q, t, host, shown)));
-    let (q, t, host, shown) = match prepared {
+        .and_then(|(q, t)| t.prepare_write(&q.path, &q.meta, q.force).map(|target| (q, t, target)));
+    let (q, t, target) = match prepared {
         Ok(p) => p,
         Err(e) => return Err((e, Some(body))),
     };
@@ -154,7 +153,7 @@ async fn write(
     let max = max_upload();
     let mut body = body;
     let copied = super::body_cap::stream_to_file(&mut body, &tmp, max, "SANDBOXD_VOLUME_FILE_MAX_MB", |_| Ok(())).await;
-    let result = copied.and_then(|_| t.publish(&tmp, &host, &shown, q.meta));
+    let result = copied.and_then(|_| t.publish(&tmp, target, q.meta));
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }

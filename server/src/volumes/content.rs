@@ -2,18 +2,25 @@
 //! remove, inside one volume's tree.
 //!
 //! Invariants:
-//! - A request path is made of plain names: `..`, NUL and a path through a symlink are refused
-//!   (400), so nothing outside the volume's `data` directory is ever touched.
+//! - A request path is made of plain names: `..` and NUL are refused (400). It is resolved by
+//!   [`super::at`], one name at a time without following symlinks, and used only through the
+//!   descriptors that gives, so nothing outside the volume's `data` directory is ever touched,
+//!   even by a sandbox that has the volume mounted and swaps a directory for a symlink while a
+//!   request runs. A path through a symlink is a 400; a symlink's mode is never changed.
 //! - A write is published only when complete: the body streams into `tmp/`, is fsynced and
 //!   renamed over the target. A broken upload or a full disk (507) leaves the old file as it was.
 //! - Paths are reported as absolute within the volume (`/dir/file`); the root is `/`.
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::ffi::CString;
+use std::fs::File;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::at::{self, Errno, check, cstr, openat};
+use super::wire::Attr;
 use crate::error::{ApiError, ApiResult};
 
 pub const DATA: &str = "data";
@@ -53,6 +60,14 @@ pub struct Tree {
     dir: PathBuf,
 }
 
+/// Where an upload is published: its directory (held open while the body streams) and name.
+#[derive(Debug)]
+pub struct Target {
+    dir: OwnedFd,
+    name: CString,
+    shown: String,
+}
+
 /// A checked request path: the names it is made of.
 struct Rel(Vec<String>);
 
@@ -75,21 +90,53 @@ impl Rel {
     fn display(&self) -> String {
         format!("/{}", self.0.join("/"))
     }
+
+    fn last(&self) -> ApiResult<Option<CString>> {
+        self.0.last().map(|n| cstr(n).map_err(|_| ApiError::bad_request("path must not contain NUL"))).transpose()
+    }
 }
 
-fn ts(secs: i64, nsecs: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp(secs, nsecs.clamp(0, 999_999_999) as u32).unwrap_or_default()
+/// An opened path: its parent directory and last name (`None`: the volume's root itself).
+struct Loc {
+    dir: OwnedFd,
+    name: Option<CString>,
+}
+
+/// Why a walk to a path's parent stopped.
+enum Walk {
+    /// A directory on the way does not exist.
+    Missing,
+    Refused(ApiError),
+}
+
+impl From<ApiError> for Walk {
+    fn from(e: ApiError) -> Self {
+        Walk::Refused(e)
+    }
+}
+
+fn ts(ns: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(ns.div_euclid(1_000_000_000), ns.rem_euclid(1_000_000_000) as u32).unwrap_or_default()
 }
 
 fn path_not_found(p: &str) -> ApiError {
     ApiError::not_found(format!("path {p} not found"))
 }
 
-fn io_err(e: std::io::Error, p: &str) -> ApiError {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => path_not_found(p),
-        std::io::ErrorKind::AlreadyExists => ApiError::conflict(format!("path {p} already exists")),
-        _ => ApiError::from(e),
+fn errno_err(e: Errno, p: &str) -> ApiError {
+    match e {
+        libc::ENOENT => path_not_found(p),
+        libc::EEXIST => ApiError::conflict(format!("path {p} already exists")),
+        e => ApiError::from(std::io::Error::from_raw_os_error(e)),
+    }
+}
+
+fn kind_name(kind: char) -> &'static str {
+    match kind {
+        'd' => "directory",
+        'f' => "file",
+        'l' => "symlink",
+        _ => "unknown",
     }
 }
 
@@ -102,63 +149,77 @@ impl Tree {
         self.dir.join(DATA)
     }
 
-    /// The host path of `rel`, refusing any component (but the last) that is not a directory.
-    fn host(&self, rel: &Rel) -> ApiResult<PathBuf> {
-        let mut p = self.data();
-        for (i, name) in rel.0.iter().enumerate() {
-            p.push(name);
-            if i + 1 < rel.0.len() {
-                match std::fs::symlink_metadata(&p) {
-                    Ok(m) if m.file_type().is_symlink() => {
-                        return Err(ApiError::bad_request(format!("path {} goes through a symlink", rel.display())));
-                    }
-                    Ok(m) if !m.is_dir() => {
-                        return Err(ApiError::bad_request(format!("{} is not a directory", p.display_in(&self.data()))));
-                    }
-                    _ => {}
+    /// Opens the directories of `rel` but its last name, one at a time without following a
+    /// symlink; with `make`, missing ones are created (mode 0755).
+    fn walk_to_parent(&self, rel: &Rel, make: bool) -> Result<OwnedFd, Walk> {
+        let mut dir = at::open_root(&self.data()).map_err(|e| errno_err(e, "/"))?;
+        let dirs = rel.0.len().saturating_sub(1);
+        for (i, name) in rel.0[..dirs].iter().enumerate() {
+            let shown = Rel(rel.0[..=i].to_vec()).display();
+            let c = cstr(name).map_err(|e| errno_err(e, &shown))?;
+            if make {
+                // SAFETY: plain syscall on a valid fd and C string.
+                match check(unsafe { libc::mkdirat(dir.as_raw_fd(), c.as_ptr(), DEFAULT_DIR_MODE) }) {
+                    Ok(()) | Err(libc::EEXIST) => {}
+                    Err(e) => return Err(errno_err(e, &shown).into()),
                 }
             }
+            dir = match at::open_dir_in(&dir, &c) {
+                Ok(d) => d,
+                Err(libc::ENOENT) => return Err(Walk::Missing),
+                Err(libc::ENOTDIR) | Err(libc::ELOOP) => {
+                    let symlink = at::stat_entry(&dir, Some(&c)).is_ok_and(|a| a.kind == 'l');
+                    return Err(Walk::Refused(ApiError::bad_request(match symlink {
+                        true => format!("path {} goes through a symlink", rel.display()),
+                        false => format!("{shown} is not a directory"),
+                    })));
+                }
+                Err(e) => return Err(errno_err(e, &shown).into()),
+            };
         }
-        Ok(p)
+        Ok(dir)
     }
 
-    fn stat_at(&self, host: &Path, rel_path: &str) -> ApiResult<EntryStat> {
-        let m = std::fs::symlink_metadata(host).map_err(|e| io_err(e, rel_path))?;
-        let ft = m.file_type();
-        let kind = if ft.is_dir() {
-            "directory"
-        } else if ft.is_file() {
-            "file"
-        } else if ft.is_symlink() {
-            "symlink"
-        } else {
-            "unknown"
+    /// `rel` opened as a parent and a name; a missing directory on the way is a 404 `missing`.
+    fn locate(&self, rel: &Rel, make: bool, missing: impl FnOnce() -> ApiError) -> ApiResult<Loc> {
+        match self.walk_to_parent(rel, make) {
+            Ok(dir) => Ok(Loc { dir, name: rel.last()? }),
+            Err(Walk::Missing) => Err(missing()),
+            Err(Walk::Refused(e)) => Err(e),
+        }
+    }
+
+    fn entry_stat(loc: &Loc, shown: &str) -> ApiResult<EntryStat> {
+        let a = at::stat_entry(&loc.dir, loc.name.as_ref()).map_err(|e| errno_err(e, shown))?;
+        Ok(Self::to_stat(a, &loc.dir, loc.name.as_ref(), shown))
+    }
+
+    fn to_stat(a: Attr, dir: &OwnedFd, name: Option<&CString>, shown: &str) -> EntryStat {
+        let target = match (name, a.kind) {
+            (Some(n), 'l') => at::read_link(dir, n).ok(),
+            _ => None,
         };
-        let target = ft.is_symlink().then(|| std::fs::read_link(host).ok()).flatten().map(|t| t.display().to_string());
-        let name = host
-            .file_name()
-            .filter(|_| rel_path != "/")
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "/".into());
-        Ok(EntryStat {
+        let name = name.map_or_else(|| "/".into(), |n| n.to_string_lossy().into_owned());
+        EntryStat {
             name,
-            kind,
-            path: rel_path.to_string(),
-            size: m.len(),
-            mode: m.mode() & 0o7777,
-            uid: m.uid(),
-            gid: m.gid(),
-            atime: ts(m.atime(), m.atime_nsec()),
-            mtime: ts(m.mtime(), m.mtime_nsec()),
-            ctime: ts(m.ctime(), m.ctime_nsec()),
+            kind: kind_name(a.kind),
+            path: shown.to_string(),
+            size: a.size,
+            mode: a.mode,
+            uid: a.uid,
+            gid: a.gid,
+            atime: ts(a.atime),
+            mtime: ts(a.mtime),
+            ctime: ts(a.ctime),
             target,
-        })
+        }
     }
 
     pub fn stat(&self, path: &str) -> ApiResult<EntryStat> {
         let rel = Rel::parse(path)?;
-        let host = self.host(&rel)?;
-        self.stat_at(&host, &rel.display())
+        let shown = rel.display();
+        let loc = self.locate(&rel, false, || path_not_found(&shown))?;
+        Self::entry_stat(&loc, &shown)
     }
 
     /// Entries of a directory, `depth` levels deep (1 = its children), sorted by path.
@@ -168,40 +229,52 @@ impl Tree {
             return Err(ApiError::bad_request(format!("depth must be between 1 and {MAX_DEPTH}")));
         }
         let rel = Rel::parse(path)?;
-        let host = self.host(&rel)?;
-        let top = self.stat_at(&host, &rel.display())?;
-        if top.kind != "directory" {
-            return Err(ApiError::bad_request(format!("path {} is not a directory", rel.display())));
+        let shown = rel.display();
+        let loc = self.locate(&rel, false, || path_not_found(&shown))?;
+        if Self::entry_stat(&loc, &shown)?.kind != "directory" {
+            return Err(ApiError::bad_request(format!("path {shown} is not a directory")));
         }
+        let dir = match &loc.name {
+            Some(n) => at::open_dir_in(&loc.dir, n).map_err(|e| errno_err(e, &shown))?,
+            None => loc.dir,
+        };
         let mut out = Vec::new();
-        self.walk(&host, &rel.0, depth, &mut out)?;
+        Self::walk(dir, &rel.0, depth, &mut out)?;
         out.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(out)
     }
 
-    fn walk(&self, host: &Path, names: &[String], depth: u32, out: &mut Vec<EntryStat>) -> ApiResult<()> {
-        let mut entries: Vec<_> = std::fs::read_dir(host)?.collect::<Result<_, _>>()?;
-        entries.sort_by_key(|e| e.file_name());
-        for e in entries {
+    fn walk(dir: OwnedFd, names: &[String], depth: u32, out: &mut Vec<EntryStat>) -> ApiResult<()> {
+        let shown = Rel(names.to_vec()).display();
+        for (name, attr) in at::read_dir(&dir).map_err(|e| errno_err(e, &shown))? {
+            let c = cstr(&name).map_err(|e| errno_err(e, &shown))?;
             let mut child = names.to_vec();
-            child.push(e.file_name().to_string_lossy().into_owned());
+            child.push(name);
             let rel = Rel(child);
-            let stat = self.stat_at(&e.path(), &rel.display())?;
-            let is_dir = stat.kind == "directory";
-            out.push(stat);
-            if is_dir && depth > 1 {
-                self.walk(&e.path(), &rel.0, depth - 1, out)?;
+            out.push(Self::to_stat(attr, &dir, Some(&c), &rel.display()));
+            // One replaced by a symlink since it was listed is listed, not descended into.
+            if attr.kind == 'd' && depth > 1 && let Ok(sub) = at::open_dir_in(&dir, &c) {
+                Self::walk(sub, &rel.0, depth - 1, out)?;
             }
         }
         Ok(())
     }
 
-    fn apply(host: &Path, meta: Metadata, default_mode: Option<u32>) -> std::io::Result<()> {
+    /// Applies `meta` (or `default_mode`) to the node at `loc`; a symlink's mode is refused.
+    fn apply(loc: &Loc, meta: Metadata, default_mode: Option<u32>, shown: &str) -> ApiResult<()> {
         if let Some(mode) = meta.mode.or(default_mode) {
-            std::fs::set_permissions(host, std::fs::Permissions::from_mode(mode & 0o7777))?;
+            let node = match &loc.name {
+                Some(n) => openat(loc.dir.as_raw_fd(), n, libc::O_PATH | libc::O_NOFOLLOW, 0),
+                None => loc.dir.try_clone().map_err(at::io_errno),
+            }
+            .map_err(|e| errno_err(e, shown))?;
+            if at::stat_entry(&node, None).is_ok_and(|a| a.kind == 'l') {
+                return Err(ApiError::bad_request(format!("path {shown} is a symlink: its mode cannot be changed")));
+            }
+            at::chmod(&node, mode).map_err(|e| errno_err(e, shown))?;
         }
         if meta.uid.is_some() || meta.gid.is_some() {
-            std::os::unix::fs::lchown(host, meta.uid, meta.gid)?;
+            at::chown(&loc.dir, loc.name.as_ref(), meta.uid, meta.gid).map_err(|e| errno_err(e, shown))?;
         }
         Ok(())
     }
@@ -220,45 +293,36 @@ impl Tree {
         if rel.0.is_empty() {
             return Err(ApiError::conflict("path / already exists"));
         }
-        let host = self.host(&rel)?;
         let shown = rel.display();
-        if force {
-            match std::fs::symlink_metadata(&host) {
-                Ok(m) if m.is_dir() => {}
-                Ok(_) => return Err(ApiError::conflict(format!("path {shown} exists and is not a directory"))),
-                Err(_) => std::fs::create_dir_all(&host).map_err(|e| io_err(e, &shown))?,
-            }
-        } else {
-            let parent = host.parent().unwrap_or(&host);
-            if !parent.is_dir() {
-                return Err(ApiError::not_found(format!("parent directory of {shown} not found")));
-            }
-            std::fs::create_dir(&host).map_err(|e| io_err(e, &shown))?;
+        let loc = self.locate(&rel, force, || ApiError::not_found(format!("parent directory of {shown} not found")))?;
+        let name = loc.name.as_ref().expect("not the root");
+        // SAFETY: plain syscall on a valid fd and C string.
+        match check(unsafe { libc::mkdirat(loc.dir.as_raw_fd(), name.as_ptr(), DEFAULT_DIR_MODE) }) {
+            Ok(()) => {}
+            Err(libc::EEXIST) if force => match at::stat_entry(&loc.dir, Some(name)) {
+                Ok(a) if a.kind == 'd' => {}
+                _ => return Err(ApiError::conflict(format!("path {shown} exists and is not a directory"))),
+            },
+            Err(e) => return Err(errno_err(e, &shown)),
         }
-        Self::apply(&host, meta, Some(meta.mode.unwrap_or(DEFAULT_DIR_MODE)))?;
-        self.stat_at(&host, &shown)
+        Self::apply(&loc, meta, Some(meta.mode.unwrap_or(DEFAULT_DIR_MODE)), &shown)?;
+        Self::entry_stat(&loc, &shown)
     }
 
-    /// Where an upload of `path` goes: checked, with its parent made when `force`.
-    pub fn prepare_write(&self, path: &str, meta: &Metadata, force: bool) -> ApiResult<(PathBuf, String)> {
+    /// Where an upload of `path` goes: checked, with its parents made when `force`.
+    pub fn prepare_write(&self, path: &str, meta: &Metadata, force: bool) -> ApiResult<Target> {
         Self::check_mode(meta)?;
         let rel = Rel::parse(path)?;
         if rel.0.is_empty() {
             return Err(ApiError::bad_request("path / is a directory"));
         }
-        let host = self.host(&rel)?;
         let shown = rel.display();
-        if std::fs::symlink_metadata(&host).is_ok_and(|m| m.is_dir()) {
+        let loc = self.locate(&rel, force, || ApiError::not_found(format!("parent directory of {shown} not found")))?;
+        let name = loc.name.expect("not the root");
+        if at::stat_entry(&loc.dir, Some(&name)).is_ok_and(|a| a.kind == 'd') {
             return Err(ApiError::conflict(format!("path {shown} is a directory")));
         }
-        let parent = host.parent().unwrap_or(&host).to_path_buf();
-        if !parent.is_dir() {
-            if !force {
-                return Err(ApiError::not_found(format!("parent directory of {shown} not found")));
-            }
-            std::fs::create_dir_all(&parent).map_err(|e| io_err(e, &shown))?;
-        }
-        Ok((host, shown))
+        Ok(Target { dir: loc.dir, name, shown })
     }
 
     /// A fresh temporary file for an upload, on the volume's filesystem.
@@ -266,33 +330,56 @@ impl Tree {
         self.dir.join(TMP).join(format!("upload-{}", crate::ids::image_id()))
     }
 
-    /// Publish a complete upload as `host` and apply its metadata.
-    pub fn publish(&self, tmp: &Path, host: &Path, shown: &str, meta: Metadata) -> ApiResult<EntryStat> {
-        Self::apply(tmp, meta, Some(meta.mode.unwrap_or(DEFAULT_FILE_MODE)))?;
-        std::fs::rename(tmp, host).map_err(|e| io_err(e, shown))?;
-        self.stat_at(host, shown)
+    /// Publish a complete upload (`tmp`, under this volume's `tmp/`) as `target` and apply its
+    /// metadata. A symlink at the target's name is replaced, not followed.
+    pub fn publish(&self, tmp: &Path, target: Target, meta: Metadata) -> ApiResult<EntryStat> {
+        let mode = meta.mode.unwrap_or(DEFAULT_FILE_MODE);
+        std::fs::set_permissions(tmp, std::os::unix::fs::PermissionsExt::from_mode(mode & 0o7777))?;
+        if meta.uid.is_some() || meta.gid.is_some() {
+            std::os::unix::fs::chown(tmp, meta.uid, meta.gid)?;
+        }
+        let from = cstr(tmp.to_str().unwrap_or_default()).map_err(|e| errno_err(e, &target.shown))?;
+        // SAFETY: plain syscall on valid fds and C strings.
+        let renamed = check(unsafe {
+            libc::renameat(libc::AT_FDCWD, from.as_ptr(), target.dir.as_raw_fd(), target.name.as_ptr())
+        });
+        match renamed {
+            Err(libc::EISDIR) => return Err(ApiError::conflict(format!("path {} is a directory", target.shown))),
+            r => r.map_err(|e| errno_err(e, &target.shown))?,
+        }
+        Self::entry_stat(&Loc { dir: target.dir, name: Some(target.name) }, &target.shown)
     }
 
-    /// The file to stream for a read.
-    pub fn file_for_read(&self, path: &str) -> ApiResult<PathBuf> {
+    /// The regular file to stream for a read, opened (a symlink is never followed).
+    pub fn file_for_read(&self, path: &str) -> ApiResult<File> {
         let rel = Rel::parse(path)?;
-        let host = self.host(&rel)?;
-        let stat = self.stat_at(&host, &rel.display())?;
-        match stat.kind {
-            "file" => Ok(host),
-            "directory" => Err(ApiError::bad_request(format!("path {} is a directory", rel.display()))),
-            _ => Err(ApiError::bad_request(format!("path {} is not a regular file", rel.display()))),
+        let shown = rel.display();
+        let loc = self.locate(&rel, false, || path_not_found(&shown))?;
+        let not_file = |kind: char| match kind {
+            'd' => ApiError::bad_request(format!("path {shown} is a directory")),
+            _ => ApiError::bad_request(format!("path {shown} is not a regular file")),
+        };
+        let Some(name) = &loc.name else { return Err(not_file('d')) };
+        let file = match openat(loc.dir.as_raw_fd(), name, libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK, 0) {
+            Ok(fd) => File::from(fd),
+            Err(libc::ELOOP) => return Err(not_file('l')),
+            Err(e) => return Err(errno_err(e, &shown)),
+        };
+        match file.metadata()?.file_type() {
+            t if t.is_file() => Ok(file),
+            t if t.is_dir() => Err(not_file('d')),
+            _ => Err(not_file('o')),
         }
     }
 
     pub fn update_metadata(&self, path: &str, meta: Metadata) -> ApiResult<EntryStat> {
         Self::check_mode(&meta)?;
         let rel = Rel::parse(path)?;
-        let host = self.host(&rel)?;
         let shown = rel.display();
-        self.stat_at(&host, &shown)?;
-        Self::apply(&host, meta, None).map_err(|e| io_err(e, &shown))?;
-        self.stat_at(&host, &shown)
+        let loc = self.locate(&rel, false, || path_not_found(&shown))?;
+        Self::entry_stat(&loc, &shown)?;
+        Self::apply(&loc, meta, None, &shown)?;
+        Self::entry_stat(&loc, &shown)
     }
 
     /// Remove a file, symlink or directory (with its contents).
@@ -301,22 +388,9 @@ impl Tree {
         if rel.0.is_empty() {
             return Err(ApiError::bad_request("the volume's root cannot be removed"));
         }
-        let host = self.host(&rel)?;
         let shown = rel.display();
-        let m = std::fs::symlink_metadata(&host).map_err(|e| io_err(e, &shown))?;
-        let r = if m.is_dir() { std::fs::remove_dir_all(&host) } else { std::fs::remove_file(&host) };
-        r.map_err(|e| io_err(e, &shown))
-    }
-}
-
-/// `p` shown relative to `root` as a volume path.
-trait DisplayIn {
-    fn display_in(&self, root: &Path) -> String;
-}
-
-impl DisplayIn for PathBuf {
-    fn display_in(&self, root: &Path) -> String {
-        format!("/{}", self.strip_prefix(root).unwrap_or(self).display())
+        let loc = self.locate(&rel, false, || path_not_found(&shown))?;
+        at::remove_all(&loc.dir, loc.name.as_ref().expect("not the root")).map_err(|e| errno_err(e, &shown))
     }
 }
 
@@ -355,10 +429,10 @@ mod tests {
         assert_eq!(t.make_dir("/a/b", Metadata::default(), false).unwrap_err().status, 409);
         t.make_dir("/a/b", Metadata::default(), true).unwrap();
 
-        let (host, shown) = t.prepare_write("/a/b/f.txt", &Metadata::default(), false).unwrap();
+        let target = t.prepare_write("/a/b/f.txt", &Metadata::default(), false).unwrap();
         let tmp = t.temp_path();
         std::fs::write(&tmp, b"hello").unwrap();
-        let s = t.publish(&tmp, &host, &shown, Metadata::default()).unwrap();
+        let s = t.publish(&tmp, target, Metadata::default()).unwrap();
         assert_eq!((s.size, s.mode, s.name.as_str()), (5, 0o644, "f.txt"));
         assert_eq!(t.prepare_write("/a", &Metadata::default(), true).unwrap_err().status, 409);
         assert_eq!(t.prepare_write("/x/y", &Metadata::default(), false).unwrap_err().status, 404);
@@ -378,5 +452,48 @@ mod tests {
         t.remove("/a").unwrap();
         assert_eq!(t.remove("/a").unwrap_err().status, 404);
         assert_eq!(t.remove("/").unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn a_symlink_planted_in_the_tree_is_never_followed() {
+        use std::os::unix::fs::PermissionsExt;
+        let (d, t) = tree();
+        let data = d.path().join(DATA);
+        let outside = d.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        std::fs::write(outside.join("secret"), "secret").unwrap();
+        std::os::unix::fs::symlink(&outside, data.join("dir-link")).unwrap();
+        std::os::unix::fs::symlink(outside.join("secret"), data.join("file-link")).unwrap();
+
+        // An upload's directory is held open: swapping it for a symlink (as a sandbox with the
+        // volume mounted could, mid-upload) moves nothing outside.
+        t.make_dir("/d", Metadata::default(), false).unwrap();
+        let target = t.prepare_write("/d/secret", &Metadata::default(), false).unwrap();
+        std::fs::rename(data.join("d"), data.join("moved")).unwrap();
+        std::os::unix::fs::symlink(&outside, data.join("d")).unwrap();
+        let tmp = t.temp_path();
+        std::fs::write(&tmp, b"planted").unwrap();
+        t.publish(&tmp, target, Metadata::default()).unwrap();
+        assert_eq!(std::fs::read_to_string(outside.join("secret")).unwrap(), "secret");
+        assert_eq!(std::fs::read_to_string(data.join("moved/secret")).unwrap(), "planted");
+
+        for path in ["/d/secret", "/dir-link/secret"] {
+            assert_eq!(t.prepare_write(path, &Metadata::default(), true).unwrap_err().status, 400, "{path}");
+            assert_eq!(t.make_dir(&format!("{path}-dir"), Metadata::default(), true).unwrap_err().status, 400);
+            assert_eq!(t.stat(path).unwrap_err().status, 400);
+        }
+        assert_eq!(t.file_for_read("/file-link").unwrap_err().status, 400);
+        let chmod = Metadata { mode: Some(0o777), ..Default::default() };
+        assert_eq!(t.update_metadata("/file-link", chmod).unwrap_err().status, 400);
+        let mode = std::fs::metadata(outside.join("secret")).unwrap().permissions().mode();
+        assert_ne!(mode & 0o777, 0o777, "chmod did not follow the link");
+        let listed: Vec<_> = t.list("/", Some(3)).unwrap().into_iter().map(|e| (e.path, e.kind)).collect();
+        assert!(listed.contains(&("/dir-link".into(), "symlink")) && !listed.iter().any(|(p, _)| p.starts_with("/dir-link/")));
+        t.remove("/d").unwrap();
+        t.remove("/dir-link").unwrap();
+        assert!(outside.join("secret").exists(), "removing a link leaves its target");
+        std::os::unix::fs::symlink(&outside, data.join("moved/inner")).unwrap();
+        t.remove("/moved").unwrap();
+        assert!(outside.join("secret").exists() && !data.join("moved").exists());
     }
 }

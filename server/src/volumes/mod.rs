@@ -15,6 +15,7 @@
 //!   mounts each as a FUSE file system whose operations come back to sandboxd over the
 //!   sandbox's volume channel ([`channel`], [`serve`], [`wire`]; see `manager/volumes.rs`).
 
+pub mod at;
 pub mod channel;
 pub mod content;
 pub mod serve;

@@ -2,17 +2,16 @@
 //! sandbox, done on the volumes' trees on this host.
 //!
 //! Invariants:
-//! - Nothing outside a volume's `data` directory is touched: every path is walked one plain
-//!   name at a time from the volume's root with `O_NOFOLLOW` directories (a symlink on the way
-//!   is `ENOTDIR`/`ELOOP`), and the last name is used through `*at` calls that do not follow
-//!   it. Symlinks inside a volume are stored and read back, never followed here.
+//! - Nothing outside a volume's `data` directory is touched: paths are resolved by [`super::at`]
+//!   (one plain name at a time, `O_NOFOLLOW`, the last name only through `*at` calls).
+//!   Symlinks inside a volume are stored and read back, never followed here.
 //! - Requests are independent (path, offset): a connection carries no state, so one lost at
 //!   a snapshot or restart is simply replaced.
 
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::fs::File;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,35 +19,11 @@ use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 
+use super::at::{self, R, check, cstr, io_errno, last_errno, openat, stat_at};
 use super::wire::{self, Attr, Entry, Request, Response, Statfs};
-
-type Errno = i32;
-type R<T> = Result<T, Errno>;
 
 /// The trees a channel serves, by volume ID (each a volume's `data` directory).
 pub type Roots = HashMap<String, PathBuf>;
-
-fn last_errno() -> Errno {
-    std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
-}
-
-fn io_errno(e: std::io::Error) -> Errno {
-    e.raw_os_error().unwrap_or(libc::EIO)
-}
-
-fn cstr(s: &str) -> R<CString> {
-    CString::new(s).map_err(|_| libc::EINVAL)
-}
-
-fn openat(dir: libc::c_int, name: &CString, flags: libc::c_int, mode: libc::mode_t) -> R<OwnedFd> {
-    // SAFETY: `name` is a valid C string; the returned fd is owned by nobody else.
-    let fd = unsafe { libc::openat(dir, name.as_ptr(), flags | libc::O_CLOEXEC, mode as libc::c_uint) };
-    if fd < 0 { Err(last_errno()) } else { Ok(unsafe { OwnedFd::from_raw_fd(fd) }) }
-}
-
-fn check(rc: libc::c_int) -> R<()> {
-    if rc < 0 { Err(last_errno()) } else { Ok(()) }
-}
 
 /// The plain names of an absolute in-volume path (`/` has none).
 fn names(path: &str) -> R<Vec<&str>> {
@@ -70,12 +45,7 @@ struct Tree<'a> {
 
 impl Tree<'_> {
     fn dir(&self, names: &[&str]) -> R<OwnedFd> {
-        let root = cstr(self.root.to_str().ok_or(libc::EINVAL)?)?;
-        let mut fd = openat(libc::AT_FDCWD, &root, libc::O_PATH | libc::O_DIRECTORY, 0)?;
-        for n in names {
-            fd = openat(fd.as_raw_fd(), &cstr(n)?, libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0)?;
-        }
-        Ok(fd)
+        at::open_dirs(self.root, names)
     }
 
     /// The directory holding `path`'s last name, and that name (`None` for the root).
@@ -97,12 +67,7 @@ impl Tree<'_> {
 
     fn stat(&self, path: &str) -> R<Attr> {
         let (dir, name) = self.parent(path)?;
-        let empty = CString::default();
-        let (name, flags) = match &name {
-            Some(n) => (n, libc::AT_SYMLINK_NOFOLLOW),
-            None => (&empty, libc::AT_EMPTY_PATH),
-        };
-        stat_at(dir.as_raw_fd(), name, flags)
+        at::stat_entry(&dir, name.as_ref())
     }
 
     /// Opens a regular file (or directory, for fsync) without following a final symlink.
@@ -116,19 +81,9 @@ impl Tree<'_> {
     }
 
     fn readdir(&self, path: &str) -> R<Vec<Entry>> {
-        let n = names(path)?;
-        let dir = self.dir(&n)?;
-        let listing = std::fs::read_dir(format!("/proc/self/fd/{}", dir.as_raw_fd())).map_err(io_errno)?;
-        let mut out = Vec::new();
-        for e in listing {
-            let e = e.map_err(io_errno)?;
-            // Names the wire cannot carry are left out rather than mangled.
-            let Some(name) = e.file_name().to_str().map(str::to_string) else { continue };
-            let Ok(attr) = stat_at(dir.as_raw_fd(), &cstr(&name)?, libc::AT_SYMLINK_NOFOLLOW) else { continue };
-            out.push(Entry { name, attr });
-        }
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(out)
+        let dir = self.dir(&names(path)?)?;
+        // Names the wire cannot carry are left out rather than mangled.
+        Ok(at::read_dir(&dir)?.into_iter().map(|(name, attr)| Entry { name, attr }).collect())
     }
 
     fn read(&self, path: &str, off: u64, len: u32) -> R<Vec<u8>> {
@@ -154,9 +109,7 @@ impl Tree<'_> {
     }
 
     fn chown(dir: &OwnedFd, name: &CString, req: &Request) -> R<()> {
-        let (uid, gid) = (req.uid.unwrap_or(u32::MAX), req.gid.unwrap_or(u32::MAX));
-        // SAFETY: plain syscall on a valid fd and C string.
-        check(unsafe { libc::fchownat(dir.as_raw_fd(), name.as_ptr(), uid, gid, libc::AT_SYMLINK_NOFOLLOW) })
+        at::chown(dir, Some(name), req.uid, req.gid)
     }
 
     fn create(&self, req: &Request) -> R<Attr> {
@@ -192,14 +145,7 @@ impl Tree<'_> {
 
     fn readlink(&self, path: &str) -> R<String> {
         let (dir, name) = self.entry(path)?;
-        let mut buf = vec![0u8; libc::PATH_MAX as usize];
-        // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`.
-        let n = unsafe { libc::readlinkat(dir.as_raw_fd(), name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-        if n < 0 {
-            return Err(last_errno());
-        }
-        buf.truncate(n as usize);
-        String::from_utf8(buf).map_err(|_| libc::EINVAL)
+        at::read_link(&dir, &name)
     }
 
     fn remove(&self, path: &str, flags: libc::c_int) -> R<()> {
@@ -233,23 +179,17 @@ impl Tree<'_> {
             None => dir,
         };
         // The fd is already resolved inside the volume; its /proc link names exactly it.
-        let proc = cstr(&format!("/proc/self/fd/{}", node.as_raw_fd()))?;
+        let proc = at::proc_path(&node)?;
         if let Some(size) = req.size {
             let f = openat(libc::AT_FDCWD, &proc, libc::O_WRONLY, 0)?;
             // SAFETY: plain syscall on a valid fd.
             check(unsafe { libc::ftruncate(f.as_raw_fd(), size as libc::off_t) })?;
         }
         if let Some(mode) = req.mode {
-            // SAFETY: plain syscall on a valid C string.
-            check(unsafe { libc::chmod(proc.as_ptr(), mode & 0o7777) })?;
+            at::chmod(&node, mode)?;
         }
         if req.uid.is_some() || req.gid.is_some() {
-            let empty = CString::default();
-            let (uid, gid) = (req.uid.unwrap_or(u32::MAX), req.gid.unwrap_or(u32::MAX));
-            // SAFETY: plain syscall on a valid fd.
-            check(unsafe {
-                libc::fchownat(node.as_raw_fd(), empty.as_ptr(), uid, gid, libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW)
-            })?;
+            at::chown(&node, None, req.uid, req.gid)?;
         }
         if req.atime.is_some() || req.mtime.is_some() {
             let ts = |t: Option<i64>| match t {
@@ -276,31 +216,6 @@ impl Tree<'_> {
             bsize: s.fragment_size() as u32,
         })
     }
-}
-
-fn stat_at(dir: libc::c_int, name: &CString, flags: libc::c_int) -> R<Attr> {
-    // SAFETY: `st` is fully written by a successful fstatat.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    check(unsafe { libc::fstatat(dir, name.as_ptr(), &mut st, flags) })?;
-    let kind = match st.st_mode & libc::S_IFMT {
-        libc::S_IFREG => 'f',
-        libc::S_IFDIR => 'd',
-        libc::S_IFLNK => 'l',
-        _ => 'o',
-    };
-    let ns = |s: i64, n: i64| s.saturating_mul(1_000_000_000).saturating_add(n);
-    Ok(Attr {
-        kind,
-        size: st.st_size as u64,
-        blocks: st.st_blocks as u64,
-        mode: st.st_mode & 0o7777,
-        nlink: st.st_nlink as u32,
-        uid: st.st_uid,
-        gid: st.st_gid,
-        atime: ns(st.st_atime, st.st_atime_nsec),
-        mtime: ns(st.st_mtime, st.st_mtime_nsec),
-        ctime: ns(st.st_ctime, st.st_ctime_nsec),
-    })
 }
 
 /// Does one request; returns the response and the data that goes with it.
