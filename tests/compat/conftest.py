@@ -145,6 +145,15 @@ def make_sandboxd():
             shutil.rmtree(server.root, ignore_errors=True)
 
 
+@pytest.fixture
+def volume_server(make_sandboxd, monkeypatch):
+    """A sandboxd of its own that also serves the volume content API the official SDKs reach
+    through `E2B_VOLUME_API_URL`."""
+    server = make_sandboxd()
+    monkeypatch.setenv("E2B_VOLUME_API_URL", server.url)
+    return server
+
+
 _template_build = {}
 
 

@@ -15,10 +15,8 @@ from official_js import run_js
 
 
 @pytest.fixture
-def srv(make_sandboxd, monkeypatch):
-    server = make_sandboxd()
-    monkeypatch.setenv("E2B_VOLUME_API_URL", server.url)
-    return server
+def srv(volume_server):
+    return volume_server
 
 
 def opts(server):

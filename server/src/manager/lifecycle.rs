@@ -425,8 +425,7 @@ impl Manager {
         // Paused on a node that died since: its pause image comes from the object store.
         img.dir = self.local_image(img.dir).await?;
         let meta = Runtime::read_meta(&img.dir)?;
-        let egress = super::network::egress_spec(row.network.as_ref(), row.allow_internet)?;
-        let egress = super::network::identified(egress, &row.id, &row.template_id);
+        let egress = super::network::sandbox_egress(row.network.as_ref(), row.allow_internet, &row)?;
         let slot = self.reserve_slot(meta.memory_mb)?;
         let _gc = self.inner.gc_guard.read().await;
         let access_token = row.access_token.clone();

@@ -44,6 +44,15 @@ pub(super) fn identified(egress: Option<Egress>, sandbox_id: &str, template_id: 
     })
 }
 
+/// The egress an existing sandbox's launch or update enforces: `egress_spec`, identified.
+pub(super) fn sandbox_egress(
+    network: Option<&NetworkConfig>,
+    allow_internet: bool,
+    row: &SandboxRow,
+) -> ApiResult<Option<Egress>> {
+    Ok(identified(egress_spec(network, allow_internet)?, &row.id, &row.template_id))
+}
+
 /// Where a sandbox with transform rules keeps the egress CA, and the bundle it is added to.
 const CA_FILE: &str = "/usr/local/share/ca-certificates/sandboxd-egress.crt";
 const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
@@ -102,7 +111,7 @@ impl Manager {
         let vm = row.vm.clone().ok_or_else(|| ApiError::internal("running sandbox without a VM"))?;
         let (config, allow_internet) =
             req.apply_update(&row.network.clone().unwrap_or_default(), row.allow_internet)?;
-        let egress = identified(egress_spec(Some(&config), allow_internet)?, &row.id, &row.template_id);
+        let egress = sandbox_egress(Some(&config), allow_internet, &row)?;
         match egress {
             Some(egress) => {
                 let runtime = self.inner.runtime.clone();
@@ -132,8 +141,7 @@ impl Manager {
     /// table survives in its namespace, but the domain proxy does not).
     pub(super) fn reapply_network(&self, row: &SandboxRow) {
         let Some(vm) = &row.vm else { return };
-        if let Ok(egress) = egress_spec(row.network.as_ref(), row.allow_internet)
-            && let Some(egress) = identified(egress, &row.id, &row.template_id)
+        if let Ok(Some(egress)) = sandbox_egress(row.network.as_ref(), row.allow_internet, row)
             && let Err(e) = self.inner.runtime.set_egress(vm, &egress)
         {
             warn!(sandbox = %row.id, error = %e, "could not re-apply the sandbox's egress rules");
