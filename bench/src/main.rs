@@ -47,7 +47,7 @@ use crate::scenarios::{Plan, Systems, fail};
 /// The name sandboxd's rows carry (`Ours::name`).
 pub const OURS: &str = "sandboxd";
 
-const ALL: &[&str] = &["snapshot", "restore", "pause-resume", "api", "create", "pool", "template"];
+const ALL: &[&str] = &["snapshot", "restore", "restore-pool", "pause-resume", "api", "create", "pool", "template"];
 
 #[derive(Parser)]
 #[command(about = "Benchmarks sandboxd against gVisor and CRIU on this machine; writes results.json and a markdown report")]
@@ -56,7 +56,8 @@ struct Args {
     /// the test suite's smoke run. Without it: the full counts (see the other options).
     #[arg(long)]
     quick: bool,
-    /// Scenarios to run, comma-separated: snapshot, restore, pause-resume, api, create, pool, template;
+    /// Scenarios to run, comma-separated: snapshot, restore, restore-pool, pause-resume, api, create, pool,
+    /// template;
     /// or `cluster` alone (not in the default set: a two-node cluster, into <out-dir>/cluster/).
     #[arg(long, value_delimiter = ',', default_values_t = ALL.iter().map(|s| s.to_string()))]
     scenario: Vec<String>,
@@ -287,6 +288,13 @@ fn main() -> anyhow::Result<()> {
     if wants("restore") || wants("pause-resume") {
         let guest = guest_label(&a.template, &rt, &server);
         scenarios::restore_and_pause(&mut systems, &plan, &guest, wants("restore"), wants("pause-resume"), &mut out);
+    }
+    if wants("restore-pool") {
+        let n = a.creates.unwrap_or(if q { 3 } else { 10 });
+        match create::restore_pooled(&rt, &a.sandboxd, a.templates_dir.as_deref(), &a.template, plan.restore_mib, n) {
+            Ok(r) => out.restore_pooled = Some(r),
+            Err(e) => fail(&mut out, "restore-pool", OURS, e),
+        }
     }
     if wants("api") {
         match api::api(&rt, &server, &api_plan) {

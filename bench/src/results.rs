@@ -22,6 +22,9 @@ pub struct Results {
     /// `create` again, against a sandboxd with a warm pool of one VM (`SANDBOXD_POOL_SIZE=1`).
     #[serde(default)]
     pub create_pooled: Option<CreateResults>,
+    /// Restores of one snapshot (the restore scenario's source) from a warm pool of one VM.
+    #[serde(default)]
+    pub restore_pooled: Option<CreateResults>,
     #[serde(default)]
     pub template: Option<TemplateResults>,
     pub failures: Vec<Failure>,
