@@ -304,16 +304,16 @@ fn restore_section(s: &mut String, r: &Results, ours: &str, plot_prefix: &str) {
             .restore
             .iter()
             .filter(|x| x.system != ours)
-            .map(|x| format!("{} {}'s", ratio(median(&p.total_ms), median(&x.ready_ms)), x.system))
+            .map(|x| format!("{} {}", x.system, ratio(median(&p.total_ms), median(&x.ready_ms))))
             .collect();
         let _ = writeln!(
             s,
             "`from a warm pool`: a snapshot restored often (created from twice) gets a warm pool, as every\n\
              wanted image does with sandboxd's default `SANDBOXD_POOL_SIZE` (1 on hosts with ≥ 2 CPUs and\n\
              4 GiB); each restore once the pool has refilled (restore call start → `echo ok`), each clone's\n\
-             memory and files then checked like every other. {} The rows above it restore on demand\n\
-             (no pool).\n",
-            if peers.is_empty() { "No peer ran to compare it with.".to_string() } else { format!("Its p50 is {} p50.", peers.join(", ")) }
+             memory and files then checked like every other. The other sandboxd row restores on demand\n\
+             (no pool). {}\n",
+            if peers.is_empty() { "No peer ran to compare it with.".to_string() } else { format!("From the pool, ours / this (p50): {}.", peers.join(", ")) }
         );
     }
     let _ = writeln!(s, "![restore latency distribution]({plot_prefix}restore_cdf.png)\n");
