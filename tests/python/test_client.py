@@ -168,3 +168,10 @@ def test_package_type_checks() -> None:
     with tempfile.TemporaryDirectory() as cwd:
         r = subprocess.run([sys.executable, "-m", "mypy", "--cache-dir=/dev/null", "-p", "e2b"], capture_output=True, text=True, cwd=cwd)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_the_raw_rest_client_is_refused_with_its_reason() -> None:
+    with pytest.raises(ImportError, match="generated REST client.*Rust core"):
+        from e2b import ApiClient  # noqa: F401
+    with pytest.raises(AttributeError):
+        e2b.NoSuchName  # noqa: B018

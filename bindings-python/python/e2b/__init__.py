@@ -280,3 +280,17 @@ __all__ = [
     "default_build_logger",
     "DockerfileSyntaxError",
 ]
+
+
+def __getattr__(name: str):
+    # E2B's SDK also exports its generated REST client (`ApiClient`, an httpx client for the
+    # functions under `e2b.api.client`). This SDK makes every request in its Rust core and has
+    # no such client: importing it fails with the reason instead of a bare "cannot import".
+    if name == "ApiClient":
+        raise ImportError(
+            "e2b.ApiClient (the official SDK's generated REST client) is not part of this SDK, whose "
+            "requests go through its Rust core: use Sandbox, Template, Volume and Secret, or call the "
+            "REST API (the paths of E2B's OpenAPI spec) with any HTTP client",
+            name=name,
+        )
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
