@@ -155,13 +155,14 @@ impl Tree {
         let mut dir = at::open_root(&self.data()).map_err(|e| errno_err(e, "/"))?;
         let dirs = rel.0.len().saturating_sub(1);
         for (i, name) in rel.0[..dirs].iter().enumerate() {
-            let shown = Rel(rel.0[..=i].to_vec()).display();
-            let c = cstr(name).map_err(|e| errno_err(e, &shown))?;
+            // The path up to this name, for errors only.
+            let shown = || format!("/{}", rel.0[..=i].join("/"));
+            let c = cstr(name).map_err(|e| errno_err(e, &shown()))?;
             if make {
                 // SAFETY: plain syscall on a valid fd and C string.
                 match check(unsafe { libc::mkdirat(dir.as_raw_fd(), c.as_ptr(), DEFAULT_DIR_MODE) }) {
                     Ok(()) | Err(libc::EEXIST) => {}
-                    Err(e) => return Err(errno_err(e, &shown).into()),
+                    Err(e) => return Err(errno_err(e, &shown()).into()),
                 }
             }
             dir = match at::open_dir_in(&dir, &c) {
@@ -171,10 +172,10 @@ impl Tree {
                     let symlink = at::stat_entry(&dir, Some(&c)).is_ok_and(|a| a.kind == 'l');
                     return Err(Walk::Refused(ApiError::bad_request(match symlink {
                         true => format!("path {} goes through a symlink", rel.display()),
-                        false => format!("{shown} is not a directory"),
+                        false => format!("{} is not a directory", shown()),
                     })));
                 }
-                Err(e) => return Err(errno_err(e, &shown).into()),
+                Err(e) => return Err(errno_err(e, &shown()).into()),
             };
         }
         Ok(dir)
