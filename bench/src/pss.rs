@@ -18,9 +18,13 @@ pub fn qemu_pids_under(dir: &Path) -> Vec<u32> {
     pids
 }
 
-/// PSS in MiB of the QEMU process running `sandbox_id` under `run_dir`.
+/// PSS in MiB of the QEMU process running `sandbox_id` under `run_dir`, found by its pid file
+/// (a VM that began as a spare QEMU names its spare directory on its command line instead).
 pub fn sandbox_pss_mib(run_dir: &Path, sandbox_id: &str) -> Option<f64> {
-    let pid = *qemu_pids_under(&run_dir.join(sandbox_id)).first()?;
+    let pid: u32 = std::fs::read_to_string(run_dir.join(sandbox_id).join("qemu.pid")).ok()?.trim().parse().ok()?;
+    if !std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.starts_with(b"qemu-system")) {
+        return None;
+    }
     let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
     let kb: f64 = rollup.lines().find(|l| l.starts_with("Pss:"))?.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb / 1024.0)

@@ -122,7 +122,8 @@ impl Drop for Server {
             // A stale pid file may name a reused PID: only QEMU processes are ours.
             .filter(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.starts_with(b"qemu-system")));
         let mut pids: Vec<u32> = recorded.collect();
-        pids.extend(crate::pss::qemu_pids_under(&run));
+        // Spare QEMUs (store/spare/) and VMs begun as one name no run directory.
+        pids.extend(crate::pss::qemu_pids_under(&self.data_dir.path().join("store")));
         for pid in pids {
             // SAFETY: kill(2) on QEMU processes of this benchmark's own data directory (their
             // pid files, or their command lines naming its run directory).

@@ -207,6 +207,7 @@ async fn main() -> anyhow::Result<()> {
                 tracing::warn!(listen = %args.listen, "listening on a non-loopback address: anyone who can reach it and holds the API key can run code");
             }
             sandboxd::vm::check_restore_ram().map_err(anyhow::Error::msg)?;
+            sandboxd::vm::check_spare_vms().map_err(anyhow::Error::msg)?;
             if let Some(url) = &args.database {
                 sandboxd::store::check_database_url(url)?;
             }

@@ -9,14 +9,18 @@ import subprocess
 from pathlib import Path
 
 RUN_ID = re.compile(r"/store/run/([^/,]+)/mem\.ram")
+# A VM started as a spare QEMU (server/src/vm/runtime/spare.rs) names its spare directory;
+# once a restore took it, that directory is a link to the sandbox's run directory.
+SPARE_ID = re.compile(r"/store/spare/([^/,]+)/mem\.ram")
 
 # Servers started with this collect unreferenced disk layers at once (the GC's youth guard
 # protects layers of operations in flight; at rest there are none).
 GC_NOW = {"SANDBOXD_GC_MIN_AGE_SECS": "0"}
 
 
-def qemu_processes(server) -> dict:
-    """QEMU processes running a VM of this server: {pid: sandbox ID of its run directory}."""
+def all_qemus(server) -> dict:
+    """Every QEMU process of this server: {pid: sandbox ID of its run directory, or
+    "spare:<id>" for a spare QEMU no restore has taken yet}."""
     found = {}
     needle = str(server.data).encode()
     for entry in Path("/proc").iterdir():
@@ -28,9 +32,27 @@ def qemu_processes(server) -> dict:
         except OSError:
             continue
         if b"qemu-system" in cmdline and needle in cmdline and state != "Z":
-            m = RUN_ID.search(cmdline.replace(b"\0", b" ").decode(errors="replace"))
-            found[int(entry.name)] = m.group(1) if m else "?"
+            line = cmdline.replace(b"\0", b" ").decode(errors="replace")
+            if m := RUN_ID.search(line):
+                found[int(entry.name)] = m.group(1)
+            elif m := SPARE_ID.search(line):
+                spare = server.data / "store" / "spare" / m.group(1)
+                taken = spare.is_symlink()
+                found[int(entry.name)] = os.path.basename(os.readlink(spare)) if taken else f"spare:{m.group(1)}"
+            else:
+                found[int(entry.name)] = "?"
     return found
+
+
+def qemu_processes(server) -> dict:
+    """QEMU processes running a VM of this server: {pid: sandbox ID of its run directory}
+    (spare QEMUs not taken yet left out: they run no guest)."""
+    return {pid: sid for pid, sid in all_qemus(server).items() if not sid.startswith("spare:")}
+
+
+def spare_qemus(server) -> dict:
+    """Spare QEMUs no restore has taken yet: {pid: spare directory name}."""
+    return {pid: sid.split(":", 1)[1] for pid, sid in all_qemus(server).items() if sid.startswith("spare:")}
 
 
 def db_rows(server):
@@ -81,6 +103,18 @@ def assert_at_rest(server):
     running = {s["id"] for s in sandboxes if s["vm"]}
     vms = qemu_processes(server)
     assert sorted(vms.values()) == sorted(running), f"QEMU processes {vms} vs running sandboxes {running}"
+    # Spare QEMUs are sandboxd's own: each one is in its directory's vm.json, and nothing else
+    # is in spare/ but those directories and links to live run directories.
+    spare = server.data / "store" / "spare"
+    spares = spare_qemus(server)
+    for pid, name in spares.items():
+        assert json.loads((spare / name / "vm.json").read_text())["pid"] == pid, name
+    if spare.is_dir():
+        for p in spare.iterdir():
+            if p.is_symlink():
+                assert p.exists() and os.path.basename(os.readlink(p)) in running, f"stale spare link {p}"
+            else:
+                assert p.name in spares.values(), f"spare directory {p.name} has no QEMU"
     left = orphans(server)
     assert left == {"image_dirs": [], "missing_image_dirs": [], "run_dirs": [], "layers": []}, left
 

@@ -411,7 +411,7 @@ impl Manager {
         }
     }
 
-    /// Kills every pooled VM (a clean stop; nothing else would ever hand them out).
+    /// Kills every pooled VM and spare QEMU (a clean stop; nothing else would ever hand them out).
     pub async fn drain_pools(&self) {
         // A fill in flight finishes first: its QEMU is already running, and a process that
         // exited under it would leave that VM behind.
@@ -434,5 +434,7 @@ impl Manager {
         for pooled in all {
             self.discard_pooled(pooled).await;
         }
+        // The runtime's spare QEMUs (no guest yet) go too.
+        self.inner.runtime.drain_spares().await;
     }
 }

@@ -35,7 +35,7 @@ pub fn unsynced(dir: &Path) -> bool {
 
 /// Clones `src` to `dst` (which must not exist). Returns true when a reflink was used.
 pub fn clone_sparse(src: &Path, dst: &Path) -> Result<bool> {
-    if reflink(src, dst)?.is_some() {
+    if reflink(src, dst, false)?.is_some() {
         return Ok(true);
     }
     let output = create_sized(src, dst)?;
@@ -46,21 +46,42 @@ pub fn clone_sparse(src: &Path, dst: &Path) -> Result<bool> {
 }
 
 /// Reflinks `src` to a new file `dst` (constant time, blocks shared copy-on-write) and returns
-/// it; `None`, with nothing left behind, when the filesystem cannot reflink.
-pub fn reflink(src: &Path, dst: &Path) -> Result<Option<File>> {
+/// it; `None`, with nothing left behind, when the filesystem cannot reflink. `existing`: `dst`
+/// is an existing file of the same length whose contents the reflink replaces (a spare VM's
+/// RAM file; left as it was when the filesystem cannot reflink).
+pub fn reflink(src: &Path, dst: &Path, existing: bool) -> Result<Option<File>> {
     let input = File::open(src).map_err(|e| io_err(&format!("open {}", src.display()), e))?;
-    let output = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(dst)
-        .map_err(|e| io_err(&format!("create {}", dst.display()), e))?;
+    let output = if existing {
+        open_same_length(&input, dst)?
+    } else {
+        OpenOptions::new().write(true).create_new(true).open(dst).map_err(|e| io_err(&format!("create {}", dst.display()), e))?
+    };
     // SAFETY: FICLONE takes the source fd as its argument; both fds are valid and owned here.
     if unsafe { libc::ioctl(output.as_raw_fd(), libc::FICLONE, input.as_raw_fd()) } == 0 {
         return Ok(Some(output));
     }
     drop(output);
-    fs::remove_file(dst).map_err(|e| io_err(&format!("remove {}", dst.display()), e))?;
+    if !existing {
+        fs::remove_file(dst).map_err(|e| io_err(&format!("remove {}", dst.display()), e))?;
+    }
     Ok(None)
+}
+
+/// Opens the existing `dst` for writing, refusing it unless it is as long as `input`.
+fn open_same_length(input: &File, dst: &Path) -> Result<File> {
+    let f = OpenOptions::new().write(true).open(dst).map_err(|e| io_err(&format!("open {}", dst.display()), e))?;
+    let (want, have) = (input.metadata().map_err(|e| io_err("stat", e))?.len(), f.metadata().map_err(|e| io_err("stat", e))?.len());
+    if want != have {
+        return Err(VmError::Failed(format!("{} has {have} bytes, the image's RAM {want}", dst.display())));
+    }
+    Ok(f)
+}
+
+/// The existing, sparse `dst` (a spare VM's RAM file), checked to be as long as `src`, for
+/// [`fill_data`].
+pub fn open_sized(src: &Path, dst: &Path) -> Result<File> {
+    let input = File::open(src).map_err(|e| io_err(&format!("open {}", src.display()), e))?;
+    open_same_length(&input, dst)
 }
 
 /// Creates `dst` as a sparse file as long as `src` (so QEMU can map it right away) and

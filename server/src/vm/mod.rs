@@ -30,7 +30,7 @@ pub mod qmp;
 pub mod store;
 mod runtime;
 
-pub use runtime::{Runtime, SPACE_MARGIN, check_restore_ram, random_id};
+pub use runtime::{Runtime, SPACE_MARGIN, check_restore_ram, check_spare_vms, random_id};
 
 /// Errors from the VM runtime. `NoSpace` is a full disk (the API answers 507).
 #[derive(Debug, thiserror::Error)]

@@ -27,12 +27,16 @@ pub struct MachineSpec<'a> {
     pub accel: &'a str,
     pub memory_mb: u32,
     pub vcpus: u32,
-    pub disk: &'a Path,
+    /// `None`: no disk yet; a spare VM (`preconfig`) gets it through QMP ([`blockdev`]).
+    pub disk: Option<&'a Path>,
     /// Where slirp's forward to envd listens (inside `netns` when set).
     pub envd_addr: SocketAddr,
     pub netns: Option<&'a str>,
     pub allow_internet: bool,
     pub boot: Boot<'a>,
+    /// Stop before creating the machine (`-preconfig`): a spare VM, started ahead of a restore
+    /// and finished by QMP `blockdev-add` + `x-exit-preconfig` once that restore needs it.
+    pub preconfig: bool,
 }
 
 pub fn ram_path(run_dir: &Path) -> PathBuf {
@@ -82,11 +86,10 @@ fn args(spec: &MachineSpec<'_>) -> Vec<String> {
     push(format!("unix:{},server=on,wait=off", spec.qmp.display()));
     push("-serial".into());
     push(format!("file:{}", console_path(run).display()));
-    push("-blockdev".into());
-    push(format!(
-        "driver=qcow2,node-name=disk0,file.driver=file,file.filename={},discard=unmap",
-        spec.disk.display()
-    ));
+    if let Some(disk) = spec.disk {
+        push("-blockdev".into());
+        push(format!("driver=qcow2,node-name=disk0,file.driver=file,file.filename={},discard=unmap", disk.display()));
+    }
     push("-device".into());
     push("virtio-blk-pci,drive=disk0,id=vda".into());
     // User-mode networking: every clone gets the same guest address without clashing.
@@ -119,7 +122,20 @@ fn args(spec: &MachineSpec<'_>) -> Vec<String> {
             push("defer".into());
         }
     }
+    if spec.preconfig {
+        push("-preconfig".into());
+    }
     a
+}
+
+/// QMP `blockdev-add` arguments for the guest's disk: the same node as `-blockdev` above.
+pub fn blockdev(disk: &Path) -> serde_json::Value {
+    serde_json::json!({
+        "driver": "qcow2",
+        "node-name": "disk0",
+        "discard": "unmap",
+        "file": {"driver": "file", "filename": disk.display().to_string()},
+    })
 }
 
 /// A free loopback TCP port for the envd forward. QEMU binds it right after; a lost race

@@ -21,6 +21,9 @@ use super::qmp::Qmp;
 use super::{BootSpec, GuestInit, ImageMeta, LaunchSpec, Result, VmError, VmInfo, files, guest, net};
 
 mod cold;
+mod spare;
+
+pub use spare::check as check_spare_vms;
 
 /// The QEMU runtime. Cheap to clone.
 #[derive(Clone)]
@@ -34,6 +37,8 @@ struct Inner {
     store: PathBuf,
     accel: &'static str,
     sock_dir: PathBuf,
+    /// QEMUs started ahead of restores (none for a scratch runtime: nothing would stop them).
+    spares: spare::Spares,
 }
 
 /// Kept free in the store beyond what an operation needs (qcow2 growth, metadata).
@@ -58,7 +63,7 @@ impl Runtime {
     async fn open(data_dir: &Path, mount_store: bool) -> Result<Self> {
         let data_dir = std::path::absolute(data_dir)?;
         let store = if mount_store { super::store::prepare(&data_dir)? } else { data_dir.join("store") };
-        for d in ["layers", "run", "snapshots"] {
+        for d in ["layers", "run", "snapshots", "spare"] {
             std::fs::create_dir_all(store.join(d))?;
         }
         let accel = super::accel::detect().await;
@@ -68,7 +73,8 @@ impl Runtime {
         };
         let sock_dir = std::env::temp_dir().join(format!("sandboxd-{hash}"));
         std::fs::create_dir_all(&sock_dir)?;
-        Ok(Self { inner: Arc::new(Inner { data_dir, store, accel, sock_dir }) })
+        let spares = spare::Spares::new(mount_store);
+        Ok(Self { inner: Arc::new(Inner { data_dir, store, accel, sock_dir, spares }) })
     }
 
     /// `"kvm"` or `"tcg"`.
@@ -101,6 +107,10 @@ impl Runtime {
     }
 
     fn qmp_path(&self, run_dir: &Path) -> PathBuf {
+        // A VM started as a spare keeps the socket it was started with.
+        if let Ok(path) = std::fs::read_link(run_dir.join("qmp")) {
+            return path;
+        }
         let name = run_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         self.inner.sock_dir.join(format!("{name}.qmp"))
     }
@@ -166,8 +176,32 @@ impl Runtime {
             spec.image_dir =
                 tokio::task::spawn_blocking(move || super::store::import_image(&store, &dir)).await.expect("join")?;
         }
-        let run = self.prepare_run_dir(&spec.sandbox_id)?;
-        let result = self.launch_in(&run, &spec, &meta).await;
+        let shape = spare::Shape {
+            memory_mb: meta.memory_mb,
+            vcpus: meta.vcpus,
+            internet: spec.allow_internet || spec.egress.is_some(),
+        };
+        let ram_len = std::fs::metadata(spec.image_dir.join("mem.ram")).map(|m| m.len()).unwrap_or(0);
+        let wanted = self.run_dir(&spec.sandbox_id);
+        let spare = if wanted.exists() { None } else { self.take_spare(shape, ram_len, &wanted) };
+        let used_spare = spare.is_some();
+        let run = match spare {
+            Some(_) => wanted,
+            None => self.prepare_run_dir(&spec.sandbox_id)?,
+        };
+        let mut result = self.launch_in(&run, &spec, &meta, spare).await;
+        if let Err(e) = &result
+            && used_spare
+        {
+            // Whatever went wrong with the spare, a new QEMU may still restore the image.
+            tracing::warn!(sandbox = %spec.sandbox_id, error = %e, "restore into a spare VM failed; starting a new one");
+            self.cleanup_run_dir(&run).await;
+            result = match self.prepare_run_dir(&spec.sandbox_id) {
+                Ok(run) => self.launch_in(&run, &spec, &meta, None).await,
+                Err(e) => Err(e),
+            };
+        }
+        self.refill_spares(shape);
         match result {
             Ok(vm) => {
                 tracing::info!(sandbox = %spec.sandbox_id, ms = started.elapsed().as_millis() as u64, "vm restored");
@@ -180,27 +214,46 @@ impl Runtime {
         }
     }
 
-    async fn launch_in(&self, run: &Path, spec: &LaunchSpec, meta: &ImageMeta) -> Result<VmInfo> {
+    /// Restores into run directory `run`: a new QEMU, or `spare` (already moved to `run`).
+    async fn launch_in(&self, run: &Path, spec: &LaunchSpec, meta: &ImageMeta, spare: Option<spare::Spare>) -> Result<VmInfo> {
         let ram_src = spec.image_dir.join("mem.ram");
         let ram = qemu::ram_path(run);
         let t0 = Instant::now();
         // A reflink writes back the source's dirty pages first: an image whose files are not on
         // disk yet is copied (from the page cache) instead.
         let mode = if files::unsynced(&spec.image_dir) { RestoreRam::Copy } else { restore_ram_mode() };
-        let copy = prepare_ram(&ram_src, &ram, mode)?;
+        let copy = match prepare_ram(&ram_src, &ram, mode, spare.is_some()) {
+            Ok(copy) => copy,
+            Err(e) => {
+                if let Some(s) = &spare {
+                    stop_vm(s.pid, &self.qmp_path(run), s.envd_addr).await;
+                }
+                return Err(e);
+            }
+        };
         let prepared_ms = t0.elapsed().as_millis() as u64;
         let disk = self.new_layer(&meta.disk_layer).await?;
         std::os::unix::fs::symlink(&disk, run.join("disk"))?;
         let qmp_path = self.qmp_path(run);
         let t1 = Instant::now();
-        let spawned = self
-            .spawn_vm(run, &qmp_path, meta.memory_mb, meta.vcpus, &disk, spec.allow_internet || spec.egress.is_some(), &Boot::Incoming)
-            .await;
+        let spawned = match &spare {
+            Some(s) => match self.attach_spare(s, &disk).await {
+                Ok(qmp) => Ok((s.pid, s.envd_addr, Some(qmp))),
+                Err(e) => {
+                    stop_vm(s.pid, &qmp_path, s.envd_addr).await;
+                    Err(e)
+                }
+            },
+            None => self
+                .spawn_vm(run, &qmp_path, meta.memory_mb, meta.vcpus, Some(&disk), spec.allow_internet || spec.egress.is_some(), &Boot::Incoming)
+                .await
+                .map(|(pid, addr)| (pid, addr, None)),
+        };
         let (copied, ram_ms) = match copy {
             Some(copy) => copy.await.expect("join"),
             None => (Ok(()), prepared_ms),
         };
-        let (pid, envd_addr) = spawned?;
+        let (pid, envd_addr, qmp) = spawned?;
         // The guest runs only after `cont` below: its rules are in place before its first packet.
         // A new namespace has no table: open rules need none (an update installs one later).
         let firewalled = match &spec.egress {
@@ -225,7 +278,10 @@ impl Runtime {
         files::write_atomic(&run.join("vm.json"), &serde_json::to_vec(&vm).expect("json"))?;
         let restore = async {
             let t2 = Instant::now();
-            let mut qmp = Qmp::connect(&qmp_path, Duration::from_secs(10)).await?;
+            let mut qmp = match qmp {
+                Some(qmp) => qmp,
+                None => Qmp::connect(&qmp_path, Duration::from_secs(10)).await?,
+            };
             qmp.execute("migrate-set-capabilities", json!({"capabilities": [{"capability": "x-ignore-shared", "state": true}]}))
                 .await?;
             let state = spec.image_dir.join("state.bin");
@@ -237,7 +293,7 @@ impl Runtime {
             let t3 = Instant::now();
             guest::init(vm.envd_addr, &spec.init, INIT_DEADLINE).await?;
             let init_ms = t3.elapsed().as_millis() as u64;
-            tracing::debug!(ram_ms, spawn_ms, load_ms, init_ms, "restore phases");
+            tracing::debug!(ram_ms, spawn_ms, load_ms, init_ms, spare = spare.is_some(), "restore phases");
             Ok::<(), VmError>(())
         };
         if let Err(e) = restore.await {
@@ -255,7 +311,7 @@ impl Runtime {
         qmp: &Path,
         memory_mb: u32,
         vcpus: u32,
-        disk: &Path,
+        disk: Option<&Path>,
         allow_internet: bool,
         boot: &Boot<'_>,
     ) -> Result<(u32, std::net::SocketAddr)> {
@@ -278,6 +334,8 @@ impl Runtime {
                     Boot::Incoming => Boot::Incoming,
                     Boot::Kernel { kernel, initrd, cmdline } => Boot::Kernel { kernel, initrd, cmdline },
                 },
+                // No disk yet: a spare, finished by the restore that takes it.
+                preconfig: disk.is_none(),
             };
             match qemu::spawn(&spec).await {
                 Ok(pid) => return Ok((pid, slot.envd_addr)),
@@ -332,7 +390,7 @@ impl Runtime {
         std::os::unix::fs::symlink(&disk, run.join("disk"))?;
         let qmp_path = self.qmp_path(&run);
         let kernel = Boot::Kernel { kernel: &boot.kernel, initrd: &boot.initrd, cmdline: &boot.cmdline };
-        let (pid, envd_addr) = self.spawn_vm(&run, &qmp_path, memory_mb, vcpus, &disk, false, &kernel).await?;
+        let (pid, envd_addr) = self.spawn_vm(&run, &qmp_path, memory_mb, vcpus, Some(&disk), false, &kernel).await?;
         let vm = VmInfo { pid, envd_addr, run_dir: run.clone(), memory_mb, vcpus, disk_size_mb, boot: Some(boot.clone()) };
         files::write_atomic(&run.join("vm.json"), &serde_json::to_vec(&vm).expect("json"))?;
         let alive = || qemu::is_our_qemu(pid, &qmp_path) && !qemu::guest_panicked(&run);
@@ -497,6 +555,9 @@ impl Runtime {
         if let Ok(top) = std::fs::read_link(run.join("disk")) {
             let _ = std::fs::remove_file(top);
         }
+        if let Some(link) = self.spare_link(run) {
+            let _ = std::fs::remove_file(link);
+        }
         let _ = std::fs::remove_file(self.qmp_path(run));
         let _ = tokio::fs::remove_dir_all(run).await;
     }
@@ -523,7 +584,7 @@ impl Runtime {
             tracing::info!(run = %run.display(), "reaped a VM sandboxd had no record of");
             reaped += 1;
         }
-        reaped
+        reaped + self.reap_spares().await
     }
 
     /// The VM launched for `sandbox_id`, as its run directory records it (`vm.json`).
@@ -656,14 +717,17 @@ type RamCopy = tokio::task::JoinHandle<(Result<()>, u64)>;
 /// instead of killing a running guest later (SIGBUS on a page fault), except, for a reflink,
 /// the blocks shared with the image, copied on the guest's first write to them (like a
 /// snapshot source's after a snapshot, docs/reliability.md).
-fn prepare_ram(ram_src: &Path, ram: &Path, mode: RestoreRam) -> Result<Option<RamCopy>> {
+///
+/// `existing`: `ram` is a spare VM's sparse RAM file (mapped by its QEMU, never touched), filled
+/// in place instead of created.
+fn prepare_ram(ram_src: &Path, ram: &Path, mode: RestoreRam, existing: bool) -> Result<Option<RamCopy>> {
     if mode == RestoreRam::Reflink {
-        if let Some(f) = files::reflink(ram_src, ram)? {
+        if let Some(f) = files::reflink(ram_src, ram, existing)? {
             files::reserve_blocks(&f)?;
             return Ok(None);
         }
     }
-    let ram_file = files::create_sized(ram_src, ram)?;
+    let ram_file = if existing { files::open_sized(ram_src, ram)? } else { files::create_sized(ram_src, ram)? };
     files::reserve_blocks(&ram_file)?;
     let (t0, ram_src) = (Instant::now(), ram_src.to_path_buf());
     Ok(Some(tokio::task::spawn_blocking(move || {
@@ -747,11 +811,37 @@ mod restore_ram_tests {
         f.write_all_at(&[9u8; 12288], 1 << 20).unwrap();
         for (mode, name) in [(RestoreRam::Reflink, "a.ram"), (RestoreRam::Copy, "b.ram")] {
             let dst = dir.path().join(name);
-            if let Some(copy) = prepare_ram(&src, &dst, mode).unwrap() {
+            if let Some(copy) = prepare_ram(&src, &dst, mode, false).unwrap() {
                 copy.await.unwrap().0.unwrap();
             }
             assert_eq!(std::fs::read(&src).unwrap(), std::fs::read(&dst).unwrap(), "{mode:?}");
-            assert!(prepare_ram(&src, &dst, mode).is_err(), "{mode:?}: an existing file is never overwritten");
+            assert!(prepare_ram(&src, &dst, mode, false).is_err(), "{mode:?}: an existing file is never overwritten");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_spare_vms_ram_file_is_filled_in_place_and_only_if_it_fits() {
+        use std::os::unix::fs::{FileExt, MetadataExt};
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("image.ram");
+        let f = std::fs::File::create(&src).unwrap();
+        f.set_len(8 << 20).unwrap();
+        f.write_all_at(&[7u8; 8192], 3 << 20).unwrap();
+        for (mode, name) in [(RestoreRam::Reflink, "a.ram"), (RestoreRam::Copy, "b.ram")] {
+            let dst = dir.path().join(name);
+            let spare = std::fs::File::create(&dst).unwrap();
+            spare.set_len(8 << 20).unwrap();
+            let inode = spare.metadata().unwrap().ino();
+            if let Some(copy) = prepare_ram(&src, &dst, mode, true).unwrap() {
+                copy.await.unwrap().0.unwrap();
+            }
+            assert_eq!(std::fs::read(&src).unwrap(), std::fs::read(&dst).unwrap(), "{mode:?}");
+            // The very file the spare's QEMU mapped, not a new one under its name.
+            assert_eq!(std::fs::metadata(&dst).unwrap().ino(), inode, "{mode:?}");
+            let small = dir.path().join(format!("small-{name}"));
+            std::fs::File::create(&small).unwrap().set_len(4 << 20).unwrap();
+            let e = prepare_ram(&src, &small, mode, true).err().expect("a RAM file of another size is refused");
+            assert!(e.to_string().contains("bytes"), "{e}");
         }
     }
 }

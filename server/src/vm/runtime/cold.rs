@@ -67,7 +67,7 @@ impl Runtime {
         let qmp_path = self.qmp_path(run);
         let kernel = Boot::Kernel { kernel: &boot.kernel, initrd: &boot.initrd, cmdline: &boot.cmdline };
         let (pid, envd_addr) =
-            self.spawn_vm(run, &qmp_path, meta.memory_mb, meta.vcpus, &disk, spec.allow_internet, &kernel).await?;
+            self.spawn_vm(run, &qmp_path, meta.memory_mb, meta.vcpus, Some(&disk), spec.allow_internet, &kernel).await?;
         let vm = VmInfo {
             pid,
             envd_addr,
