@@ -497,8 +497,9 @@ const PROSE: &str = r#"## Why the numbers are what they are
   overwrites them.
 - **Restore.** A restore copies the data part of the RAM file into the clone's own file
   (overlapped with QEMU's start-up; `SANDBOXD_RESTORE_RAM=reflink` reflinks it instead, see
-  docs/reliability.md), starts QEMU with `-incoming`, loads the device state, `cont`, and runs
-  envd's `/init`. Under TCG every code path the guest runs after a restore is translated again
+  docs/reliability.md), starts QEMU with `-incoming` (or, usually, finishes a spare QEMU started
+  ahead for the image's shape: `SANDBOXD_SPARE_VMS`, docs/warm-pools.md), loads the device
+  state, `cont`, and runs envd's `/init`. Under TCG every code path the guest runs after a restore is translated again
   (QEMU's translation cache does not survive a restore), which is most of the time to the first
   command.
 - **Concurrency.** All clones share 2 host cores under software emulation, so N clones at once
