@@ -105,3 +105,29 @@ def test_with_spares_off_no_qemu_waits(base_template, make_sandboxd):
     assert spare_qemus(server) == {}
     assert not list((server.data / "store" / "spare").iterdir())
     assert "spare" not in Path(server.log_path).read_text(errors="replace").lower()
+
+
+def test_a_spare_that_cannot_be_finished_gives_way_to_a_new_qemu(base_template, make_sandboxd, tmp_path):
+    """Every spare this QEMU starts already has a node named `disk0`, so the restore's
+    `blockdev-add` fails on it: the restore must stop that spare and start a QEMU of its own."""
+    qemu = tmp_path / "qemu"
+    qemu.write_text('#!/bin/sh\ncase " $* " in *" -preconfig "*) exec qemu-system-x86_64 "$@" '
+                    '-blockdev driver=null-co,node-name=disk0;; esac\nexec qemu-system-x86_64 "$@"\n')
+    qemu.chmod(0o755)
+    server = make_sandboxd(env={**SPARES, "SANDBOXD_QEMU": str(qemu)})
+    src = Sandbox.create(base_template, timeout=300, **server.opts)
+    start_counter(src)
+    spare = wait_spare(server)
+    snap = src.create_snapshot()
+    at_snapshot = counter(src)
+    clone = Sandbox.create(snap.snapshot_id, timeout=120, **server.opts)
+    assert "finishing a spare VM failed; starting a new QEMU" in Path(server.log_path).read_text(errors="replace")
+    assert not alive(spare), "the spare that could not be finished is still running"
+    pid = next(p for p, sid in qemu_processes(server).items() if sid == clone.sandbox_id)
+    assert pid != spare
+    assert counter(clone) >= at_snapshot
+    # Its run directory is an ordinary one: no link back to a spare, its own QMP socket.
+    assert not (server.data / "store" / "run" / clone.sandbox_id / "qmp").exists()
+    for s in (src, clone):
+        s.kill()
+    assert_at_rest(server)

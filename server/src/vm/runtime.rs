@@ -184,22 +184,18 @@ impl Runtime {
         let ram_len = std::fs::metadata(spec.image_dir.join("mem.ram")).map(|m| m.len()).unwrap_or(0);
         let wanted = self.run_dir(&spec.sandbox_id);
         let spare = if wanted.exists() { None } else { self.take_spare(shape, ram_len, &wanted) };
-        let used_spare = spare.is_some();
+        let spare_proc = spare.as_ref().map(|s| (s.pid, s.envd_addr));
         let run = match spare {
             Some(_) => wanted,
             None => self.prepare_run_dir(&spec.sandbox_id)?,
         };
-        let mut result = self.launch_in(&run, &spec, &meta, spare).await;
-        if let Err(e) = &result
-            && used_spare
+        let result = self.launch_in(&run, &spec, &meta, spare).await;
+        if result.is_err()
+            && let Some((pid, envd_addr)) = spare_proc
         {
-            // Whatever went wrong with the spare, a new QEMU may still restore the image.
-            tracing::warn!(sandbox = %spec.sandbox_id, error = %e, "restore into a spare VM failed; starting a new one");
-            self.cleanup_run_dir(&run).await;
-            result = match self.prepare_run_dir(&spec.sandbox_id) {
-                Ok(run) => self.launch_in(&run, &spec, &meta, None).await,
-                Err(e) => Err(e),
-            };
+            // Whichever step failed, the spare's QEMU goes with the run directory (a no-op if
+            // it was stopped already, or replaced by a new QEMU).
+            stop_vm(pid, &self.qmp_path(&run), envd_addr).await;
         }
         self.refill_spares(shape);
         match result {
@@ -222,28 +218,29 @@ impl Runtime {
         // A reflink writes back the source's dirty pages first: an image whose files are not on
         // disk yet is copied (from the page cache) instead.
         let mode = if files::unsynced(&spec.image_dir) { RestoreRam::Copy } else { restore_ram_mode() };
-        let copy = match prepare_ram(&ram_src, &ram, mode, spare.is_some()) {
-            Ok(copy) => copy,
-            Err(e) => {
-                if let Some(s) = &spare {
-                    stop_vm(s.pid, &self.qmp_path(run), s.envd_addr).await;
-                }
-                return Err(e);
-            }
-        };
+        // On an error a spare is stopped by the caller.
+        let copy = prepare_ram(&ram_src, &ram, mode, spare.is_some())?;
         let prepared_ms = t0.elapsed().as_millis() as u64;
         let disk = self.new_layer(&meta.disk_layer).await?;
         std::os::unix::fs::symlink(&disk, run.join("disk"))?;
-        let qmp_path = self.qmp_path(run);
         let t1 = Instant::now();
-        let spawned = match &spare {
+        let attached = match &spare {
             Some(s) => match self.attach_spare(s, &disk).await {
-                Ok(qmp) => Ok((s.pid, s.envd_addr, Some(qmp))),
+                Ok(qmp) => Some((s.pid, s.envd_addr, qmp)),
                 Err(e) => {
-                    stop_vm(s.pid, &qmp_path, s.envd_addr).await;
-                    Err(e)
+                    // Nothing of the image is in it yet: a new QEMU restores it instead, into
+                    // the same RAM file (still being filled, if it is a copy).
+                    tracing::warn!(sandbox = %spec.sandbox_id, error = %e, "finishing a spare VM failed; starting a new QEMU");
+                    stop_vm(s.pid, &self.qmp_path(run), s.envd_addr).await;
+                    self.forget_spare(run);
+                    None
                 }
             },
+            None => None,
+        };
+        let qmp_path = self.qmp_path(run);
+        let spawned = match attached {
+            Some((pid, addr, qmp)) => Ok((pid, addr, Some(qmp))),
             None => self
                 .spawn_vm(run, &qmp_path, meta.memory_mb, meta.vcpus, Some(&disk), spec.allow_internet || spec.egress.is_some(), &Boot::Incoming)
                 .await

@@ -14,8 +14,8 @@
 //!   taken once (it leaves the list under its lock) and its directory renamed to the sandbox's
 //!   run directory; `spare/spare-<id>` becomes a link to that, so the paths on QEMU's command
 //!   line stay valid. Its QMP socket keeps its path (QEMU listens on it), recorded by the `qmp`
-//!   link in the run directory. A dead spare is discarded, never used; if finishing one fails,
-//!   the restore starts a new QEMU instead.
+//!   link in the run directory. A dead spare is discarded, never used; if finishing one fails
+//!   (before anything of the image is in it), the restore starts a new QEMU in its place.
 //! - Spares are kept for the shapes (memory, vCPUs, networking) of the latest restores only,
 //!   `SANDBOXD_SPARE_VMS` per shape (default 1, 0: off); killed on a clean stop (which waits
 //!   for those being started); after a crash `reap_unknown` kills them (every directory left in
@@ -279,6 +279,18 @@ impl Runtime {
     pub(super) fn spare_link(&self, run: &Path) -> Option<PathBuf> {
         let socket = std::fs::read_link(run.join("qmp")).ok()?;
         Some(self.spare_dir().join(socket.file_stem()?))
+    }
+
+    /// Makes the run directory of a spare that was stopped unfinished an ordinary one (its own
+    /// QMP socket path again), for the new QEMU the restore starts there instead.
+    pub(super) fn forget_spare(&self, run: &Path) {
+        if let Some(link) = self.spare_link(run) {
+            let _ = std::fs::remove_file(link);
+        }
+        if let Ok(socket) = std::fs::read_link(run.join("qmp")) {
+            let _ = std::fs::remove_file(socket);
+        }
+        let _ = std::fs::remove_file(run.join("qmp"));
     }
 
     fn spare_dir(&self) -> PathBuf {
