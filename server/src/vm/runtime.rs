@@ -571,17 +571,21 @@ impl Runtime {
             if known.contains(run.as_path()) {
                 continue;
             }
-            let vm = std::fs::read(run.join("vm.json")).ok().and_then(|b| serde_json::from_slice::<VmInfo>(&b).ok());
-            match vm {
-                Some(vm) => {
-                    let _ = self.kill(&vm).await;
-                }
-                None => self.cleanup_run_dir(&run).await,
-            }
+            self.reap_dir(&run).await;
             tracing::info!(run = %run.display(), "reaped a VM sandboxd had no record of");
             reaped += 1;
         }
         reaped + self.reap_spares().await
+    }
+
+    /// Kills the VM a run directory records (`vm.json`) and frees the directory.
+    async fn reap_dir(&self, run: &Path) {
+        match std::fs::read(run.join("vm.json")).ok().and_then(|b| serde_json::from_slice::<VmInfo>(&b).ok()) {
+            Some(vm) => {
+                let _ = self.kill(&vm).await;
+            }
+            None => self.cleanup_run_dir(run).await,
+        }
     }
 
     /// The VM launched for `sandbox_id`, as its run directory records it (`vm.json`).
@@ -798,14 +802,20 @@ mod restore_ram_tests {
         assert!(e.contains("`copy` or `reflink`") && e.contains("lazy"), "{e}");
     }
 
-    #[tokio::test]
-    async fn a_ram_file_made_either_way_holds_the_image_bytes() {
+    /// An 8 MiB image RAM file in `dir` holding `len` bytes of `byte` at `at`, holes elsewhere.
+    fn image_ram(dir: &Path, byte: u8, len: usize, at: u64) -> PathBuf {
         use std::os::unix::fs::FileExt;
-        let dir = tempfile::tempdir().unwrap();
-        let src = dir.path().join("image.ram");
+        let src = dir.join("image.ram");
         let f = std::fs::File::create(&src).unwrap();
         f.set_len(8 << 20).unwrap();
-        f.write_all_at(&[9u8; 12288], 1 << 20).unwrap();
+        f.write_all_at(&vec![byte; len], at).unwrap();
+        src
+    }
+
+    #[tokio::test]
+    async fn a_ram_file_made_either_way_holds_the_image_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = image_ram(dir.path(), 9, 12288, 1 << 20);
         for (mode, name) in [(RestoreRam::Reflink, "a.ram"), (RestoreRam::Copy, "b.ram")] {
             let dst = dir.path().join(name);
             if let Some(copy) = prepare_ram(&src, &dst, mode, false).unwrap() {
@@ -818,12 +828,9 @@ mod restore_ram_tests {
 
     #[tokio::test]
     async fn a_spare_vms_ram_file_is_filled_in_place_and_only_if_it_fits() {
-        use std::os::unix::fs::{FileExt, MetadataExt};
+        use std::os::unix::fs::MetadataExt;
         let dir = tempfile::tempdir().unwrap();
-        let src = dir.path().join("image.ram");
-        let f = std::fs::File::create(&src).unwrap();
-        f.set_len(8 << 20).unwrap();
-        f.write_all_at(&[7u8; 8192], 3 << 20).unwrap();
+        let src = image_ram(dir.path(), 7, 8192, 3 << 20);
         for (mode, name) in [(RestoreRam::Reflink, "a.ram"), (RestoreRam::Copy, "b.ram")] {
             let dst = dir.path().join(name);
             let spare = std::fs::File::create(&dst).unwrap();

@@ -262,13 +262,7 @@ impl Runtime {
                 }
                 continue;
             }
-            let vm = std::fs::read(path.join("vm.json")).ok().and_then(|b| serde_json::from_slice::<VmInfo>(&b).ok());
-            match vm {
-                Some(vm) => {
-                    let _ = self.kill(&vm).await;
-                }
-                None => self.cleanup_run_dir(&path).await,
-            }
+            self.reap_dir(&path).await;
             reaped += 1;
         }
         reaped
