@@ -234,9 +234,84 @@ pub fn qcow2_chain(top: &Path) -> Vec<PathBuf> {
     chain
 }
 
+/// Every layer of the backing chains of `roots` (the roots included), as [`qcow2_chain`] of
+/// each would give. A chain is walked only until it reaches a layer an earlier chain walked to
+/// its end: the snapshots of one source share all layers but their tops, so this reads as many
+/// headers as there are distinct layers, not the sum of all chain lengths (1,000 snapshots of 10
+/// sources: ~1,000 reads instead of ~50,000).
+pub fn qcow2_chains(roots: impl IntoIterator<Item = PathBuf>) -> std::collections::HashSet<PathBuf> {
+    use std::collections::HashSet;
+    // `complete`: walked to a layer without backing file (or a raw one); `partial`: reached,
+    // but a header below could not be read, so a later chain reaching them walks on again.
+    let (mut complete, mut partial) = (HashSet::new(), HashSet::new());
+    for root in roots {
+        let (mut walked, mut cur, mut whole) = (Vec::new(), root, true);
+        let mut seen = HashSet::new();
+        while !complete.contains(&cur) && seen.insert(cur.clone()) && walked.len() <= 4096 {
+            walked.push(cur.clone());
+            match qcow2_backing(&cur) {
+                Ok(Some(next)) => cur = next,
+                Ok(None) => break,
+                // Not qcow2: a raw base layer, the end of its chain.
+                Err(e) if e.kind() == io::ErrorKind::InvalidData => break,
+                Err(_) => {
+                    whole = false;
+                    break;
+                }
+            }
+        }
+        if whole { complete.extend(walked) } else { partial.extend(walked) }
+    }
+    complete.extend(partial);
+    complete
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A file whose header says what `qcow2_backing` reads: magic, backing name offset and size.
+    fn fake_qcow2(path: &Path, backing: Option<&Path>) {
+        let name = backing.map(|b| b.display().to_string()).unwrap_or_default();
+        let mut hdr = vec![0u8; 64];
+        hdr[0..4].copy_from_slice(b"QFI\xfb");
+        if !name.is_empty() {
+            hdr[8..16].copy_from_slice(&64u64.to_be_bytes());
+            hdr[16..20].copy_from_slice(&(name.len() as u32).to_be_bytes());
+        }
+        hdr.extend_from_slice(name.as_bytes());
+        fs::write(path, hdr).unwrap();
+    }
+
+    #[test]
+    fn chains_of_many_roots_are_the_union_of_each_roots_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = |n: &str| dir.path().join(n);
+        fs::write(p("raw"), b"not qcow2").unwrap();
+        fake_qcow2(&p("base"), Some(&p("raw")));
+        // Two sources' snapshot chains on one base, each snapshot's top on the previous one.
+        let mut tops = Vec::new();
+        for src in ["a", "b"] {
+            let mut below = p("base");
+            for i in 0..50 {
+                let layer = p(&format!("{src}{i}"));
+                fake_qcow2(&layer, Some(&below));
+                tops.push(layer.clone());
+                below = layer;
+            }
+        }
+        // A root that is gone, one whose backing is gone, and a cycle.
+        fake_qcow2(&p("orphan"), Some(&p("missing")));
+        fake_qcow2(&p("x"), Some(&p("y")));
+        fake_qcow2(&p("y"), Some(&p("x")));
+        let roots: Vec<PathBuf> = tops.iter().cloned().chain([p("gone"), p("orphan"), p("x")]).collect();
+        let want: std::collections::HashSet<PathBuf> = roots.iter().flat_map(|r| qcow2_chain(r)).collect();
+        let got = qcow2_chains(roots);
+        assert_eq!(got, want);
+        for name in ["raw", "base", "a0", "a49", "b0", "b49", "gone", "orphan", "missing", "x", "y"] {
+            assert!(got.contains(&p(name)), "{name}");
+        }
+    }
 
     #[test]
     fn sparse_clone_skips_zero_blocks_and_keeps_data() {

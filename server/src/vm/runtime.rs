@@ -584,7 +584,15 @@ impl Runtime {
             Some(vm) => {
                 let _ = self.kill(&vm).await;
             }
-            None => self.cleanup_run_dir(run).await,
+            None => {
+                // A crash between QEMU's start and `vm.json`: QEMU's own pid file names it
+                // (`kill` checks that the pid is still that QEMU).
+                let pid = std::fs::read_to_string(qemu::pid_path(run)).ok().and_then(|p| p.trim().parse().ok());
+                if let Some(pid) = pid {
+                    qemu::kill(pid, &self.qmp_path(run)).await;
+                }
+                self.cleanup_run_dir(run).await
+            }
         }
     }
 
@@ -641,18 +649,13 @@ impl Runtime {
     /// `disk_layer`s of every image that still exists (templates, snapshots, paused
     /// sandboxes); running VMs are found in `<data>/run`. Returns the bytes freed.
     pub fn collect_garbage(&self, image_layers: &[PathBuf]) -> Result<u64> {
-        let mut live = std::collections::HashSet::new();
         let mut roots: Vec<PathBuf> = image_layers.to_vec();
         for entry in std::fs::read_dir(self.inner.store.join("run"))?.flatten() {
             if let Ok(top) = std::fs::read_link(entry.path().join("disk")) {
                 roots.push(top);
             }
         }
-        for root in roots {
-            for layer in files::qcow2_chain(&root) {
-                live.insert(layer);
-            }
-        }
+        let live = files::qcow2_chains(roots);
         let mut freed = 0;
         for entry in std::fs::read_dir(self.layers_dir())?.flatten() {
             let path = entry.path();
