@@ -6,6 +6,7 @@ import os
 import re
 import sqlite3
 import subprocess
+import time
 from pathlib import Path
 
 RUN_ID = re.compile(r"/store/run/([^/,]+)/mem\.ram")
@@ -104,19 +105,32 @@ def assert_at_rest(server):
     vms = qemu_processes(server)
     assert sorted(vms.values()) == sorted(running), f"QEMU processes {vms} vs running sandboxes {running}"
     # Spare QEMUs are sandboxd's own: each one is in its directory's vm.json, and nothing else
-    # is in spare/ but those directories and links to live run directories.
+    # is in spare/ but those directories and links to live run directories. A spare being
+    # started (by the refill after the last restore) gets there within seconds.
+    deadline = time.monotonic() + 30
+    while (problem := spares_settled(server, running)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert problem is None, problem
+    left = orphans(server)
+    assert left == {"image_dirs": [], "missing_image_dirs": [], "run_dirs": [], "layers": []}, left
+
+
+def spares_settled(server, running) -> str | None:
+    """None when every spare QEMU is recorded in its directory's vm.json, every spare
+    directory has its QEMU and every spare link leads to a running sandbox; else what is not."""
     spare = server.data / "store" / "spare"
     spares = spare_qemus(server)
     for pid, name in spares.items():
-        assert json.loads((spare / name / "vm.json").read_text())["pid"] == pid, name
-    if spare.is_dir():
-        for p in spare.iterdir():
-            if p.is_symlink():
-                assert p.exists() and os.path.basename(os.readlink(p)) in running, f"stale spare link {p}"
-            else:
-                assert p.name in spares.values(), f"spare directory {p.name} has no QEMU"
-    left = orphans(server)
-    assert left == {"image_dirs": [], "missing_image_dirs": [], "run_dirs": [], "layers": []}, left
+        vm = spare / name / "vm.json"
+        if not vm.is_file() or json.loads(vm.read_text())["pid"] != pid:
+            return f"spare QEMU {pid} is not recorded in {vm}"
+    for p in spare.iterdir() if spare.is_dir() else []:
+        if p.is_symlink():
+            if not p.exists() or os.path.basename(os.readlink(p)) not in running:
+                return f"stale spare link {p}"
+        elif p.name not in spares.values():
+            return f"spare directory {p.name} has no QEMU"
+    return None
 
 
 def fd_count(pid: int) -> int:
