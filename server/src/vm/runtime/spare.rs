@@ -1,6 +1,6 @@
 //! Spare VMs: QEMU processes started ahead of restores and stopped before their machine is
 //! created (`-preconfig`), so a restore skips starting QEMU (exec, libraries, accelerator set-up,
-//! network namespace: ~30–40 ms of a ~400 ms restore under TCG, measured in docs/benchmarks.md).
+//! network namespace: ~30–40 ms of a ~400 ms restore under TCG, measured in docs/warm-pools.md).
 //!
 //! Invariants:
 //! - A spare has no disk and no guest yet: the restore that takes it adds the disk
@@ -46,7 +46,7 @@ pub(super) struct Shape {
 
 pub(super) struct Spare {
     shape: Shape,
-    /// Its run directory: `run/spare-<id>` until taken, then the sandbox's.
+    /// Its directory: `spare/spare-<id>` until taken, then the sandbox's run directory.
     pub run: PathBuf,
     pub pid: u32,
     pub envd_addr: SocketAddr,
@@ -65,8 +65,6 @@ pub(super) struct Spares {
     settled: tokio::sync::Notify,
 }
 
-/// How many shapes keep spares: the latest restores' (one template and the snapshots of its
-/// sandboxes share a shape; a second lets two kinds of sandbox alternate).
 impl Spares {
     pub fn new(enabled: bool) -> Self {
         Spares {
@@ -80,6 +78,8 @@ impl Spares {
     }
 }
 
+/// How many shapes keep spares: the latest restores' (one template and the snapshots of its
+/// sandboxes share a shape; a second lets two kinds of sandbox alternate).
 const MAX_SHAPES: usize = 2;
 const PREFIX: &str = "spare-";
 
@@ -185,35 +185,28 @@ impl Runtime {
             tokio::spawn(async move {
                 let started = rt.start_spare(shape).await;
                 let spares = &rt.inner.spares;
-                let unwanted = |spares: &Spares| {
-                    spares.closing.load(Ordering::SeqCst) || !spares.recent.lock().unwrap_or_else(|e| e.into_inner()).contains(&shape)
-                };
-                let started = match started {
-                    // Killed before it stops counting as starting, so a clean stop that waits
-                    // for the spares being started never leaves one behind.
-                    Ok(spare) if unwanted(spares) => {
-                        let _ = rt.kill(&spare_vm(&spare)).await;
-                        None
+                let unwanted = match started {
+                    Ok(spare) => {
+                        // Decided under the ready list's lock: a stop that began meanwhile no
+                        // longer looks at that list.
+                        let mut ready = spares.ready.lock().unwrap_or_else(|e| e.into_inner());
+                        let wanted = !spares.closing.load(Ordering::SeqCst)
+                            && spares.recent.lock().unwrap_or_else(|e| e.into_inner()).contains(&shape);
+                        if wanted {
+                            ready.push(spare);
+                            None
+                        } else {
+                            Some(spare)
+                        }
                     }
-                    Ok(spare) => Some(spare),
                     Err(e) => {
                         tracing::warn!(error = %e, "could not start a spare VM");
                         None
                     }
                 };
-                let late = {
-                    let mut ready = spares.ready.lock().unwrap_or_else(|e| e.into_inner());
-                    match started {
-                        // The stop began meanwhile and no longer looks at the ready list.
-                        Some(spare) if spares.closing.load(Ordering::SeqCst) => Some(spare),
-                        Some(spare) => {
-                            ready.push(spare);
-                            None
-                        }
-                        None => None,
-                    }
-                };
-                if let Some(spare) = late {
+                // Killed before it stops counting as starting, so a clean stop that waits for
+                // the spares being started never leaves one behind.
+                if let Some(spare) = unwanted {
                     let _ = rt.kill(&spare_vm(&spare)).await;
                 }
                 {
@@ -289,11 +282,6 @@ impl Runtime {
 
     fn spare_dir(&self) -> PathBuf {
         self.inner.store.join("spare")
-    }
-
-    /// How many spares are ready (tests, logs).
-    pub fn spares_ready(&self) -> usize {
-        self.inner.spares.ready.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
     async fn start_spare(&self, shape: Shape) -> Result<Spare> {
