@@ -77,6 +77,42 @@ fn placement_prefers_a_node_that_keeps_the_image() {
 }
 
 #[test]
+fn peers_are_the_live_other_nodes_that_keep_an_image() {
+    for (name, a, b, _dir) in test_node_pairs() {
+        a.register_node(&node("a", 1024, 100)).unwrap();
+        b.register_node(&node("b", 1024, 100)).unwrap();
+        let ids = |s: &Store, fresh: i64| -> Vec<String> {
+            s.image_holders("img", "b", fresh).unwrap().into_iter().map(|n| n.id).collect()
+        };
+        assert!(ids(&a, 0).is_empty(), "{name}: nobody keeps it yet");
+        a.add_node_image("img").unwrap();
+        b.add_node_image("img").unwrap();
+        // Never itself.
+        assert_eq!(ids(&a, 0), ["b"], "{name}");
+        assert_eq!(ids(&b, 0), ["a"], "{name}");
+        // A stale heartbeat, a dead node, or one that dropped the image is no peer.
+        assert!(ids(&a, 101).is_empty(), "{name}");
+        b.remove_node_image("img").unwrap();
+        assert!(ids(&a, 0).is_empty(), "{name}");
+        b.add_node_image("img").unwrap();
+        assert_eq!(a.reap_dead_nodes(101).unwrap().len(), 1, "{name}: b's heartbeat is old");
+        assert!(ids(&a, 0).is_empty(), "{name}");
+        assert!(a.image_holders("other", "b", 0).unwrap().is_empty(), "{name}");
+    }
+}
+
+#[test]
+fn every_node_of_a_database_gets_the_same_peer_key() {
+    for (name, a, b, _dir) in test_node_pairs() {
+        let key = a.peer_key().unwrap();
+        assert_eq!(key.len(), 64, "{name}");
+        assert!(key.bytes().all(|c| c.is_ascii_hexdigit()), "{name}");
+        assert_eq!(b.peer_key().unwrap(), key, "{name}: made once, by whichever node asked first");
+        assert_eq!(a.peer_key().unwrap(), key, "{name}");
+    }
+}
+
+#[test]
 fn concurrent_placements_on_postgres_never_overcommit() {
     let Some(url) = super::testing::fresh_postgres_database() else { return };
     let first = Store::connect_postgres(&url).unwrap().with_node_id("n");

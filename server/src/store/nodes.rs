@@ -234,6 +234,33 @@ impl Store {
         Ok(())
     }
 
+    /// Live nodes other than this one (heartbeat at or after `fresh_after_ms`) that keep a
+    /// local copy of image `image_id`, its maker first.
+    pub fn image_holders(&self, image_id: &str, maker: &str, fresh_after_ms: i64) -> Result<Vec<NodeRow>> {
+        let cols = COLUMNS.split(", ").map(|c| format!("n.{c}")).collect::<Vec<_>>().join(", ");
+        let rows = self.db().query(
+            &format!(
+                "SELECT {cols} FROM nodes n JOIN node_images i ON i.node_id = n.id \
+                 WHERE i.image_id = ?1 AND n.alive = 1 AND n.heartbeat_at >= ?2 AND n.id != ?3"
+            ),
+            &params![image_id, fresh_after_ms, self.node_id()],
+        )?;
+        let mut nodes = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;
+        nodes.sort_by_key(|n| (n.id != maker, n.id.clone()));
+        Ok(nodes)
+    }
+
+    /// The secret the nodes of this database show each other (see `cluster/peer.rs`): made by
+    /// the first node that asks, the same for all.
+    pub fn peer_key(&self) -> Result<String> {
+        let fresh: [u8; 32] = rand::random();
+        self.db().execute(
+            "INSERT INTO cluster_keys (id, secret) VALUES (1, ?1) ON CONFLICT DO NOTHING",
+            &params![hex::encode(fresh)],
+        )?;
+        self.db().query_one("SELECT secret FROM cluster_keys WHERE id = 1", &[])?.get(0)
+    }
+
     /// This node keeps a local copy of image `image_id` (placement prefers it).
     pub fn add_node_image(&self, image_id: &str) -> Result<()> {
         self.db().execute(

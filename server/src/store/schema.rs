@@ -202,6 +202,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
     );",
     // v9: the volumes mounted into a sandbox (JSON list of `{name, path, volumeID}`).
     "ALTER TABLE sandboxes ADD COLUMN volume_mounts TEXT;",
+    // v10: the key nodes of a cluster show each other (see `cluster/peer.rs`); one row.
+    "CREATE TABLE cluster_keys (id INTEGER PRIMARY KEY, secret TEXT NOT NULL);",
 ];
 
 /// `PG_MIGRATIONS[0]` is SQLite's v1..v7 combined; entry `i` is Postgres schema version `i + 1`.
@@ -387,6 +389,8 @@ pub(super) const PG_MIGRATIONS: &[&str] = &[
     );",
     // v3 = SQLite v9 (volume mounts).
     "ALTER TABLE sandboxes ADD COLUMN volume_mounts TEXT;",
+    // v4 = SQLite v10 (the nodes' peer key).
+    "CREATE TABLE cluster_keys (id BIGINT PRIMARY KEY, secret TEXT NOT NULL);",
 ];
 
 /// Applies the SQLite migrations past `PRAGMA user_version`, each in its own transaction.
