@@ -76,7 +76,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let cluster = match &cfg.cluster {
         Some(c) => {
             store = store.with_node_id(&c.node_id);
-            let cluster = crate::cluster::Cluster::new(c.clone(), runtime.accel())?;
+            let cluster = crate::cluster::Cluster::new(c.clone(), runtime.accel(), store.peer_key()?)?;
             info!(node = %c.node_id, advertise = %c.advertise_url, object_store = %c.object_store, "cluster mode");
             Some(Arc::new(cluster))
         }

@@ -137,6 +137,9 @@ pub fn router(state: AppState) -> Router {
                     "/volumecontent/{volumeID}/path",
                     get(volumes::stat).patch(volumes::update_metadata).delete(volumes::remove),
                 )
+                // Node to node (cluster mode only; the peer key is the credential).
+                .route("/cluster/images/{imageID}/ram", get(crate::cluster::peer::ram))
+                .route("/cluster/layers/{name}", get(crate::cluster::peer::layer))
                 .layer(DefaultBodyLimit::disable())
                 .with_state(state),
         )

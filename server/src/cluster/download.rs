@@ -17,6 +17,7 @@ use super::Bucket;
 use super::chunk_cache::{self, ChunkCache};
 use super::delta;
 use super::manifest::{self, Blob, FORMAT, Manifest};
+use super::peer::Peer;
 use crate::vm::{BootSpec, ImageMeta, files};
 
 const PARALLEL: usize = 64;
@@ -36,15 +37,19 @@ pub struct LocalDirs {
 }
 
 impl LocalDirs {
-    fn find_layer(&self, name: &str) -> Option<PathBuf> {
+    pub fn find_layer(&self, name: &str) -> Option<PathBuf> {
         std::iter::once(&self.layers).chain(&self.layer_sources).map(|d| d.join(name)).find(|p| p.is_file())
     }
 }
 
 #[derive(Debug, Default, Clone, serde::Serialize)]
 pub struct DownloadStats {
-    /// Bytes received (compressed), all objects.
+    /// Bytes received from the bucket (compressed), all objects.
     pub fetched_bytes: u64,
+    /// Bytes received from a peer node (uncompressed), and the RAM chunks and layers among them.
+    pub peer_bytes: u64,
+    pub peer_chunks: usize,
+    pub peer_layers: usize,
     /// Non-zero RAM bytes of the image (what a full copy would move, uncompressed).
     pub ram_data_bytes: u64,
     pub fetched_chunks: usize,
@@ -104,8 +109,15 @@ fn validate(m: &Manifest) -> anyhow::Result<()> {
 /// RAM instead of reflinking it (a reflink would first write it all back).
 pub use crate::vm::files::UNSYNCED;
 
-/// Rebuilds image `image_id` as directory `dest` (which must not exist yet).
-pub async fn download_image(bucket: &Bucket, image_id: &str, dest: &Path, dirs: &LocalDirs) -> anyhow::Result<DownloadStats> {
+/// Rebuilds image `image_id` as directory `dest` (which must not exist yet), asking `peer`
+/// (a node that holds the image) for each part before the bucket.
+pub async fn download_image(
+    bucket: &Bucket,
+    image_id: &str,
+    dest: &Path,
+    dirs: &LocalDirs,
+    peer: Option<&Peer>,
+) -> anyhow::Result<DownloadStats> {
     let started = Instant::now();
     let m = fetch_manifest(bucket, image_id)
         .await?
@@ -116,7 +128,7 @@ pub async fn download_image(bucket: &Bucket, image_id: &str, dest: &Path, dirs: 
     std::fs::create_dir_all(&tmp)?;
     let result = async {
         File::create(tmp.join(UNSYNCED))?;
-        fill(bucket, &m, &tmp, dirs).await
+        fill(bucket, peer, &m, &tmp, dirs).await
     }
     .await;
     let mut stats = match result {
@@ -145,6 +157,10 @@ pub async fn download_image(bucket: &Bucket, image_id: &str, dest: &Path, dirs: 
         image = image_id,
         ms = stats.ms,
         fetched_mib = stats.fetched_bytes >> 20,
+        peer = peer.map(Peer::node).unwrap_or("-"),
+        peer_mib = stats.peer_bytes >> 20,
+        peer_chunks = stats.peer_chunks,
+        peer_layers = stats.peer_layers,
         chunks = stats.fetched_chunks,
         local_chunks = stats.local_chunks,
         layers = stats.fetched_layers,
@@ -192,7 +208,7 @@ fn sync_now(dir: &Path) {
     }
 }
 
-async fn fill(bucket: &Bucket, m: &Manifest, tmp: &Path, dirs: &LocalDirs) -> anyhow::Result<DownloadStats> {
+async fn fill(bucket: &Bucket, peer: Option<&Peer>, m: &Manifest, tmp: &Path, dirs: &LocalDirs) -> anyhow::Result<DownloadStats> {
     // RAM, and the rest (device state, disk layers, boot files) at the same time.
     let ram = async {
         let mut stats = DownloadStats::default();
@@ -202,7 +218,7 @@ async fn fill(bucket: &Bucket, m: &Manifest, tmp: &Path, dirs: &LocalDirs) -> an
             let cache = tokio::task::spawn_blocking(move || ChunkCache::scan(&sources)).await?;
             stats.scan_ms = t.elapsed().as_millis() as u64;
             let t = Instant::now();
-            fetch_ram(bucket, ram, &tmp.join("mem.ram"), &cache, &mut stats).await?;
+            fetch_ram(bucket, peer, ram, &tmp.join("mem.ram"), &cache, &mut stats).await?;
             stats.ram_ms = t.elapsed().as_millis() as u64;
         }
         anyhow::Ok(stats)
@@ -221,7 +237,7 @@ async fn fill(bucket: &Bucket, m: &Manifest, tmp: &Path, dirs: &LocalDirs) -> an
                 Some(p) => p,
                 None => {
                     stats.fetched_layers += 1;
-                    fetch_layer(bucket, layer, below.as_deref(), &dirs.layers, &mut stats).await?
+                    fetch_layer(bucket, peer, layer, below.as_deref(), &dirs.layers, &mut stats).await?
                 }
             };
             below = Some(path);
@@ -240,6 +256,8 @@ async fn fill(bucket: &Bucket, m: &Manifest, tmp: &Path, dirs: &LocalDirs) -> an
     let (ram, rest) = tokio::join!(ram, rest);
     let (mut stats, (other, disk_layer, boot)) = (ram?, rest?);
     stats.fetched_bytes += other.fetched_bytes;
+    stats.peer_bytes += other.peer_bytes;
+    stats.peer_layers = other.peer_layers;
     stats.fetched_layers = other.fetched_layers;
     stats.rest_ms = other.rest_ms;
     let meta = ImageMeta {
@@ -261,6 +279,7 @@ async fn fill(bucket: &Bucket, m: &Manifest, tmp: &Path, dirs: &LocalDirs) -> an
 
 async fn fetch_ram(
     bucket: &Bucket,
+    peer: Option<&Peer>,
     ram: &manifest::Ram,
     path: &Path,
     cache: &ChunkCache,
@@ -278,16 +297,22 @@ async fn fetch_ram(
         }
     }
     let (size, chunk) = (ram.size, ram.chunk_size);
-    let results: Vec<anyhow::Result<Option<u64>>> = futures::stream::iter(offsets)
+    let results: Vec<anyhow::Result<(Got, usize)>> = futures::stream::iter(offsets)
         .map(|(hash, offs)| {
             let file = file.clone();
             let chain: Vec<String> = ram.chain(&hash).into_iter().map(String::from).collect();
             async move {
                 let want = chunk.min(size - offs[0]) as usize;
                 // A chunk some local image holds is copied from there (checked against its hash).
-                let (data, fetched) = match local_chunk(cache, &hash, want).await? {
-                    Some(data) => (data, None),
-                    None => {
+                let local = local_chunk(cache, &hash, want).await?;
+                let from_peer = match (&local, peer) {
+                    (None, Some(p)) => peer_chunk(p, &hash, offs[0], want).await,
+                    _ => None,
+                };
+                let (data, fetched) = match (local, from_peer) {
+                    (Some(data), _) => (data, Got::Local),
+                    (None, Some(data)) => (data, Got::Peer),
+                    (None, None) => {
                         // The whole chunk a delta chain starts from may be local when the chunk is not.
                         let base = if chain.len() > 1 { local_chunk(cache, &chain[0], want).await? } else { None };
                         let (mut data, mut n) = match base {
@@ -302,9 +327,10 @@ async fn fetch_ram(
                         if chain.len() > 1 {
                             anyhow::ensure!(blake3::hash(&data).to_hex().as_str() == hash, "RAM chunk {hash} rebuilt from its deltas is corrupt");
                         }
-                        (data, Some(n))
+                        (data, Got::Bucket(n))
                     }
                 };
+                let len = data.len();
                 tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
                     for off in offs {
                         let want = chunk.min(size - off) as usize;
@@ -314,7 +340,7 @@ async fn fetch_ram(
                     Ok(())
                 })
                 .await??;
-                Ok(fetched)
+                Ok((fetched, len))
             }
         })
         .buffer_unordered(PARALLEL)
@@ -322,11 +348,15 @@ async fn fetch_ram(
         .await;
     for r in results {
         match r? {
-            Some(n) => {
+            (Got::Bucket(n), _) => {
                 stats.fetched_bytes += n;
                 stats.fetched_chunks += 1;
             }
-            None => stats.local_chunks += 1,
+            (Got::Peer, len) => {
+                stats.peer_bytes += len as u64;
+                stats.peer_chunks += 1;
+            }
+            (Got::Local, _) => stats.local_chunks += 1,
         }
     }
     stats.ram_data_bytes = ram
@@ -337,6 +367,29 @@ async fn fetch_ram(
         .map(|(i, _)| ram.chunk_size.min(ram.size - i as u64 * ram.chunk_size))
         .sum();
     Ok(())
+}
+
+/// Where a RAM chunk came from (with the bytes received from the bucket).
+enum Got {
+    Local,
+    Peer,
+    Bucket(u64),
+}
+
+/// Chunk `hash` (at `offset` of the image's RAM) from `peer`, checked; `None` (and the peer
+/// given up) when it cannot give it.
+async fn peer_chunk(peer: &Peer, hash: &str, offset: u64, len: usize) -> Option<Vec<u8>> {
+    if !peer.usable() {
+        return None;
+    }
+    let got = async {
+        let data = peer.ram(offset, len).await?;
+        let data = tokio::task::spawn_blocking(move || (blake3::hash(&data), data)).await?;
+        anyhow::ensure!(data.0.to_hex().as_str() == hash, "RAM chunk {hash} from the peer does not match its hash");
+        Ok(data.1)
+    }
+    .await;
+    got.map_err(|e| peer.give_up("a RAM chunk", &e)).ok()
 }
 
 /// Chunk `hash` from an image this node holds, if any does.
@@ -378,10 +431,12 @@ async fn fetch_boot_file(bucket: &Bucket, blob: &Blob, dir: &Path, stats: &mut D
     Ok(path)
 }
 
-/// Streams a layer into `dir`, checks its hash, points its backing file at the local copy of
-/// the layer below, and only then gives it its name.
+/// Streams a layer into `dir` (from `peer` if it can, else from the bucket), checks its hash,
+/// points its backing file at the local copy of the layer below, and only then gives it its
+/// name.
 async fn fetch_layer(
     bucket: &Bucket,
+    peer: Option<&Peer>,
     layer: &manifest::Layer,
     below: Option<&Path>,
     dir: &Path,
@@ -391,27 +446,25 @@ async fn fetch_layer(
     let dest = dir.join(&layer.name);
     let tmp = dir.join(format!(".fetch-{}-{}", layer.name, crate::vm::random_id()));
     let result = async {
-        let out = HashingFile { file: File::create(&tmp)?, hasher: blake3::Hasher::new(), len: 0 };
-        let mut decoder = zstd::stream::write::Decoder::new(out)?;
-        let mut stream = bucket.get_stream(&manifest::layer_key(&layer.name)).await.map_err(|e| match e {
-            object_store::Error::NotFound { .. } => {
-                anyhow::anyhow!("disk layer {} is missing from the object store", layer.name)
-            }
-            e => e.into(),
-        })?;
-        while let Some(part) = stream.try_next().await? {
-            stats.fetched_bytes += part.len() as u64;
-            std::io::Write::write_all(&mut decoder, &part)?;
-        }
-        std::io::Write::flush(&mut decoder)?;
-        let out = decoder.into_inner();
-        let hash = out.hasher.finalize().to_hex().to_string();
-        anyhow::ensure!(
-            out.len == layer.size && hash == layer.hash,
-            "disk layer {} is corrupt in the object store",
-            layer.name
-        );
-        out.file.sync_all()?;
+        let from_peer = match peer.filter(|p| p.usable()) {
+            Some(p) => match receive_layer_from_peer(p, layer, &tmp).await {
+                Ok(file) => {
+                    stats.peer_bytes += layer.size;
+                    stats.peer_layers += 1;
+                    Some(file)
+                }
+                Err(e) => {
+                    p.give_up("a disk layer", &e);
+                    None
+                }
+            },
+            None => None,
+        };
+        let file = match from_peer {
+            Some(file) => file,
+            None => receive_layer_from_bucket(bucket, layer, &tmp, stats).await?,
+        };
+        file.sync_all()?;
         if let Some(below) = below {
             // The header names the layer below by the path it had on the node that froze it.
             let status = tokio::process::Command::new("qemu-img")
@@ -440,11 +493,49 @@ async fn fetch_layer(
     Ok(dest)
 }
 
+/// The layer as the peer has it (uncompressed) into `tmp`, checked against the manifest.
+async fn receive_layer_from_peer(peer: &Peer, layer: &manifest::Layer, tmp: &Path) -> anyhow::Result<File> {
+    let mut out = HashingFile { file: File::create(tmp)?, hasher: blake3::Hasher::new(), len: 0 };
+    let mut stream = std::pin::pin!(peer.layer(&layer.name).await?);
+    while let Some(part) = stream.try_next().await? {
+        anyhow::ensure!(out.len + part.len() as u64 <= layer.size, "disk layer {} from the peer is too long", layer.name);
+        std::io::Write::write_all(&mut out, &part)?;
+    }
+    out.checked(layer, "from the peer")
+}
+
+/// The layer from the bucket (zstd) into `tmp`, checked against the manifest.
+async fn receive_layer_from_bucket(bucket: &Bucket, layer: &manifest::Layer, tmp: &Path, stats: &mut DownloadStats) -> anyhow::Result<File> {
+    let out = HashingFile { file: File::create(tmp)?, hasher: blake3::Hasher::new(), len: 0 };
+    let mut decoder = zstd::stream::write::Decoder::new(out)?;
+    let mut stream = bucket.get_stream(&manifest::layer_key(&layer.name)).await.map_err(|e| match e {
+        object_store::Error::NotFound { .. } => {
+            anyhow::anyhow!("disk layer {} is missing from the object store", layer.name)
+        }
+        e => e.into(),
+    })?;
+    while let Some(part) = stream.try_next().await? {
+        stats.fetched_bytes += part.len() as u64;
+        std::io::Write::write_all(&mut decoder, &part)?;
+    }
+    std::io::Write::flush(&mut decoder)?;
+    decoder.into_inner().checked(layer, "in the object store")
+}
+
 /// Writes a decompressed layer to its file while hashing it.
 struct HashingFile {
     file: File,
     hasher: blake3::Hasher,
     len: u64,
+}
+
+impl HashingFile {
+    /// The file, if what was written is exactly `layer` (`whence` names the source in errors).
+    fn checked(self, layer: &manifest::Layer, whence: &str) -> anyhow::Result<File> {
+        let hash = self.hasher.finalize().to_hex().to_string();
+        anyhow::ensure!(self.len == layer.size && hash == layer.hash, "disk layer {} is corrupt {whence}", layer.name);
+        Ok(self.file)
+    }
 }
 
 impl std::io::Write for HashingFile {

@@ -24,6 +24,7 @@ pub mod front;
 pub mod manifest;
 pub mod node;
 pub mod objects_gc;
+pub mod peer;
 pub mod route;
 pub mod upload;
 
@@ -53,10 +54,12 @@ pub struct Cluster {
     /// cluster-wide advisory lock cannot separate them, as a Postgres session never conflicts
     /// with itself and a node has one.
     pub uploads: tokio::sync::RwLock<()>,
+    /// Shown to and by the other nodes on node-to-node requests (see [`peer`]).
+    pub peer_key: String,
 }
 
 impl Cluster {
-    pub fn new(cfg: ClusterConfig, accel: &str) -> anyhow::Result<Self> {
+    pub fn new(cfg: ClusterConfig, accel: &str, peer_key: String) -> anyhow::Result<Self> {
         anyhow::ensure!(
             manifest::safe_name(&cfg.node_id),
             "--node-id {:?}: use letters, digits, '-', '_' and '.'",
@@ -69,7 +72,7 @@ impl Cluster {
         );
         let bucket = Bucket::from_url(&cfg.object_store)?;
         let forwarder = route::Forwarder::new(&cfg.node_id);
-        Ok(Self { bucket, forwarder, compat: node::compat_key(accel), cfg, uploads: Default::default() })
+        Ok(Self { bucket, forwarder, compat: node::compat_key(accel), cfg, uploads: Default::default(), peer_key })
     }
 
     pub fn node_id(&self) -> &str {

@@ -7,7 +7,9 @@
 //!   arrives earlier waits for the upload (or fails if it fails or its node dies), never
 //!   restores a partial image.
 //! - A node fetches an image once at a time (per-image lock); the directory appears complete
-//!   or not at all (`cluster::download`).
+//!   or not at all (`cluster::download`). It asks a live node holding the image first and the
+//!   bucket for whatever that node does not give (`cluster::peer`); every part is checked
+//!   against the manifest's hashes either way.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -18,6 +20,7 @@ use tracing::{info, warn};
 use super::Manager;
 use crate::cluster::Cluster;
 use crate::cluster::download::LocalDirs;
+use crate::cluster::peer::Peer;
 use crate::error::{ApiError, ApiResult};
 use crate::store::{ImageKind, ImageRow, NodeRow, Upload};
 
@@ -187,13 +190,47 @@ impl Manager {
         let _held = lock.lock().await;
         if !local.join("meta.json").is_file() {
             let _gc = self.inner.gc_guard.read().await;
-            let stats = crate::cluster::download::download_image(&cluster.bucket, &id, &local, &self.local_dirs())
+            let peer = self.peer_for(&cluster, &row);
+            let stats = crate::cluster::download::download_image(&cluster.bucket, &id, &local, &self.local_dirs(), peer.as_ref())
                 .await
                 .map_err(|e| ApiError::internal(format!("fetching image {id} from the object store: {e:#}")))?;
-            info!(image = %id, ms = stats.ms, fetched_bytes = stats.fetched_bytes, "image fetched for a restore");
+            info!(image = %id, ms = stats.ms, fetched_bytes = stats.fetched_bytes, peer_bytes = stats.peer_bytes, "image fetched for a restore");
             let _ = self.store().add_node_image(&id);
         }
         Ok(local)
+    }
+
+    /// A live node other than this one that holds image `row` (its maker first), to fetch it
+    /// from before the bucket; `None` when there is none or `SANDBOXD_PEER_FETCH=0`.
+    fn peer_for(&self, cluster: &Cluster, row: &ImageRow) -> Option<Peer> {
+        if !crate::cluster::peer::enabled() {
+            return None;
+        }
+        let fresh_after = now_ms() - self.node_grace_ms();
+        let holders = self.store().image_holders(&row.id, &row.node_id, fresh_after).ok()?;
+        let node = holders.first()?;
+        Some(Peer::new(&node.advertise_url, &node.id, &row.id, &cluster.peer_key))
+    }
+
+    /// The directory of image `image_id` when this node holds it whole (made here, or fetched
+    /// and published): what a peer may read from.
+    pub fn held_image_dir(&self, image_id: &str) -> Option<PathBuf> {
+        if !crate::cluster::manifest::safe_name(image_id) || image_id.starts_with('.') {
+            return None;
+        }
+        let snapshots = self.inner.cfg.snapshots_dir();
+        let made_here = self.store().image(image_id).ok().flatten().map(|row| row.dir).filter(|dir| {
+            dir.starts_with(&snapshots) || dir.starts_with(&self.inner.cfg.templates_dir)
+        });
+        made_here.into_iter().chain([snapshots.join(image_id)]).find(|dir| dir.join("meta.json").is_file())
+    }
+
+    /// Disk layer `name` when this node holds it (a temporary `.` file never counts).
+    pub fn held_layer(&self, name: &str) -> Option<PathBuf> {
+        if !crate::cluster::manifest::safe_name(name) || name.starts_with('.') {
+            return None;
+        }
+        self.local_dirs().find_layer(name)
     }
 
     /// Waits until another node's upload of `row` is durable.

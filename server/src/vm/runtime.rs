@@ -736,7 +736,9 @@ fn prepare_ram(ram_src: &Path, ram: &Path, mode: RestoreRam, existing: bool) -> 
     let (t0, ram_src) = (Instant::now(), ram_src.to_path_buf());
     Ok(Some(tokio::task::spawn_blocking(move || {
         let r = files::fill_data(&ram_src, &ram_file);
-        (r, t0.elapsed().as_millis() as u64)
+        let ms = t0.elapsed().as_millis() as u64;
+        tracing::debug!(ms, src = %ram_src.display(), "ram copied");
+        (r, ms)
     })))
 }
 

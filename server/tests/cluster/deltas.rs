@@ -75,7 +75,7 @@ async fn a_second_snapshot_sends_the_changed_pages_and_restores_byte_for_byte() 
     // B has neither image: it fetches whole chunks and deltas and rebuilds both exactly.
     for (id, src) in [("snap3", &snap3), ("snap2", &snap2)] {
         let dest = b.images().join(id);
-        let down = download_image(&bucket, id, &dest, &b.local()).await.unwrap();
+        let down = download_image(&bucket, id, &dest, &b.local(), None).await.unwrap();
         assert_eq!(fs::read(dest.join("mem.ram")).unwrap(), fs::read(src.join("mem.ram")).unwrap(), "{id}");
         if id == "snap2" {
             // snap3 is local now: every chunk but the one snap3 changed since is copied.
@@ -110,7 +110,7 @@ async fn delta_chains_stay_bounded() {
     let b = Node::new();
     // The longest chain there is: a whole chunk and MAX_CHAIN - 1 deltas.
     let last = format!("s{}", MAX_CHAIN - 1);
-    download_image(&bucket, &last, &b.images().join(&last), &b.local()).await.unwrap();
+    download_image(&bucket, &last, &b.images().join(&last), &b.local(), None).await.unwrap();
     assert_eq!(fs::read(b.images().join(&last).join("mem.ram")).unwrap(), fs::read(a.images().join(&last).join("mem.ram")).unwrap());
 }
 
@@ -137,12 +137,12 @@ async fn a_corrupt_or_missing_delta_fails_the_download_and_leaves_nothing() {
     *bad.last_mut().unwrap() ^= 1;
     fs::write(&object, zstd::bulk::compress(&bad, 1).unwrap()).unwrap();
     let dest = b.images().join("snap2");
-    let err = download_image(&bucket, "snap2", &dest, &b.local()).await.unwrap_err();
+    let err = download_image(&bucket, "snap2", &dest, &b.local(), None).await.unwrap_err();
     assert!(err.to_string().contains("corrupt"), "{err}");
     assert!(!dest.exists());
 
     fs::remove_file(&object).unwrap();
-    let err = download_image(&bucket, "snap2", &dest, &b.local()).await.unwrap_err();
+    let err = download_image(&bucket, "snap2", &dest, &b.local(), None).await.unwrap_err();
     assert!(err.to_string().contains("missing"), "{err}");
     assert_eq!(fs::read_dir(b.images()).unwrap().count(), 0, "no half-fetched directory is left");
 }

@@ -111,14 +111,14 @@ async fn deleting_a_template_keeps_what_its_snapshot_still_names() {
     // The snapshot, template layer and all, still restores on another node.
     let other = Node::new();
     let dest = other.images().join("snap");
-    let down = download_image(&bucket, "snap", &dest, &other.local()).await.unwrap();
+    let down = download_image(&bucket, "snap", &dest, &other.local(), None).await.unwrap();
     assert_eq!(down.fetched_layers, 2);
     let src = &two.snap.1;
     assert_eq!(fs::read(dest.join("mem.ram")).unwrap(), fs::read(src.join("mem.ram")).unwrap());
     assert_eq!(fs::read(dest.join("state.bin")).unwrap(), fs::read(src.join("state.bin")).unwrap());
     let (mine, theirs) = (Runtime::read_meta(src).unwrap().disk_layer, Runtime::read_meta(&dest).unwrap().disk_layer);
     run(Command::new("qemu-img").args(["compare", "-q", "-f", "qcow2", "-F", "qcow2"]).arg(&mine).arg(&theirs));
-    assert!(download_image(&bucket, "tpl", &other.images().join("tpl"), &other.local()).await.is_err());
+    assert!(download_image(&bucket, "tpl", &other.images().join("tpl"), &other.local(), None).await.is_err());
 
     // Nothing more to do: a second run deletes nothing.
     let again = collect(&bucket, &live(&["snap"]), Duration::ZERO).await.unwrap();

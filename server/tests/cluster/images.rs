@@ -41,7 +41,7 @@ async fn an_image_restored_on_another_node_is_byte_for_byte_the_original() {
     assert_eq!(stored.len(), 9, "{stored:?}");
 
     let dest = b.images().join("snap1");
-    let down = download_image(&bucket, "snap1", &dest, &b.local()).await.unwrap();
+    let down = download_image(&bucket, "snap1", &dest, &b.local(), None).await.unwrap();
     assert_eq!(down.fetched_chunks, 9);
     assert_eq!(down.fetched_layers, 2);
     assert_eq!(down.ram_data_bytes, 10 * CHUNK_SIZE);
@@ -108,7 +108,7 @@ async fn a_corrupt_or_missing_object_fails_the_download_and_leaves_nothing() {
     let src = make_image(&a, "snap", 4, &data, None, 4);
     let (manifest, _) = upload_image(&bucket, "snap", &src, &[]).await.unwrap();
 
-    let missing = download_image(&bucket, "nope", &b.images().join("nope"), &b.local()).await.unwrap_err();
+    let missing = download_image(&bucket, "nope", &b.images().join("nope"), &b.local(), None).await.unwrap_err();
     assert!(missing.to_string().contains("not in the object store"), "{missing}");
 
     // Replace one chunk object with other (valid, compressed) bytes.
@@ -117,14 +117,14 @@ async fn a_corrupt_or_missing_object_fails_the_download_and_leaves_nothing() {
     let other = zstd::bulk::compress(&pattern(99, CHUNK_SIZE as usize), 1).unwrap();
     fs::write(&object, other).unwrap();
     let dest = b.images().join("snap");
-    let err = download_image(&bucket, "snap", &dest, &b.local()).await.unwrap_err();
+    let err = download_image(&bucket, "snap", &dest, &b.local(), None).await.unwrap_err();
     assert!(err.to_string().contains("corrupt"), "{err}");
     assert!(!dest.exists());
     assert_eq!(fs::read_dir(b.images()).unwrap().count(), 0, "no half-fetched directory is left");
 
     // A chunk that is gone is named.
     fs::remove_file(&object).unwrap();
-    let err = download_image(&bucket, "snap", &dest, &b.local()).await.unwrap_err();
+    let err = download_image(&bucket, "snap", &dest, &b.local(), None).await.unwrap_err();
     assert!(err.to_string().contains("missing"), "{err}");
     assert!(!dest.exists());
 }
@@ -145,7 +145,7 @@ async fn a_layer_the_node_already_has_is_not_fetched() {
     fs::copy(&base_layer, templates.join("tpl-disk.qcow2")).unwrap();
     let mut local = b.local();
     local.layer_sources.push(templates.clone());
-    let down = download_image(&bucket, "snap", &b.images().join("snap"), &local).await.unwrap();
+    let down = download_image(&bucket, "snap", &b.images().join("snap"), &local, None).await.unwrap();
     assert_eq!(down.fetched_layers, 1);
     let top = Runtime::read_meta(&b.images().join("snap")).unwrap().disk_layer;
     assert_eq!(sandboxd::vm::files::qcow2_backing(&top).unwrap().unwrap(), templates.join("tpl-disk.qcow2"));
@@ -166,7 +166,7 @@ async fn chunks_a_local_image_already_holds_are_copied_not_fetched() {
     upload_image(&bucket, "snap", &snap, &[]).await.unwrap();
     // B has the template locally (built there: no manifest, its chunks are hashed once).
     let tpl = make_image(&b, "tpl", 16, &template, None, 8);
-    let down = download_image(&bucket, "snap", &b.images().join("snap"), &b.local()).await.unwrap();
+    let down = download_image(&bucket, "snap", &b.images().join("snap"), &b.local(), None).await.unwrap();
     assert_eq!((down.fetched_chunks, down.local_chunks), (4, 28), "{down:?}");
     assert_eq!(fs::read(b.images().join("snap/mem.ram")).unwrap(), fs::read(snap.join("mem.ram")).unwrap());
     assert!(tpl.join("chunk-index.json").is_file(), "the template's chunk index is kept for next time");
@@ -177,7 +177,7 @@ async fn chunks_a_local_image_already_holds_are_copied_not_fetched() {
     let ram = fs::OpenOptions::new().write(true).open(tpl.join("mem.ram")).unwrap();
     ram.write_all_at(&pattern(4242, CHUNK_SIZE as usize), 0).unwrap();
     drop(ram);
-    let again = download_image(&bucket, "snap", &b.images().join("snap2"), &b.local()).await.unwrap();
+    let again = download_image(&bucket, "snap", &b.images().join("snap2"), &b.local(), None).await.unwrap();
     assert_eq!((again.fetched_chunks, again.local_chunks), (5, 27), "{again:?}");
     assert_eq!(fs::read(b.images().join("snap2/mem.ram")).unwrap(), fs::read(snap.join("mem.ram")).unwrap());
 }
