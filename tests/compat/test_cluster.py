@@ -10,6 +10,7 @@ nodes' run directories (the first one goes wherever placement finds the most fre
 
 import concurrent.futures
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -83,6 +84,21 @@ class Node(Sandboxd):
     def runs(self, sandbox_id: str) -> bool:
         return (self.data / "store" / "run" / sandbox_id).is_dir()
 
+    @property
+    def node_id(self) -> str:
+        return self.args[self.args.index("--node-id") + 1]
+
+    def sql(self, query: str) -> str:
+        database = self.args[self.args.index("--database") + 1]
+        return subprocess.run(["psql", database, "-tAc", query], check=True, capture_output=True,
+                              text=True).stdout.strip()
+
+    def fetches(self) -> list:
+        """The fields of each `image fetched from` line in this node's log."""
+        lines = [re.sub(r"\x1b\[[0-9;]*m", "", line) for line in self.log_path.read_text().splitlines()]
+        return [dict(re.findall(r'(\w+)="?([^" ]*)"?', line.split("image fetched from", 1)[1]))
+                for line in lines if "image fetched from" in line]
+
 
 @pytest.fixture
 def cluster(postgres, s3, base_template, request):
@@ -148,10 +164,15 @@ def test_a_snapshot_taken_on_one_node_restores_on_the_others(cluster):
         # Memory: the in-memory counter goes on from where the snapshot caught it.
         assert counter(clone) >= at_snapshot
         assert clone.files.read("/home/user/state.txt") == "made on a"
-    # Those two fetched the image from the object store into their own stores.
+    # Those two fetched the image into their own stores: its RAM chunks and disk layer from the
+    # source's node (a live node holding it), nothing of its RAM from the object store.
     for node in (node_b, node_c):
         fetched = [d for d in (node.data / "store" / "snapshots").iterdir() if (d / "meta.json").is_file()]
         assert len(fetched) == 1, fetched
+        [fetch] = node.fetches()
+        assert fetch["peer"] == src_node.node_id, fetch
+        assert int(fetch["peer_chunks"]) > 0 and fetch["chunks"] == "0", fetch
+        assert fetch["peer_layers"] == fetch["layers"] == "1", fetch
     # The source kept running.
     assert counter(src) >= at_snapshot
 
@@ -167,6 +188,76 @@ def test_a_snapshot_taken_on_one_node_restores_on_the_others(cluster):
     assert not node_b.runs(clone_b.sandbox_id)
     with pytest.raises(NotFoundException):
         Sandbox.get_info(clone_b.sandbox_id, **a.opts)
+
+
+def test_a_peer_that_sends_wrong_bytes_leaves_the_restore_to_the_object_store(cluster):
+    """The source's node holds the image but its RAM file no longer matches the manifest (here:
+    zeroed after the upload); another node asks it first, checks every chunk against the
+    manifest's hash, gives it up at the first mismatch and takes the rest from the bucket."""
+    a, b, c = cluster
+    src = Sandbox.create("base", timeout=600, **a.opts)
+    [src_node] = where(cluster, src.sandbox_id)
+    start_counter(src)
+    src.files.write("/home/user/state.txt", "made before the snapshot")
+    snap = src.create_snapshot()
+    at_snapshot = counter(src)
+    image = _image_id(snap.snapshot_id)
+    image_dir = src_node.data / "store" / "snapshots" / image
+    assert (image_dir / "meta.json").is_file(), list((src_node.data / "store" / "snapshots").iterdir())
+    wait_until(lambda: src_node.sql(f"SELECT upload FROM snapshots WHERE id = '{image}'") == "durable",
+               120, "the upload")
+    ram = image_dir / "mem.ram"
+    size = ram.stat().st_size
+    os.truncate(ram, 0)
+    os.truncate(ram, size)
+
+    clone = Sandbox.create(snap.snapshot_id, timeout=600, **src_node.opts)
+    [node] = where(cluster, clone.sandbox_id)
+    assert node is not src_node
+    assert counter(clone) >= at_snapshot
+    assert clone.files.read("/home/user/state.txt") == "made before the snapshot"
+    [fetch] = node.fetches()
+    assert fetch["peer"] == src_node.node_id and fetch["peer_chunks"] == "0", fetch
+    assert int(fetch["chunks"]) > 0, fetch
+    assert "does not match its hash" in node.log_path.read_text()
+
+
+def _image_id(snapshot_id: str) -> str:
+    """`<team>/<image>:<tag>` → the image's directory name."""
+    return snapshot_id.split(":")[0].rsplit("/", 1)[-1]
+
+
+def _get(url: str, headers=None) -> int:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=10) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def test_the_node_to_node_routes_want_the_cluster_key(cluster, make_sandboxd):
+    a, b, c = cluster
+    src = Sandbox.create("base", timeout=600, **a.opts)
+    [node] = where(cluster, src.sandbox_id)
+    image = _image_id(src.create_snapshot().snapshot_id)
+    key = node.sql("SELECT secret FROM cluster_keys")
+    assert len(key) == 64
+    ram = f"{node.url}/cluster/images/{image}/ram?offset=0&len=4096"
+    ok = {"x-sandboxd-peer-key": key}
+    assert _get(ram, ok) == 200
+    # Not even with the API key: the peer key is the only credential.
+    assert _get(ram) == 401
+    assert _get(ram, {"x-sandboxd-peer-key": key[:-1] + ("0" if key[-1] != "0" else "1")}) == 401
+    assert _get(ram, {"X-API-Key": KEY}) == 401
+    assert _get(f"{node.url}/cluster/images/nope/ram?offset=0&len=4096", ok) == 404
+    assert _get(f"{node.url}/cluster/images/{image}/ram?offset=0&len={64 << 20}", ok) == 400
+    assert _get(f"{node.url}/cluster/images/{image}/ram?offset={1 << 40}&len=4096", ok) == 416
+    assert _get(f"{node.url}/cluster/images/..%2F..%2Fapi_key/ram?offset=0&len=1", ok) == 404
+    assert _get(f"{node.url}/cluster/layers/..%2F..%2Fapi_key", ok) == 400
+    assert _get(f"{node.url}/cluster/layers/.fetch-x", ok) == 404
+    # Outside a cluster the routes do not exist.
+    plain = make_sandboxd()
+    assert _get(f"{plain.url}/cluster/images/{image}/ram?offset=0&len=4096", ok) == 404
 
 
 def test_concurrent_creates_never_overcommit_a_node(cluster):
