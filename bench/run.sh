@@ -5,7 +5,7 @@
 #   bench/run.sh --full     the documented run (≈ 25 min on 2 cores): rewrites docs/benchmarks.md
 #                           and docs/bench/*.png; results.json in target/bench/
 #   bench/run.sh --quick    smoke run, the test suite's stage (≤ 4 min): target/bench/quick/ only
-#   bench/run.sh --cluster  issue 13's numbers (≈ 3 min; not part of --full or --quick): PostgreSQL,
+#   bench/run.sh --cluster  issue 13's numbers (≈ 5 min; not part of --full or --quick): PostgreSQL,
 #                           s3s-fs and two nodes on this machine; remote vs local restore, bytes
 #                           fetched and uploaded, freeze with vs without the object store. Writes
 #                           target/bench/cluster/ (add --docs docs/cluster-benchmarks.md to publish)

@@ -119,6 +119,11 @@ struct Args {
     /// cluster: memory changed between two snapshots, MiB (new data in /dev/shm).
     #[arg(long, default_value_t = 16)]
     cluster_changed_mib: u32,
+    /// cluster: idle time before each measured restore, ms, so that none starts right after
+    /// another freed memory (on a VM host that takes idle memory back, memory just freed is
+    /// faster to fill than memory freed seconds ago; see docs/cluster.md). 0: none.
+    #[arg(long, default_value_t = 10000)]
+    cluster_settle_ms: u64,
     /// Run nothing: render the report (to --out-dir and --docs) from an earlier results.json
     /// (with `--scenario cluster`: from a cluster results.json).
     #[arg(long)]
@@ -176,6 +181,7 @@ fn run_cluster(a: &Args) -> anyhow::Result<()> {
         restores: a.cluster_restores.unwrap_or(if a.quick { 2 } else { 5 }),
         dirty_mib: a.cluster_dirty_mib,
         changed_mib: a.cluster_changed_mib,
+        settle_ms: a.cluster_settle_ms,
     };
     let started = Instant::now();
     let mut out = cluster::ClusterResults {

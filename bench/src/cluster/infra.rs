@@ -155,20 +155,29 @@ impl Drop for S3 {
 
 /// A node's capacity: placement (`store/nodes.rs`) prefers a node that keeps the image, then
 /// the one with the most free memory, and skips full nodes. With one sandbox per node and A
-/// the larger one, a create of `base` lands on A, a restore of A's snapshot lands on B while
-/// A's source runs, and on A once the source is gone.
+/// the largest, B the next, a create of `base` lands on A, a restore of A's snapshot lands on
+/// B while A's source runs, on C while B's clone runs too, and on A once the source is gone.
+/// C never fetches from another node (`SANDBOXD_PEER_FETCH=0`): the bucket alone.
 pub struct NodeSpec {
     pub id: &'static str,
     pub max_memory_mb: u32,
+    pub peer_fetch: bool,
 }
 
 pub const A: NodeSpec = NodeSpec {
     id: "a",
     max_memory_mb: 8192,
+    peer_fetch: true,
 };
 pub const B: NodeSpec = NodeSpec {
     id: "b",
     max_memory_mb: 4096,
+    peer_fetch: true,
+};
+pub const C: NodeSpec = NodeSpec {
+    id: "c",
+    max_memory_mb: 2048,
+    peer_fetch: false,
 };
 
 pub fn start_node(
@@ -206,6 +215,7 @@ pub fn start_node(
         ("AWS_ACCESS_KEY_ID", S3_ACCESS_KEY),
         ("AWS_SECRET_ACCESS_KEY", S3_SECRET_KEY),
         ("AWS_REGION", "us-east-1"),
+        ("SANDBOXD_PEER_FETCH", if spec.peer_fetch { "1" } else { "0" }),
     ];
     Server::start_with(bin, templates_dir, &env, &launch)
         .with_context(|| format!("start node {}", spec.id))

@@ -50,6 +50,8 @@ pub struct Plan {
     pub restores: usize,
     pub dirty_mib: u32,
     pub changed_mib: u32,
+    /// Idle time before each measured restore (see `--cluster-settle-ms`).
+    pub settle_ms: u64,
 }
 
 /// Everything one run measured: `<out-dir>/cluster/results.json`.
@@ -65,6 +67,8 @@ pub struct ClusterResults {
     pub guest: String,
     pub dirty_mib: u32,
     pub changed_mib: u32,
+    #[serde(default)]
+    pub settle_ms: u64,
     pub restores: Vec<RestoreRun>,
     pub uploads: Option<Uploads>,
     pub freeze: Option<Freeze>,
@@ -96,6 +100,19 @@ pub struct RestoreRun {
     /// CPU time the S3 server (s3s-fs, on the same cores) used during B's restore.
     #[serde(default)]
     pub store_cpu_ms: f64,
+    /// Bytes B received from A (a peer that holds the image; B's log `peer_bytes=`).
+    #[serde(default)]
+    pub peer_bytes: u64,
+    /// Create on C (which never saw the image and fetches from the bucket only, with B's clone
+    /// running) → `echo ok`; C's fetch, bytes received and the S3 server's CPU meanwhile.
+    #[serde(default)]
+    pub bucket_ms: Option<f64>,
+    #[serde(default)]
+    pub bucket_fetch_ms: Option<f64>,
+    #[serde(default)]
+    pub bucket_fetched_bytes: Option<u64>,
+    #[serde(default)]
+    pub bucket_store_cpu_ms: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -137,6 +154,7 @@ pub struct Freeze {
 struct Rig {
     a: Server,
     b: Server,
+    c: Server,
     s3: S3,
     pg: Postgres,
     rt: tokio::runtime::Runtime,
@@ -196,11 +214,12 @@ impl Rig {
         let s3 = S3::start().context("s3s-fs")?;
         let a = infra::start_node(bin, templates_dir, &pg, &s3, &infra::A)?;
         let b = infra::start_node(bin, templates_dir, &pg, &s3, &infra::B)?;
+        let c = infra::start_node(bin, templates_dir, &pg, &s3, &infra::C)?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()?;
-        Ok(Rig { a, b, s3, pg, rt })
+        Ok(Rig { a, b, c, s3, pg, rt })
     }
 
     /// Waits until A's upload of `image` is durable (restorable on B); its upload time.
@@ -262,7 +281,7 @@ impl Rig {
     }
 
     fn copy_logs(&self, dir: &Path) {
-        for (name, s) in [("node-a.log", &self.a), ("node-b.log", &self.b)] {
+        for (name, s) in [("node-a.log", &self.a), ("node-b.log", &self.b), ("node-c.log", &self.c)] {
             let _ = std::fs::copy(s.log_path(), dir.join(name));
         }
     }
@@ -395,6 +414,14 @@ fn uploads_and_freeze(
 }
 
 /// One repetition of `restores`.
+/// Before each measured restore: the same idle time, so that none of the three starts right
+/// after kills freed memory that it can fill faster than the others (measured: with the local
+/// restore right after the other clones' kills, its RAM copy took 10–30 ms; after 8 s idle,
+/// 285–300 ms, like the remote ones').
+async fn settle(plan: &Plan) {
+    tokio::time::sleep(Duration::from_millis(plan.settle_ms)).await;
+}
+
 fn restore_once(rig: &Rig, plan: &Plan) -> anyhow::Result<RestoreRun> {
     let (src, held, _) = rig.source(&plan.template, plan.dirty_mib)?;
     let snap = rig.rt.block_on(snapshot(&rig.a, &src))?;
@@ -403,6 +430,7 @@ fn restore_once(rig: &Rig, plan: &Plan) -> anyhow::Result<RestoreRun> {
     // A is full (its source runs): the restore goes to B, which never saw the image.
     let store_cpu_before = rig.s3.cpu_ms()?;
     let (remote_ms, local_ms, remote_id, local_id, store_cpu_ms) = rig.rt.block_on(async {
+        settle(plan).await;
         let (clone, remote_ms) = create_ready(&rig.b, &snap.id)
             .await
             .context("restore on B")?;
@@ -413,10 +441,25 @@ fn restore_once(rig: &Rig, plan: &Plan) -> anyhow::Result<RestoreRun> {
             clone.sandbox_id()
         );
         check_state(&clone, &held).await.context("B's clone")?;
+        // A and B are full now: the next restore goes to C, which asks the bucket alone.
+        settle(plan).await;
+        let cpu_before = rig.s3.cpu_ms()?;
+        let (on_c, bucket_ms) = create_ready(&rig.b, &snap.id)
+            .await
+            .context("restore on C")?;
+        let bucket_store_cpu_ms = rig.s3.cpu_ms()? - cpu_before;
+        ensure!(
+            runs_on(&rig.c, on_c.sandbox_id()),
+            "the bucket-only restore {} did not run on C",
+            on_c.sandbox_id()
+        );
+        check_state(&on_c, &held).await.context("C's clone")?;
+        on_c.kill().await?;
         clone.kill().await?;
         let remote_id = clone.sandbox_id().to_string();
         src.kill().await?;
         // Both nodes keep the image now; A has more free memory.
+        settle(plan).await;
         let (clone, local_ms) = create_ready(&rig.a, &snap.id)
             .await
             .context("restore on A")?;
@@ -432,9 +475,22 @@ fn restore_once(rig: &Rig, plan: &Plan) -> anyhow::Result<RestoreRun> {
             local_ms,
             remote_id,
             clone.sandbox_id().to_string(),
-            store_cpu_ms,
+            (store_cpu_ms, bucket_ms, bucket_store_cpu_ms),
         ))
     })?;
+    let (store_cpu_ms, bucket_ms, bucket_store_cpu_ms) = store_cpu_ms;
+    let log_c = std::fs::read_to_string(rig.c.log_path())?;
+    let fc = bucket::log_fields(
+        &log_c,
+        "image fetched for a restore",
+        &[("image", &snap.image)],
+    )
+    .context("no fetch line in C's log")?;
+    let num_c = |k: &str| {
+        fc.get(k)
+            .and_then(|v| v.parse::<f64>().ok())
+            .with_context(|| format!("C's fetch line without {k}"))
+    };
     let log_b = std::fs::read_to_string(rig.b.log_path())?;
     let f = bucket::log_fields(
         &log_b,
@@ -468,6 +524,11 @@ fn restore_once(rig: &Rig, plan: &Plan) -> anyhow::Result<RestoreRun> {
         local_vm_ms: vm_ms(&rig.a, &local_id)?,
         frozen_ms: snap.frozen_ms,
         store_cpu_ms,
+        peer_bytes: num("peer_bytes")? as u64,
+        bucket_ms: Some(bucket_ms),
+        bucket_fetch_ms: Some(num_c("ms")?),
+        bucket_fetched_bytes: Some(num_c("fetched_bytes")? as u64),
+        bucket_store_cpu_ms: Some(bucket_store_cpu_ms),
     })
 }
 
@@ -488,16 +549,18 @@ pub fn run(
 ) -> anyhow::Result<()> {
     log(
         "cluster",
-        format!("{plan:?}: starting PostgreSQL, s3s-fs, nodes A and B"),
+        format!("{plan:?}: starting PostgreSQL, s3s-fs, nodes A, B and C"),
     );
     let rig = Rig::start(bin, templates_dir)?;
     eprintln!(
-        "bench: node logs: {} {}",
+        "bench: node logs: {} {} {}",
         rig.a.log_path().display(),
-        rig.b.log_path().display()
+        rig.b.log_path().display(),
+        rig.c.log_path().display()
     );
     out.dirty_mib = plan.dirty_mib;
     out.changed_mib = plan.changed_mib;
+    out.settle_ms = plan.settle_ms;
     if let Err(e) = uploads_and_freeze(&rig, plan, (bin, templates_dir), out_dir, out) {
         record(out, "uploads", e);
         rig.kill_all();
@@ -509,8 +572,8 @@ pub fn run(
                 log(
                     "cluster",
                     format!(
-                        "restore #{i}: B {:.0} ms (fetch {:.0} ms, {mib:.1} MiB), A {:.0} ms",
-                        r.remote_ms, r.fetch_ms, r.local_ms
+                        "restore #{i}: B {:.0} ms (fetch {:.0} ms, {mib:.1} MiB from the bucket, {:.1} MiB from A), C (bucket only) {:.0} ms, A {:.0} ms",
+                        r.remote_ms, r.fetch_ms, r.peer_bytes as f64 / 1048576.0, r.bucket_ms.unwrap_or(f64::NAN), r.local_ms
                     ),
                 );
                 out.restores.push(r);
