@@ -143,15 +143,21 @@ def where(nodes, sandbox_id: str) -> list:
     return [n for n in nodes if n.runs(sandbox_id)]
 
 
+def _counting_source(cluster, text: str):
+    """A sandbox created through the first node, running the memory counter, with `text` in
+    /home/user/state.txt, and its snapshot: (sandbox, its node, snapshot, counter at snapshot)."""
+    src = Sandbox.create("base", timeout=600, **cluster[0].opts)
+    [node] = where(cluster, src.sandbox_id)
+    start_counter(src)
+    src.files.write("/home/user/state.txt", text)
+    snap = src.create_snapshot()
+    return src, node, snap, counter(src)
+
+
 def test_a_snapshot_taken_on_one_node_restores_on_the_others(cluster):
     a, b, c = cluster
-    src = Sandbox.create("base", timeout=600, **a.opts)
     # Placement chose the node (most free memory); one sandbox per node from here on.
-    [src_node] = where(cluster, src.sandbox_id)
-    start_counter(src)
-    src.files.write("/home/user/state.txt", "made on a")
-    snap = src.create_snapshot()
-    at_snapshot = counter(src)
+    src, src_node, snap, at_snapshot = _counting_source(cluster, "made on a")
 
     # The source's node is full: the clones land on the two others, neither of which has seen
     # the image. They are created through a and b's APIs: any node accepts a create.
@@ -194,13 +200,7 @@ def test_a_peer_that_sends_wrong_bytes_leaves_the_restore_to_the_object_store(cl
     """The source's node holds the image but its RAM file no longer matches the manifest (here:
     zeroed after the upload); another node asks it first, checks every chunk against the
     manifest's hash, gives it up at the first mismatch and takes the rest from the bucket."""
-    a, b, c = cluster
-    src = Sandbox.create("base", timeout=600, **a.opts)
-    [src_node] = where(cluster, src.sandbox_id)
-    start_counter(src)
-    src.files.write("/home/user/state.txt", "made before the snapshot")
-    snap = src.create_snapshot()
-    at_snapshot = counter(src)
+    src, src_node, snap, at_snapshot = _counting_source(cluster, "made before the snapshot")
     image = _image_id(snap.snapshot_id)
     image_dir = src_node.data / "store" / "snapshots" / image
     assert (image_dir / "meta.json").is_file(), list((src_node.data / "store" / "snapshots").iterdir())
