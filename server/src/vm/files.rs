@@ -69,8 +69,13 @@ pub fn reflink(src: &Path, dst: &Path, existing: bool) -> Result<Option<File>> {
 
 /// Opens the existing `dst` for writing, refusing it unless it is as long as `input`.
 fn open_same_length(input: &File, dst: &Path) -> Result<File> {
+    open_with_length(input.metadata().map_err(|e| io_err("stat", e))?.len(), dst)
+}
+
+/// Opens the existing `dst` for writing, refusing it unless it is `want` bytes long.
+pub fn open_with_length(want: u64, dst: &Path) -> Result<File> {
     let f = OpenOptions::new().write(true).open(dst).map_err(|e| io_err(&format!("open {}", dst.display()), e))?;
-    let (want, have) = (input.metadata().map_err(|e| io_err("stat", e))?.len(), f.metadata().map_err(|e| io_err("stat", e))?.len());
+    let have = f.metadata().map_err(|e| io_err("stat", e))?.len();
     if want != have {
         return Err(VmError::Failed(format!("{} has {have} bytes, the image's RAM {want}", dst.display())));
     }
@@ -87,7 +92,11 @@ pub fn open_sized(src: &Path, dst: &Path) -> Result<File> {
 /// Creates `dst` as a sparse file as long as `src` (so QEMU can map it right away) and
 /// returns it for [`fill_data`].
 pub fn create_sized(src: &Path, dst: &Path) -> Result<File> {
-    let len = fs::metadata(src).map_err(|e| io_err(&format!("stat {}", src.display()), e))?.len();
+    create_with_length(fs::metadata(src).map_err(|e| io_err(&format!("stat {}", src.display()), e))?.len(), dst)
+}
+
+/// Creates `dst` as a sparse file of `len` bytes.
+pub fn create_with_length(len: u64, dst: &Path) -> Result<File> {
     let f = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -187,8 +196,10 @@ pub fn fsync_path(path: &Path) -> Result<()> {
 }
 
 /// Writes `data` to `path` atomically: temporary file, fsync, rename, fsync of the directory.
+/// Concurrent writers of one path (two downloads of the same boot file) each have their own
+/// temporary file; the last rename wins.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
+    let tmp = path.with_extension(format!("{}.tmp", super::random_id()));
     let mut f = File::create(&tmp).map_err(|e| io_err("create", e))?;
     f.write_all(data).and_then(|_| f.sync_all()).map_err(|e| io_err("write", e))?;
     fs::rename(&tmp, path).map_err(|e| io_err("rename", e))?;
