@@ -153,6 +153,13 @@ pub async fn download_image(
     files::fsync_path(parent)?;
     stats.sync_ms += syncing.elapsed().as_millis() as u64;
     stats.ms = started.elapsed().as_millis() as u64;
+    log_fetch(image_id, &stats, peer, false, bucket.url());
+    Ok(stats)
+}
+
+/// The log line of a fetched image (the benchmarks and tests read its fields): `direct` when
+/// its RAM went straight into a restore ([`super::direct`]), not into this node's copy.
+pub fn log_fetch(image_id: &str, stats: &DownloadStats, peer: Option<&Peer>, direct: bool, url: &str) {
     tracing::info!(
         image = image_id,
         ms = stats.ms,
@@ -168,10 +175,9 @@ pub async fn download_image(
         ram_ms = stats.ram_ms,
         rest_ms = stats.rest_ms,
         sync_ms = stats.sync_ms,
-        "image fetched from {}",
-        bucket.url()
+        direct,
+        "image fetched from {url}"
     );
-    Ok(stats)
 }
 
 /// Syncs a just-published image's RAM and device state, then drops its [`UNSYNCED`] mark:
@@ -213,58 +219,71 @@ async fn fill(bucket: &Bucket, peer: Option<&Peer>, m: &Manifest, tmp: &Path, di
     let ram = async {
         let mut stats = DownloadStats::default();
         if let Some(ram) = &m.ram {
-            let t = Instant::now();
-            let sources = dirs.chunk_sources.clone();
-            let cache = tokio::task::spawn_blocking(move || ChunkCache::scan(&sources)).await?;
-            stats.scan_ms = t.elapsed().as_millis() as u64;
-            let t = Instant::now();
-            fetch_ram(bucket, peer, ram, &tmp.join("mem.ram"), &cache, &mut stats).await?;
-            stats.ram_ms = t.elapsed().as_millis() as u64;
+            let file = OpenOptions::new().write(true).create_new(true).open(tmp.join("mem.ram"))?;
+            file.set_len(ram.size)?;
+            fetch_ram_into(bucket, peer, ram, file, dirs, &mut stats).await?;
         }
         anyhow::Ok(stats)
     };
-    let rest = async {
-        let mut stats = DownloadStats::default();
-        let t = Instant::now();
-        if let Some(state) = &m.state {
-            let data = fetch_blob(bucket, &manifest::state_key(&state.hash), state, &mut stats).await?;
-            std::fs::write(tmp.join("state.bin"), data)?;
-        }
-        // Base first: each layer's backing file must be local before the layer above is rebased.
-        let mut below: Option<PathBuf> = None;
-        for layer in m.layers.iter().rev() {
-            let path = match dirs.find_layer(&layer.name) {
-                Some(p) => p,
-                None => {
-                    stats.fetched_layers += 1;
-                    fetch_layer(bucket, peer, layer, below.as_deref(), &dirs.layers, &mut stats).await?
-                }
-            };
-            below = Some(path);
-        }
-        let boot = match &m.boot {
-            Some(b) => Some(BootSpec {
-                kernel: fetch_boot_file(bucket, &b.kernel, &dirs.boot, &mut stats).await?,
-                initrd: fetch_boot_file(bucket, &b.initrd, &dirs.boot, &mut stats).await?,
-                cmdline: b.cmdline.clone(),
-            }),
-            None => None,
+    let (ram, rest) = tokio::join!(ram, fill_rest(bucket, peer, m, tmp, dirs));
+    let mut stats = ram?;
+    stats.add_rest(&rest?);
+    chunk_cache::keep_manifest(tmp, m);
+    Ok(stats)
+}
+
+impl DownloadStats {
+    /// Adds [`fill_rest`]'s counts to a RAM download's.
+    pub(super) fn add_rest(&mut self, other: &DownloadStats) {
+        self.fetched_bytes += other.fetched_bytes;
+        self.peer_bytes += other.peer_bytes;
+        self.peer_layers = other.peer_layers;
+        self.fetched_layers = other.fetched_layers;
+        self.rest_ms = other.rest_ms;
+    }
+}
+
+/// Everything of image `m` but its RAM into directory `tmp`: device state, missing disk layers
+/// (into the node's layers), boot files, and `meta.json`.
+pub(super) async fn fill_rest(
+    bucket: &Bucket,
+    peer: Option<&Peer>,
+    m: &Manifest,
+    tmp: &Path,
+    dirs: &LocalDirs,
+) -> anyhow::Result<DownloadStats> {
+    let mut stats = DownloadStats::default();
+    let t = Instant::now();
+    if let Some(state) = &m.state {
+        let data = fetch_blob(bucket, &manifest::state_key(&state.hash), state, &mut stats).await?;
+        std::fs::write(tmp.join("state.bin"), data)?;
+    }
+    // Base first: each layer's backing file must be local before the layer above is rebased.
+    let mut below: Option<PathBuf> = None;
+    for layer in m.layers.iter().rev() {
+        let path = match dirs.find_layer(&layer.name) {
+            Some(p) => p,
+            None => {
+                stats.fetched_layers += 1;
+                fetch_layer(bucket, peer, layer, below.as_deref(), &dirs.layers, &mut stats).await?
+            }
         };
-        stats.rest_ms = t.elapsed().as_millis() as u64;
-        anyhow::Ok((stats, below.expect("validated: at least one layer"), boot))
+        below = Some(path);
+    }
+    let boot = match &m.boot {
+        Some(b) => Some(BootSpec {
+            kernel: fetch_boot_file(bucket, &b.kernel, &dirs.boot, &mut stats).await?,
+            initrd: fetch_boot_file(bucket, &b.initrd, &dirs.boot, &mut stats).await?,
+            cmdline: b.cmdline.clone(),
+        }),
+        None => None,
     };
-    let (ram, rest) = tokio::join!(ram, rest);
-    let (mut stats, (other, disk_layer, boot)) = (ram?, rest?);
-    stats.fetched_bytes += other.fetched_bytes;
-    stats.peer_bytes += other.peer_bytes;
-    stats.peer_layers = other.peer_layers;
-    stats.fetched_layers = other.fetched_layers;
-    stats.rest_ms = other.rest_ms;
+    stats.rest_ms = t.elapsed().as_millis() as u64;
     let meta = ImageMeta {
         memory_mb: m.memory_mb,
         vcpus: m.vcpus,
         disk_size_mb: m.disk_size_mb,
-        disk_layer,
+        disk_layer: below.expect("validated: at least one layer"),
         envd_version: m.envd_version.clone(),
         size_bytes: m.size_bytes,
         frozen_ms: m.frozen_ms,
@@ -273,20 +292,39 @@ async fn fill(bucket: &Bucket, peer: Option<&Peer>, m: &Manifest, tmp: &Path, di
         boot,
     };
     files::write_atomic(&tmp.join("meta.json"), &serde_json::to_vec_pretty(&meta)?)?;
-    chunk_cache::keep_manifest(tmp, m);
     Ok(stats)
+}
+
+/// The image's RAM into `file` (sized already): chunks some local image holds copied from it,
+/// the others from `peer` or else the bucket; `stats` gets the counts and times.
+pub(super) async fn fetch_ram_into(
+    bucket: &Bucket,
+    peer: Option<&Peer>,
+    ram: &manifest::Ram,
+    file: File,
+    dirs: &LocalDirs,
+    stats: &mut DownloadStats,
+) -> anyhow::Result<()> {
+    let t = Instant::now();
+    let sources = dirs.chunk_sources.clone();
+    let cache = tokio::task::spawn_blocking(move || ChunkCache::scan(&sources)).await?;
+    stats.scan_ms = t.elapsed().as_millis() as u64;
+    let t = Instant::now();
+    fetch_ram(bucket, peer, ram, file, &cache, stats).await?;
+    stats.ram_ms = t.elapsed().as_millis() as u64;
+    Ok(())
 }
 
 async fn fetch_ram(
     bucket: &Bucket,
     peer: Option<&Peer>,
     ram: &manifest::Ram,
-    path: &Path,
+    file: File,
     cache: &ChunkCache,
     stats: &mut DownloadStats,
 ) -> anyhow::Result<()> {
-    let file = std::sync::Arc::new(OpenOptions::new().write(true).create_new(true).open(path)?);
-    file.set_len(ram.size)?;
+    anyhow::ensure!(file.metadata()?.len() == ram.size, "the RAM file is not as long as the image's RAM");
+    let file = std::sync::Arc::new(file);
     // A chunk stored once may sit at several offsets: fetch it once, write it everywhere.
     // Owned keys: the futures below must be `Send` for any caller (a borrowed key makes the
     // closure's lifetime too specific for that).

@@ -19,6 +19,7 @@
 pub mod bucket;
 pub mod chunk_cache;
 pub mod delta;
+pub mod direct;
 pub mod download;
 pub mod front;
 pub mod manifest;

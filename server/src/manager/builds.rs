@@ -45,6 +45,7 @@ impl Manager {
                 egress: None,
                 init: GuestInit::default(),
                 cold_boot: false,
+                ram_fill: None,
             })
             .await?;
         slot.commit(&id);

@@ -11,7 +11,7 @@
 //!   bucket for whatever that node does not give (`cluster::peer`); every part is checked
 //!   against the manifest's hashes either way.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,7 +19,8 @@ use tracing::{info, warn};
 
 use super::Manager;
 use crate::cluster::Cluster;
-use crate::cluster::download::LocalDirs;
+use crate::cluster::direct::Direct;
+use crate::cluster::download::{DownloadStats, LocalDirs};
 use crate::cluster::peer::Peer;
 use crate::error::{ApiError, ApiResult};
 use crate::store::{ImageKind, ImageRow, NodeRow, Upload};
@@ -54,6 +55,10 @@ const OBJECTS_LOCK: i64 = 0x7362_786f_626a_6563;
 fn upload_wait() -> Duration {
     Duration::from_secs(env_u64("SANDBOXD_UPLOAD_WAIT_SECS", 600))
 }
+
+/// How long after a direct restore this node fetches its own copy of the image: the restore's
+/// guest and first commands go first.
+const COPY_DELAY: Duration = Duration::from_secs(2);
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -166,25 +171,18 @@ impl Manager {
     /// itself when it is here, else this node's copy, fetched from the object store first if
     /// needed. Outside a cluster, `dir` unchanged.
     pub(super) async fn local_image(&self, dir: PathBuf) -> ApiResult<PathBuf> {
+        self.fetch_image(dir, true).await
+    }
+
+    /// [`Self::local_image`]; `for_restore`: a restore waits for it (else it is the copy a
+    /// direct restore left to fetch afterwards), which its log line says.
+    async fn fetch_image(&self, dir: PathBuf, for_restore: bool) -> ApiResult<PathBuf> {
         let Some(cluster) = self.inner.cluster.clone() else { return Ok(dir) };
-        let snapshots = self.inner.cfg.snapshots_dir();
-        // Only this node's own directories count: another node's path may well be readable
-        // here (nodes sharing a host), but its files belong to that node.
-        let ours = dir.starts_with(&snapshots) || dir.starts_with(&self.inner.cfg.templates_dir);
-        if ours && dir.join("meta.json").is_file() {
-            return Ok(dir);
-        }
-        let id = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let local = snapshots.join(&id);
-        if local.join("meta.json").is_file() {
-            return Ok(local);
-        }
-        let Some(row) = self.store().image(&id)? else {
-            return Err(ApiError::not_found(format!(
-                "image {} is not on this node (templates built with `sandboxd template build` are per node)",
-                dir.display()
-            )));
+        let (id, local) = match self.held_copy(&dir) {
+            Ok(held) => return Ok(held),
+            Err(missing) => missing,
         };
+        let row = self.image_row(&id, &dir)?;
         self.wait_durable(&row).await?;
         let lock = self.op_lock(&format!("fetch:{id}"));
         let _held = lock.lock().await;
@@ -194,10 +192,87 @@ impl Manager {
             let stats = crate::cluster::download::download_image(&cluster.bucket, &id, &local, &self.local_dirs(), peer.as_ref())
                 .await
                 .map_err(|e| ApiError::internal(format!("fetching image {id} from the object store: {e:#}")))?;
-            info!(image = %id, ms = stats.ms, fetched_bytes = stats.fetched_bytes, peer_bytes = stats.peer_bytes, "image fetched for a restore");
+            match for_restore {
+                true => info!(image = %id, ms = stats.ms, fetched_bytes = stats.fetched_bytes, peer_bytes = stats.peer_bytes, "image fetched for a restore"),
+                false => info!(image = %id, ms = stats.ms, fetched_bytes = stats.fetched_bytes, peer_bytes = stats.peer_bytes, "image fetched for this node's store"),
+            }
             let _ = self.store().add_node_image(&id);
         }
         Ok(local)
+    }
+
+    /// Image `dir` (a path as recorded by whichever node made it) when this node has it:
+    /// itself, or this node's copy; else its ID and where this node's copy goes.
+    fn held_copy(&self, dir: &Path) -> Result<PathBuf, (String, PathBuf)> {
+        let snapshots = self.inner.cfg.snapshots_dir();
+        // Only this node's own directories count: another node's path may well be readable
+        // here (nodes sharing a host), but its files belong to that node.
+        let ours = dir.starts_with(&snapshots) || dir.starts_with(&self.inner.cfg.templates_dir);
+        if ours && dir.join("meta.json").is_file() {
+            return Ok(dir.to_path_buf());
+        }
+        let id = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let local = snapshots.join(&id);
+        match local.join("meta.json").is_file() {
+            true => Ok(local),
+            false => Err((id, local)),
+        }
+    }
+
+    fn image_row(&self, id: &str, dir: &Path) -> ApiResult<ImageRow> {
+        self.store().image(id)?.ok_or_else(|| {
+            ApiError::not_found(format!(
+                "image {} is not on this node (templates built with `sandboxd template build` are per node)",
+                dir.display()
+            ))
+        })
+    }
+
+    /// For a create from image `dir`: the directory to restore and, for an image this node has
+    /// never seen, what fetches its RAM straight into that restore ([`crate::cluster::direct`];
+    /// the directory is then private to the restore, and this node's own copy is fetched
+    /// afterwards). One such restore per image at a time: a concurrent one waits for a copy.
+    pub(super) async fn image_for_create(&self, dir: PathBuf) -> ApiResult<(PathBuf, Option<Direct>)> {
+        let Some(cluster) = self.inner.cluster.clone().filter(|_| crate::cluster::direct::enabled()) else {
+            return Ok((self.local_image(dir).await?, None));
+        };
+        let (id, local) = match self.held_copy(&dir) {
+            Ok(held) => return Ok((held, None)),
+            Err(missing) => missing,
+        };
+        let row = self.image_row(&id, &dir)?;
+        self.wait_durable(&row).await?;
+        let Ok(one) = self.op_lock(&format!("direct:{id}")).try_lock_owned() else {
+            return Ok((self.local_image(dir).await?, None));
+        };
+        let mgr = self.clone();
+        let (image, recorded) = (id.clone(), local.clone());
+        let on_done = move |stats: &DownloadStats| {
+            info!(image = %image, ms = stats.ms, fetched_bytes = stats.fetched_bytes, peer_bytes = stats.peer_bytes, direct = true, "image fetched for a restore");
+            drop(one);
+            mgr.fetch_copy_later(recorded);
+        };
+        let peer = self.peer_for(&cluster, &row);
+        let prepared =
+            crate::cluster::direct::prepare(&cluster.bucket, &id, &self.inner.cfg.snapshots_dir(), &self.local_dirs(), peer, on_done)
+                .await
+                .map_err(|e| ApiError::internal(format!("fetching image {id} from the object store: {e:#}")))?;
+        match prepared {
+            Some(direct) => Ok((local, Some(direct))),
+            None => Ok((self.local_image(dir).await?, None)),
+        }
+    }
+
+    /// This node's copy of image `dir`, fetched in the background once the direct restore that
+    /// needed it is under way (see [`crate::cluster::direct`]).
+    fn fetch_copy_later(&self, dir: PathBuf) {
+        let mgr = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(COPY_DELAY).await;
+            if let Err(e) = mgr.fetch_image(dir.clone(), false).await {
+                warn!(image = %dir.display(), error = %e.message, "fetching this node's copy of an image failed; the next restore fetches it");
+            }
+        });
     }
 
     /// A live node other than this one that holds image `row` (its maker first), to fetch it

@@ -102,10 +102,12 @@ impl Manager {
         validate_lifetime(p.timeout_secs)?;
         validate_lifecycle(&p)?;
         let (dir, template_id, alias) = self.resolve_template(&p.template)?;
-        // An image captured on another node of the cluster is fetched here first.
-        let dir = self.local_image(dir).await?;
+        // An image captured on another node of the cluster is fetched here first (all but its
+        // RAM, for a first restore on this node: that goes straight into the restore).
+        let (dir, direct) = self.image_for_create(dir).await?;
+        let read_dir = direct.as_ref().map_or(dir.as_path(), |d| d.dir.path());
         // Refused now rather than degraded to a full pause at the timeout (as E2B does).
-        if !p.auto_pause_memory && !Runtime::read_meta(&dir)?.boot.is_some_and(|b| b.usable()) {
+        if !p.auto_pause_memory && !Runtime::read_meta(read_dir)?.boot.is_some_and(|b| b.usable()) {
             return Err(ApiError::bad_request(format!(
                 "autoPauseMemory=false needs a template that records its boot kernel; '{}' predates that: rebuild \
                  it (sandboxd template build) or omit autoPauseMemory",
@@ -113,11 +115,13 @@ impl Manager {
             )));
         }
         let _gc = self.inner.gc_guard.read().await;
-        self.launch_new(dir, template_id, alias, &p, true).await
+        self.launch_new(dir, template_id, alias, &p, true, direct).await
     }
 
     /// Starts a sandbox with a new ID from an image: a warm-pool VM of that image when
-    /// `pooled` allows it and the create asks for default networking, else a new restore.
+    /// `pooled` allows it and the create asks for default networking, else a new restore;
+    /// `direct`: the image is being fetched, `image_dir` is where this node's copy will be and
+    /// the restore reads the direct fetch's directory and RAM instead.
     /// Callers hold `gc_guard` for reading.
     pub(super) async fn launch_new(
         &self,
@@ -126,15 +130,21 @@ impl Manager {
         alias: Option<String>,
         p: &CreateParams,
         pooled: bool,
+        direct: Option<crate::cluster::direct::Direct>,
     ) -> ApiResult<SandboxRow> {
         let egress = super::network::egress_spec(p.network.as_ref(), p.allow_internet)?;
-        let meta = Runtime::read_meta(&image_dir)?;
+        let (read_dir, ram_fill) = match direct {
+            Some(d) => (Some(d.dir), Some(d.fill)),
+            None => (None, None),
+        };
+        let source = read_dir.as_ref().map_or(image_dir.clone(), |d| d.path().to_path_buf());
+        let meta = Runtime::read_meta(&source)?;
         // The image's guest may already have mounts (a snapshot of a sandbox with volumes).
-        let volume_mounts = super::volumes::merge(super::volumes::image_mounts(&image_dir)?, &p.volume_mounts)?;
+        let volume_mounts = super::volumes::merge(super::volumes::image_mounts(&source)?, &p.volume_mounts)?;
         let access_token = p.secure.then(|| ids::secret_hex(32));
         let traffic_access_token = p.network.as_ref().is_some_and(|n| n.private()).then(|| ids::secret_hex(32));
         let init = GuestInit { access_token: access_token.clone(), env_vars: p.env_vars.clone() };
-        let from_pool = match pooled && p.network.is_none() && p.allow_internet {
+        let from_pool = match pooled && ram_fill.is_none() && p.network.is_none() && p.allow_internet {
             true => self.take_pooled(&image_dir, &meta, &init).await,
             false => None,
         };
@@ -149,13 +159,16 @@ impl Manager {
                     .runtime
                     .launch(LaunchSpec {
                         sandbox_id: id.clone(),
-                        image_dir: image_dir.clone(),
+                        image_dir: source,
                         allow_internet: p.allow_internet,
                         egress: super::network::identified(egress, &id, &template_id),
                         init,
                         cold_boot: false,
+                        ram_fill,
                     })
                     .await?;
+                // The restore has read all it needs of the private directory.
+                drop(read_dir);
                 (id, vm, Some(slot))
             }
         };
@@ -439,6 +452,7 @@ impl Manager {
                 egress,
                 init: GuestInit { access_token: access_token.clone(), env_vars: row.env_vars.clone() },
                 cold_boot,
+                ram_fill: None,
             })
             .await?;
         if let Err(e) = self.prepare_guest(&row.id, &vm, access_token.as_deref(), &row.volume_mounts, row.network.as_ref()).await {

@@ -388,6 +388,7 @@ impl Manager {
                     egress,
                     init: GuestInit::default(),
                     cold_boot: false,
+                    ram_fill: None,
                 })
                 .await?;
             // What every first command runs: a login shell. Its translated code stays in

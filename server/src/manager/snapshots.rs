@@ -193,7 +193,7 @@ impl Manager {
             volume_mounts: Vec::new(),
         };
         let launches = (0..count).map(|_| {
-            self.launch_new(img.dir.clone(), source.template_id.clone(), source.alias.clone(), &params, false)
+            self.launch_new(img.dir.clone(), source.template_id.clone(), source.alias.clone(), &params, false, None)
         });
         let results = futures::future::join_all(launches).await;
         // Hidden from now on; the directory stays while the clones run from it.

@@ -103,8 +103,22 @@ impl BootSpec {
     }
 }
 
+/// Fills a restore's RAM file in place of the image's `mem.ram` (which the image directory then
+/// need not have): `fill` gets the guest's RAM file, `len` bytes, sparse, its blocks reserved,
+/// and runs while QEMU starts, before the image is loaded.
+pub struct RamFill {
+    pub len: u64,
+    pub fill: Box<dyn FnOnce(std::fs::File) -> futures::future::BoxFuture<'static, Result<()>> + Send + Sync>,
+}
+
+impl std::fmt::Debug for RamFill {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RamFill").field("len", &self.len).finish_non_exhaustive()
+    }
+}
+
 /// What a launched VM needs from the caller.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct LaunchSpec {
     pub sandbox_id: String,
     /// Image directory to restore (template or snapshot).
@@ -117,6 +131,8 @@ pub struct LaunchSpec {
     pub init: GuestInit,
     /// Cold-boot over the image's disk even if it has memory (connect with `memory: false`).
     pub cold_boot: bool,
+    /// `Some`: the RAM comes from here, not from the image's `mem.ram`.
+    pub ram_fill: Option<RamFill>,
 }
 
 /// Sent to envd's `/init` after every restore.

@@ -181,7 +181,11 @@ impl Runtime {
             vcpus: meta.vcpus,
             internet: spec.allow_internet || spec.egress.is_some(),
         };
-        let ram_len = std::fs::metadata(spec.image_dir.join("mem.ram")).map(|m| m.len()).unwrap_or(0);
+        let ram_fill = spec.ram_fill.take();
+        let ram_len = match &ram_fill {
+            Some(f) => f.len,
+            None => std::fs::metadata(spec.image_dir.join("mem.ram")).map(|m| m.len()).unwrap_or(0),
+        };
         let wanted = self.run_dir(&spec.sandbox_id);
         let spare = if wanted.exists() { None } else { self.take_spare(shape, ram_len, &wanted) };
         let spare_proc = spare.as_ref().map(|s| (s.pid, s.envd_addr));
@@ -189,7 +193,7 @@ impl Runtime {
             Some(_) => wanted,
             None => self.prepare_run_dir(&spec.sandbox_id)?,
         };
-        let result = self.launch_in(&run, &spec, &meta, spare).await;
+        let result = self.launch_in(&run, &spec, &meta, spare, ram_fill).await;
         if result.is_err()
             && let Some((pid, envd_addr)) = spare_proc
         {
@@ -210,8 +214,16 @@ impl Runtime {
         }
     }
 
-    /// Restores into run directory `run`: a new QEMU, or `spare` (already moved to `run`).
-    async fn launch_in(&self, run: &Path, spec: &LaunchSpec, meta: &ImageMeta, spare: Option<spare::Spare>) -> Result<VmInfo> {
+    /// Restores into run directory `run`: a new QEMU, or `spare` (already moved to `run`); its
+    /// RAM from `ram_fill`, else from the image's `mem.ram`.
+    async fn launch_in(
+        &self,
+        run: &Path,
+        spec: &LaunchSpec,
+        meta: &ImageMeta,
+        spare: Option<spare::Spare>,
+        ram_fill: Option<super::RamFill>,
+    ) -> Result<VmInfo> {
         let ram_src = spec.image_dir.join("mem.ram");
         let ram = qemu::ram_path(run);
         let t0 = Instant::now();
@@ -219,7 +231,10 @@ impl Runtime {
         // disk yet is copied (from the page cache) instead.
         let mode = if files::unsynced(&spec.image_dir) { RestoreRam::Copy } else { restore_ram_mode() };
         // On an error a spare is stopped by the caller.
-        let copy = prepare_ram(&ram_src, &ram, mode, spare.is_some())?;
+        let copy = match ram_fill {
+            Some(fill) => Some(start_fill(&ram, fill, spare.is_some())?),
+            None => prepare_ram(&ram_src, &ram, mode, spare.is_some())?,
+        };
         let prepared_ms = t0.elapsed().as_millis() as u64;
         let disk = self.new_layer(&meta.disk_layer).await?;
         std::os::unix::fs::symlink(&disk, run.join("disk"))?;
@@ -740,6 +755,17 @@ fn prepare_ram(ram_src: &Path, ram: &Path, mode: RestoreRam, existing: bool) -> 
         tracing::debug!(ms, src = %ram_src.display(), "ram copied");
         (r, ms)
     })))
+}
+
+/// Like [`prepare_ram`], with `fill` writing the RAM file instead of a copy of the image's.
+fn start_fill(ram: &Path, fill: super::RamFill, existing: bool) -> Result<RamCopy> {
+    let ram_file = if existing { files::open_with_length(fill.len, ram)? } else { files::create_with_length(fill.len, ram)? };
+    files::reserve_blocks(&ram_file)?;
+    let t0 = Instant::now();
+    Ok(tokio::spawn(async move {
+        let r = (fill.fill)(ram_file).await;
+        (r, t0.elapsed().as_millis() as u64)
+    }))
 }
 
 /// How old an unreferenced disk layer must be before the GC deletes it
