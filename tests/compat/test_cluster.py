@@ -170,15 +170,21 @@ def test_a_snapshot_taken_on_one_node_restores_on_the_others(cluster):
         # Memory: the in-memory counter goes on from where the snapshot caught it.
         assert counter(clone) >= at_snapshot
         assert clone.files.read("/home/user/state.txt") == "made on a"
-    # Those two fetched the image into their own stores: its RAM chunks and disk layer from the
-    # source's node (a live node holding it), nothing of its RAM from the object store.
+    # Those two restored straight from a fetch (the RAM into the clone's own RAM file), then
+    # fetched the image into their own stores: each time its RAM chunks (and the first time its
+    # disk layer) from the source's node, a live node holding it, nothing from the object store
+    # but the manifest and device state.
     for node in (node_b, node_c):
+        wait_until(lambda: len(node.fetches()) == 2, 120, "the node's own copy of the image")
+        direct, copy = node.fetches()
+        assert direct["direct"] == "true" and copy["direct"] == "false", (direct, copy)
+        for fetch in (direct, copy):
+            assert fetch["peer"] == src_node.node_id, fetch
+            assert int(fetch["peer_chunks"]) > 0 and fetch["chunks"] == "0", fetch
+        assert direct["peer_layers"] == direct["layers"] == "1", direct
+        assert copy["layers"] == "0", copy
         fetched = [d for d in (node.data / "store" / "snapshots").iterdir() if (d / "meta.json").is_file()]
-        assert len(fetched) == 1, fetched
-        [fetch] = node.fetches()
-        assert fetch["peer"] == src_node.node_id, fetch
-        assert int(fetch["peer_chunks"]) > 0 and fetch["chunks"] == "0", fetch
-        assert fetch["peer_layers"] == fetch["layers"] == "1", fetch
+        assert [d.name for d in fetched] == [_image_id(snap.snapshot_id)], fetched
     # The source kept running.
     assert counter(src) >= at_snapshot
 
@@ -216,10 +222,41 @@ def test_a_peer_that_sends_wrong_bytes_leaves_the_restore_to_the_object_store(cl
     assert node is not src_node
     assert counter(clone) >= at_snapshot
     assert clone.files.read("/home/user/state.txt") == "made before the snapshot"
-    [fetch] = node.fetches()
+    fetch = node.fetches()[0]
+    assert fetch["direct"] == "true", fetch
     assert fetch["peer"] == src_node.node_id and fetch["peer_chunks"] == "0", fetch
     assert int(fetch["chunks"]) > 0, fetch
     assert "does not match its hash" in node.log_path.read_text()
+
+
+def test_two_restores_at_once_on_a_node_that_never_saw_the_image(cluster):
+    """Two creates at once from a snapshot, both placed on one node that never saw it: one
+    restores straight from its fetch, the other (one direct restore per image at a time)
+    fetches the node's own copy and restores from it; both clones are whole, the node keeps
+    one copy, and nothing private is left."""
+    src_node, target, idle = cluster
+    # c stops; b takes two sandboxes but has less memory than a, which gets the source.
+    idle.stop()
+    target.stop()
+    target.args[target.args.index("--max-sandboxes") + 1] = "2"
+    target.env["SANDBOXD_MAX_MEMORY_MB"] = "3072"
+    target.start()
+    wait_until(lambda: target.sql(f"SELECT alive FROM nodes WHERE id = '{idle.node_id}'") in ("0", "f"),
+               30, "the stopped node to be marked dead")
+    src, on, snap, at_snapshot = _counting_source(cluster, "made for two")
+    assert on is src_node
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        clones = list(pool.map(lambda _: Sandbox.create(snap.snapshot_id, timeout=600, **src_node.opts), range(2)))
+    for clone in clones:
+        assert where(cluster, clone.sandbox_id) == [target]
+        assert counter(clone) >= at_snapshot
+        assert clone.files.read("/home/user/state.txt") == "made for two"
+    wait_until(lambda: any(f["direct"] == "false" for f in target.fetches()), 120, "the node's own copy")
+    fetches = target.fetches()
+    assert sorted(f["direct"] for f in fetches) == ["false", "true"], fetches
+    left = sorted(d.name for d in (target.data / "store" / "snapshots").iterdir())
+    assert left == [_image_id(snap.snapshot_id)], left
 
 
 def _image_id(snapshot_id: str) -> str:
