@@ -83,15 +83,17 @@ fn restore_section(s: &mut String, r: &ClusterResults) {
         s,
         "## Restore on a node that has never seen the image\n\n\
          Each repetition: a new source on A ({} MiB dirty, so a new image), snapshot, upload awaited;\n\
-         then create → `echo ok` printed `ok` on B, which fetches the image first: the RAM chunks\n\
+         then create → `echo ok` printed `ok` on B, which fetches the image: the RAM chunks\n\
          and disk layers from A (a live node that holds the image, `cluster/peer.rs`), the\n\
-         manifest and device state from the object store; then, with B's clone still running, on C,\n\
-         which fetches everything from the object store (`SANDBOXD_PEER_FETCH=0`: what any node\n\
+         manifest and device state from the object store, all but the RAM before the restore and\n\
+         the RAM straight into the clone's RAM file while QEMU starts (`cluster/direct.rs`; B's\n\
+         own copy of the image is fetched afterwards); then, with B's clone still running, on C,\n\
+         which does the same from the object store only (`SANDBOXD_PEER_FETCH=0`: what any node\n\
          does when no live node holds the image); then on A from the same snapshot (the image is\n\
          local). Before each of the three the rig stays idle for {} s, so that none starts right\n\
          after the others' kills freed memory it could refill faster (this machine is a VM whose\n\
          host takes idle memory back; see docs/cluster.md). Every clone's memory and files are\n\
-         checked. Times in ms.\n\n\
+         checked. Times in ms; a fetch's time (until its RAM is in) overlaps its VM restore.\n\n\
          | restore | n | p50 ms | p90 ms | remote / local (p50) | goal ≤ {REMOTE_RESTORE_GOAL}× |\n|---|---|---|---|---|---|",
         r.dirty_mib,
         r.settle_ms as f64 / 1000.0
