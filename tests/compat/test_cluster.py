@@ -145,13 +145,15 @@ def where(nodes, sandbox_id: str) -> list:
 
 def _counting_source(cluster, text: str):
     """A sandbox created through the first node, running the memory counter, with `text` in
-    /home/user/state.txt, and its snapshot: (sandbox, its node, snapshot, counter at snapshot)."""
+    /home/user/state.txt, and its snapshot: (sandbox, its node, snapshot, counter read just before the snapshot)."""
     src = Sandbox.create("base", timeout=600, **cluster[0].opts)
     [node] = where(cluster, src.sandbox_id)
     start_counter(src)
     src.files.write("/home/user/state.txt", text)
+    # Read before the snapshot: the snapshot's counter is at least this, a later read may not be.
+    at_snapshot = counter(src)
     snap = src.create_snapshot()
-    return src, node, snap, counter(src)
+    return src, node, snap, at_snapshot
 
 
 def test_a_snapshot_taken_on_one_node_restores_on_the_others(cluster):
